@@ -1,0 +1,523 @@
+//! The provider client: one async method per op, over reqwest with rustls.
+//!
+//! Reads retry with exponential backoff and jitter on transport errors, 5xx and 429 (honouring
+//! `Retry-After` up to a cap). Writes are sent exactly once: the client never retries a
+//! `POST`, because the API has no idempotency key and a lost answer may hide a charge.
+//! Bodies are read in chunks and refused past [`ClientConfig::max_response_bytes`].
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderValue, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::error::{ApiError, Failure, Op, PostError, Refusal};
+use super::excerpt::{excerpt, provider_message};
+use super::types::{
+    MalformedEntry, NetworkId, NewCredentials, Network, Plan, Purchase, PurchaseRequest,
+    RawPurchase, RenewRequest, Renewal, RenewalPlan, Subscription, SubscriptionEnvelope,
+    SubscriptionId, SubscriptionList,
+};
+
+/// Default cap on one response body: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How reads are retried. Writes are never retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubled each time, with jitter.
+    pub base_delay: Duration,
+    /// Backoff never exceeds this.
+    pub max_delay: Duration,
+    /// A 429 whose `Retry-After` is longer than this is returned as a refusal, not waited on.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a [`Client`] needs. Build it from `[api]` config or by hand in tests.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The provider's base URL, e.g. `https://your-domain.com`; `/api/proxy` is appended.
+    pub base_url: Url,
+    /// The API key, sent as `x-api-key`.
+    pub key: SecretString,
+    /// Whole-request timeout, body included (`[api].timeout`).
+    pub timeout: Duration,
+    /// TCP + TLS connect timeout (`[api].connect_timeout`).
+    pub connect_timeout: Duration,
+    /// How reads are retried.
+    pub retry: RetryPolicy,
+    /// Bodies larger than this many bytes are refused without being buffered whole.
+    pub max_response_bytes: u64,
+}
+
+impl ClientConfig {
+    /// A config with default timeouts (30 s total, 10 s connect), retries and size cap.
+    #[must_use]
+    pub fn new(base_url: Url, key: SecretString) -> Self {
+        Self {
+            base_url,
+            key,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// Why a [`Client`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The base URL cannot carry API requests.
+    #[error("invalid [api].base_url: {0}")]
+    BaseUrl(String),
+    /// The key has characters an HTTP header cannot carry.
+    #[error("invalid [api].key: it must be printable ASCII with no spaces (the key is not shown)")]
+    Key,
+    /// reqwest could not set up TLS or its connection pool.
+    #[error("could not set up the HTTP client: {0}")]
+    Http(String),
+}
+
+/// A typed client for `{base_url}/api/proxy`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: Url,
+    key_header: HeaderValue,
+    key: SecretString,
+    timeout: Duration,
+    retry: RetryPolicy,
+    max_response_bytes: u64,
+}
+
+/// A complete answer: status, `Retry-After`, and the body bytes.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+/// What one request came to, before the read/write distinction is applied.
+enum Outcome {
+    Refused(Refusal),
+    Failed(Failure),
+}
+
+impl Client {
+    /// Builds a client. No request is made.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a base URL that is not http(s), carries a login, query or fragment;
+    /// a key with characters a header cannot carry; or a TLS set-up failure.
+    pub fn new(cfg: ClientConfig) -> Result<Self, BuildError> {
+        let endpoint = endpoint_of(&cfg.base_url)?;
+        let key = cfg.key.expose_secret();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(BuildError::Key);
+        }
+        let mut key_header = HeaderValue::from_str(key).map_err(|_| BuildError::Key)?;
+        key_header.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("proxy-renewd/", env!("CARGO_PKG_VERSION")))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .build()
+            .map_err(|e| BuildError::Http(e.without_url().to_string()))?;
+        Ok(Self {
+            http,
+            endpoint,
+            key_header,
+            key: cfg.key,
+            timeout: cfg.timeout,
+            retry: cfg.retry,
+            max_response_bytes: cfg.max_response_bytes,
+        })
+    }
+
+    /// The URL every request goes to: `{base_url}/api/proxy`.
+    #[must_use]
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// `GET op=plans`: the active plans the key's owner can buy.
+    ///
+    /// # Errors
+    /// [`ApiError`]: refused (401 for a bad key), or no usable answer after the retries.
+    pub async fn plans(&self) -> Result<Vec<Plan>, ApiError> {
+        let map = self.get(Op::Plans, None).await?;
+        field(Op::Plans, &map, "plans").map_err(ApiError::Failed)
+    }
+
+    /// `GET op=subscriptions`: every subscription of the key's owner, parsed entry by entry
+    /// (an entry that does not parse lands in [`SubscriptionList::malformed`]).
+    ///
+    /// # Errors
+    /// [`ApiError`]: refused (401), or no usable answer (including a body with no
+    /// `subscriptions` array) after the retries.
+    pub async fn subscriptions(&self) -> Result<SubscriptionList, ApiError> {
+        let map = self.get(Op::Subscriptions, None).await?;
+        parse_subscription_list(&map).map_err(ApiError::Failed)
+    }
+
+    /// `GET op=renewal-plans&subscriptionId=…`: the plans that can renew `id`.
+    ///
+    /// # Errors
+    /// [`ApiError`]: 403/404 for a subscription that is not the owner's or does not exist,
+    /// 401, or no usable answer after the retries.
+    pub async fn renewal_plans(&self, id: &SubscriptionId) -> Result<Vec<RenewalPlan>, ApiError> {
+        let map = self.get(Op::RenewalPlans, Some(id)).await?;
+        field(Op::RenewalPlans, &map, "renewalPlans").map_err(ApiError::Failed)
+    }
+
+    /// `GET op=available-networks&subscriptionId=…`: networks `id` can switch to.
+    ///
+    /// # Errors
+    /// As [`Client::renewal_plans`].
+    pub async fn available_networks(&self, id: &SubscriptionId) -> Result<Vec<Network>, ApiError> {
+        let map = self.get(Op::AvailableNetworks, Some(id)).await?;
+        field(Op::AvailableNetworks, &map, "networks").map_err(ApiError::Failed)
+    }
+
+    /// `POST op=purchase`: buys `quantity` subscriptions of a plan. Sent once, never retried.
+    ///
+    /// # Errors
+    /// [`PostError`]: refused (402 balance, 409 sold out/inactive, 400 invalid) with no
+    /// effect, or outcome unknown.
+    pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchase, PostError> {
+        let map = self.post(Op::Purchase, req).await?;
+        let raw: RawPurchase = from_map(Op::Purchase, &map).map_err(PostError::OutcomeUnknown)?;
+        Ok(raw.normalise())
+    }
+
+    /// `POST op=renew`: extends a subscription; sent once, never retried.
+    ///
+    /// # Errors
+    /// [`PostError`]: refused (402 balance, 409 sold out/invalid state, 404, 403, 400) with
+    /// no effect, or outcome unknown (timeout, dropped connection, 5xx, unparseable 200).
+    pub async fn renew(&self, req: &RenewRequest) -> Result<Renewal, PostError> {
+        let map = self.post(Op::Renew, req).await?;
+        from_map(Op::Renew, &map).map_err(PostError::OutcomeUnknown)
+    }
+
+    /// `POST op=change-credentials`: regenerates the proxy password; sent once.
+    ///
+    /// # Errors
+    /// As [`Client::renew`].
+    pub async fn change_credentials(&self, id: &SubscriptionId) -> Result<NewCredentials, PostError> {
+        let body = serde_json::json!({ "subscriptionId": id });
+        let map = self.post(Op::ChangeCredentials, &body).await?;
+        from_map(Op::ChangeCredentials, &map).map_err(PostError::OutcomeUnknown)
+    }
+
+    /// `POST op=switch-network`: moves `id` to `target`; sent once.
+    ///
+    /// # Errors
+    /// As [`Client::renew`]; 409 for an inactive network.
+    pub async fn switch_network(&self, id: &SubscriptionId, target: &NetworkId) -> Result<Subscription, PostError> {
+        let body = serde_json::json!({ "subscriptionId": id, "targetNetwork": target });
+        let map = self.post(Op::SwitchNetwork, &body).await?;
+        let env: SubscriptionEnvelope = from_map(Op::SwitchNetwork, &map).map_err(PostError::OutcomeUnknown)?;
+        Ok(env.subscription)
+    }
+
+    /// A read with retries; returns the success envelope as a JSON object.
+    async fn get(&self, op: Op, id: Option<&SubscriptionId>) -> Result<Map<String, Value>, ApiError> {
+        let mut url = self.endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("op", op.as_str());
+            if let Some(id) = id {
+                q.append_pair("subscriptionId", id.as_str());
+            }
+        }
+        let mut attempt = 1;
+        loop {
+            let req = self.http.get(url.clone()).header("x-api-key", self.key_header.clone());
+            let outcome = match self.execute(op, req).await {
+                Ok(answer) => self.classify(op, answer),
+                Err(failure) => Err(Outcome::Failed(failure)),
+            };
+            let wait = match &outcome {
+                Ok(_) => None,
+                Err(o) => self.retry_delay(o, attempt),
+            };
+            match (outcome, wait) {
+                (Ok(map), _) => return Ok(map),
+                (Err(o), Some(delay)) => {
+                    tracing::warn!(op = %op, attempt, delay_ms = delay.as_millis() as u64, error = %outcome_text(&o), "read failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                (Err(Outcome::Refused(r)), None) => return Err(ApiError::Refused(r)),
+                (Err(Outcome::Failed(f)), None) => return Err(ApiError::Failed(f)),
+            }
+        }
+    }
+
+    /// How long to wait before retrying a read, or `None` to give up.
+    fn retry_delay(&self, outcome: &Outcome, attempt: u32) -> Option<Duration> {
+        if attempt >= self.retry.max_attempts {
+            return None;
+        }
+        match outcome {
+            Outcome::Refused(r) if r.is_rate_limited() => match r.retry_after {
+                Some(d) if d > self.retry.max_retry_after => None,
+                Some(d) => Some(d),
+                None => Some(self.backoff(attempt)),
+            },
+            Outcome::Refused(_) => None,
+            Outcome::Failed(f) => f.is_transient().then(|| self.backoff(attempt)),
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let cap = exp.min(self.retry.max_delay);
+        let half = u64::try_from(cap.as_millis() / 2).unwrap_or(u64::MAX);
+        Duration::from_millis(half + rand::random_range(0..=half))
+    }
+
+    /// A write, sent exactly once.
+    async fn post<B: serde::Serialize + ?Sized>(&self, op: Op, body: &B) -> Result<Map<String, Value>, PostError> {
+        let mut json = serde_json::to_value(body).map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
+        if let Value::Object(m) = &mut json {
+            m.insert("op".into(), Value::String(op.as_str().into()));
+        }
+        let req = self.http.post(self.endpoint.clone()).header("x-api-key", self.key_header.clone()).json(&json);
+        let answer = match self.execute(op, req).await {
+            Ok(a) => a,
+            Err(Failure::Connect { detail, .. }) => {
+                return Err(PostError::NotSent { op, reason: format!("could not connect to the provider ({detail}): check [api].base_url and the network") });
+            }
+            Err(f) => return Err(PostError::OutcomeUnknown(f)),
+        };
+        match self.classify(op, answer) {
+            Ok(map) => Ok(map),
+            Err(Outcome::Refused(r)) => Err(PostError::Refused(r)),
+            Err(Outcome::Failed(f)) => Err(PostError::OutcomeUnknown(f)),
+        }
+    }
+
+    /// Sends one request and reads the whole body, up to the cap.
+    async fn execute(&self, op: Op, req: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+        let started = std::time::Instant::now();
+        let mut resp = req.send().await.map_err(|e| self.transport_failure(op, &e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(parse_retry_after);
+        let limit_bytes = self.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > limit_bytes) {
+            return Err(Failure::TooLarge { op, status, limit_bytes });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_failure(op, &e))? {
+            if (body.len() + chunk.len()) as u64 > limit_bytes {
+                return Err(Failure::TooLarge { op, status, limit_bytes });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        tracing::debug!(op = %op, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "provider answered");
+        Ok(Answer { status, retry_after, body })
+    }
+
+    fn transport_failure(&self, op: Op, e: &reqwest::Error) -> Failure {
+        let detail = root_cause(e);
+        if e.is_connect() {
+            Failure::Connect { op, detail }
+        } else if e.is_timeout() {
+            Failure::Timeout { op, timeout: self.timeout }
+        } else {
+            Failure::Transport { op, detail }
+        }
+    }
+
+    /// Sorts an answer into success (the `ok: true` object), refusal or failure.
+    fn classify(&self, op: Op, a: Answer) -> Result<Map<String, Value>, Outcome> {
+        let secrets = [self.key.expose_secret()];
+        match a.status {
+            200..=299 => parse_envelope(op, a.status, &a.body, &secrets).map_err(Outcome::Failed),
+            400 | 401 | 402 | 403 | 404 | 409 | 429 => Err(Outcome::Refused(Refusal {
+                op,
+                status: a.status,
+                message: provider_message(&a.body, &secrets),
+                retry_after: a.retry_after,
+            })),
+            status => Err(Outcome::Failed(Failure::Server { op, status, excerpt: excerpt(&a.body, &secrets) })),
+        }
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Refused(r) => r.to_string(),
+        Outcome::Failed(f) => f.to_string(),
+    }
+}
+
+/// `{base_url}/api/proxy`, refusing URLs that are not plain http(s).
+fn endpoint_of(base: &Url) -> Result<Url, BuildError> {
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(BuildError::BaseUrl(format!("scheme must be http or https, not {:?}", base.scheme())));
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(BuildError::BaseUrl("it must not contain a user name or password; put the key in [api].key".into()));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(BuildError::BaseUrl("it must not have a query or fragment".into()));
+    }
+    let mut url = base.clone();
+    let path = format!("{}/api/proxy", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// The innermost error message: the useful part ("Connection refused"), without URLs.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
+    let s = v.to_str().ok()?.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(s).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Checks the success envelope: a JSON object with `"ok": true`.
+fn parse_envelope(op: Op, status: u16, body: &[u8], secrets: &[&str]) -> Result<Map<String, Value>, Failure> {
+    let malformed = |reason: &str| Failure::Malformed { op, status, reason: reason.to_owned(), excerpt: excerpt(body, secrets) };
+    let value: Value = serde_json::from_slice(body).map_err(|_| malformed("the body is not JSON"))?;
+    let Value::Object(map) = value else {
+        return Err(malformed("the body is not a JSON object"));
+    };
+    match map.get("ok") {
+        Some(Value::Bool(true)) => Ok(map),
+        Some(Value::Bool(false)) => {
+            let msg = provider_message(body, secrets).unwrap_or_else(|| "no message".into());
+            Err(malformed(&format!("\"ok\": false ({msg})")))
+        }
+        _ => Err(malformed("\"ok\": true is missing")),
+    }
+}
+
+/// Deserializes `map[name]` into `T`, naming the path of any error.
+fn field<T: DeserializeOwned>(op: Op, map: &Map<String, Value>, name: &str) -> Result<T, Failure> {
+    let v = map.get(name).cloned().ok_or_else(|| Failure::Malformed {
+        op,
+        status: 200,
+        reason: format!("missing field `{name}`"),
+        excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
+    })?;
+    decode(v, name).map_err(|reason| Failure::Malformed { op, status: 200, reason, excerpt: String::from("(not shown)") })
+}
+
+/// Deserializes the whole envelope into `T`.
+fn from_map<T: DeserializeOwned>(op: Op, map: &Map<String, Value>) -> Result<T, Failure> {
+    decode(Value::Object(map.clone()), "").map_err(|reason| Failure::Malformed {
+        op,
+        status: 200,
+        reason,
+        excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
+    })
+}
+
+/// serde with the failing path, e.g. `subscriptions[3].activeUntil: invalid type: …`; the
+/// message is withheld when the path runs through a secret field.
+pub(crate) fn decode<T: DeserializeOwned>(v: Value, prefix: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let path = match (prefix, path.as_str()) {
+            (p, ".") => p.to_owned(),
+            ("", q) => q.to_owned(),
+            (p, q) if q.starts_with('[') => format!("{p}{q}"),
+            (p, q) => format!("{p}.{q}"),
+        };
+        let secret = ["credentials", "protocols", "password", "username", "vpn", "rotate"].iter().any(|k| path.contains(k));
+        let msg = if secret { "invalid value (not shown: secret field)".to_owned() } else { redact_message(&e.inner().to_string()) };
+        if path.is_empty() { msg } else { format!("{path}: {msg}") }
+    })
+}
+
+fn redact_message(msg: &str) -> String {
+    msg.split(' ').map(|t| if t.contains("://") || t.contains('@') { "<redacted>" } else { t }).collect::<Vec<_>>().join(" ")
+}
+
+/// `subscriptions[]`, entry by entry.
+fn parse_subscription_list(map: &Map<String, Value>) -> Result<SubscriptionList, Failure> {
+    let Some(Value::Array(items)) = map.get("subscriptions") else {
+        return Err(Failure::Malformed {
+            op: Op::Subscriptions,
+            status: 200,
+            reason: "`subscriptions` is missing or not an array".into(),
+            excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
+        });
+    };
+    let mut list = SubscriptionList::default();
+    for (index, item) in items.iter().enumerate() {
+        match decode::<Subscription>(item.clone(), &format!("subscriptions[{index}]")) {
+            Ok(s) => list.subscriptions.push(s),
+            Err(reason) => {
+                let subscription_id = item.get("subscriptionId").and_then(Value::as_str).and_then(|s| SubscriptionId::parse(s).ok());
+                list.malformed.push(MalformedEntry { index, subscription_id, reason });
+            }
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_appends_api_proxy_once() {
+        let e = endpoint_of(&Url::parse("https://x.example/").unwrap()).unwrap();
+        assert_eq!(e.as_str(), "https://x.example/api/proxy");
+        let e = endpoint_of(&Url::parse("https://x.example/gw/").unwrap()).unwrap();
+        assert_eq!(e.as_str(), "https://x.example/gw/api/proxy");
+        assert!(endpoint_of(&Url::parse("https://u:p@x.example").unwrap()).is_err());
+        assert!(endpoint_of(&Url::parse("ftp://x.example").unwrap()).is_err());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+    }
+
+    #[test]
+    fn a_secret_path_hides_the_value() {
+        let v = serde_json::json!({"subscriptionId": "abc", "status": "active", "activeUntil": 1, "credentials": {"username": 5, "password": 123456}});
+        let err = decode::<Subscription>(v, "subscriptions[0]").unwrap_err();
+        assert!(err.starts_with("subscriptions[0].credentials"), "{err}");
+        assert!(!err.contains("123456") && !err.contains('5'), "{err}");
+    }
+}

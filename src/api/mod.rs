@@ -1,0 +1,12 @@
+//! The provider API client (`../shared/spec/gateway-api.md`): typed requests and answers
+//! ([`types`]), errors that keep "refused" apart from "outcome unknown" ([`error`]), the HTTP
+//! client itself ([`client`]) and secret-free body excerpts ([`excerpt`]).
+
+pub mod client;
+pub mod error;
+pub mod excerpt;
+pub mod types;
+
+pub use client::{Client, ClientConfig, RetryPolicy};
+pub use error::{ApiError, Failure, Op, PostError, Refusal};
+pub use types::*;

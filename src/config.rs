@@ -1,0 +1,460 @@
+//! Configuration: figment layers (built-in defaults < TOML file < `PROXY_RENEWD_` environment,
+//! `__` between levels) deserialized into a [`RawConfig`] that knows every key of
+//! `daemon.md`, then checked into a [`Config`] of values that cannot be wrong.
+//!
+//! Errors name the key and where it came from (the file's path or the environment variable).
+//! Secrets (`api.key`, the SMTP URL) stay in `SecretString` from the moment they are read.
+//! This module checks `[api]` fully; the other sections are typed and parsed (durations,
+//! integers) and their cross-checks belong to the modules that use them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::api::client::DEFAULT_MAX_RESPONSE_BYTES;
+use crate::api::{ClientConfig, RetryPolicy};
+
+/// The environment variable prefix; `PROXY_RENEWD_API__KEY` sets `[api] key`.
+pub const ENV_PREFIX: &str = "PROXY_RENEWD_";
+
+/// Where a config file is looked for when `--config` / `$PROXY_RENEWD_CONFIG` is not given.
+pub const DEFAULT_PATHS: [&str; 2] = ["proxy-renewd.toml", "/etc/proxy-renewd/config.toml"];
+
+/// A configuration problem, with the key and its origin in the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file named by `--config` or `$PROXY_RENEWD_CONFIG` does not exist.
+    #[error("config file {0} does not exist (given by --config or PROXY_RENEWD_CONFIG)")]
+    Missing(PathBuf),
+    /// A value could not be parsed or a key is unknown (figment's message names both).
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    /// A value parsed but is not acceptable.
+    #[error("invalid configuration: {key} {origin}: {problem}")]
+    Invalid {
+        /// The dotted key, e.g. `api.base_url`.
+        key: String,
+        /// `in FILE` or `from PROXY_RENEWD_…`, or `(not set)`.
+        origin: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+/// `[api]` as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// The provider's base URL, e.g. `https://your-domain.com`.
+    pub base_url: Option<String>,
+    /// The API key (`rk_...`).
+    #[serde(skip_serializing)]
+    pub key: Option<SecretString>,
+    /// A file holding the API key (relative paths are read from `$CREDENTIALS_DIRECTORY`
+    /// when systemd sets it).
+    pub key_file: Option<PathBuf>,
+    /// Whole-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// TCP + TLS connect timeout.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Renewals in flight at once.
+    pub max_concurrency: u32,
+    /// Attempts per read (first included) before giving up.
+    pub max_attempts: u32,
+    /// The largest response body accepted, in bytes.
+    pub max_response_bytes: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            key: None,
+            key_file: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_concurrency: 4,
+            max_attempts: RetryPolicy::default().max_attempts,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// Six-field cron (seconds first), UTC.
+    pub cron: String,
+    /// Random delay added to each scheduled cycle.
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        Self { cron: "0 */10 * * * *".into(), jitter: Duration::from_secs(30) }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite://PATH`.
+    pub url: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self { url: "sqlite://proxy-renewd.db".into() }
+    }
+}
+
+/// `[defaults]`: the rule for subscriptions with no row in the rules table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Renew automatically.
+    pub enabled: bool,
+    /// Renew when `activeUntil - now <= renew_before`.
+    #[serde(with = "humantime_serde")]
+    pub renew_before: Duration,
+    /// `cheapest`, `best-value`, `longest` or a plan id.
+    pub plan: String,
+    /// `repeatCount` sent with `renew`.
+    pub repeat_count: u32,
+    /// Cap per renewal in cents, after `repeat_count`; none when absent.
+    pub max_price_cents: Option<i64>,
+    /// Coupon sent with `renew`; empty for none.
+    pub coupon_code: String,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            renew_before: Duration::from_secs(3 * 86_400),
+            plan: "cheapest".into(),
+            repeat_count: 1,
+            max_price_cents: None,
+            coupon_code: String::new(),
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// How long an unknown outcome waits, `activeUntil` unchanged, before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_after: Duration,
+}
+
+impl Default for RawLedger {
+    fn default() -> Self {
+        Self { reconcile_after: Duration::from_secs(600) }
+    }
+}
+
+/// `[budget]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBudget {
+    /// Rolling 24 h cap on spend in cents; none when absent.
+    pub max_spend_cents_per_day: Option<i64>,
+}
+
+impl Default for RawBudget {
+    fn default() -> Self {
+        Self { max_spend_cents_per_day: None }
+    }
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// lettre's SMTP URL (may hold a password).
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// A file holding the SMTP URL.
+    pub smtp_url_file: Option<PathBuf>,
+    /// `From:` mailbox.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// The same alert is not re-sent sooner.
+    #[serde(with = "humantime_serde")]
+    pub repeat_interval: Duration,
+    /// Escalate when a due subscription is this close to expiry.
+    #[serde(with = "humantime_serde")]
+    pub lapse_warning: Duration,
+    /// Email delivery; alerts are only logged without it.
+    pub email: Option<RawEmail>,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        Self { repeat_interval: Duration::from_secs(6 * 3600), lapse_warning: Duration::from_secs(86_400), email: None }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `ADDR:PORT` for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// Log line format.
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every key of `daemon.md`, as written (defaults filled in).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[api]`.
+    pub api: RawApi,
+    /// `[schedule]`.
+    pub schedule: RawSchedule,
+    /// `[database]`.
+    pub database: RawDatabase,
+    /// `[defaults]`.
+    pub defaults: RawDefaults,
+    /// `[ledger]`.
+    pub ledger: RawLedger,
+    /// `[budget]`.
+    pub budget: RawBudget,
+    /// `[alerts]`.
+    pub alerts: RawAlerts,
+    /// `[server]`.
+    pub server: Option<RawServer>,
+    /// `[log]`.
+    pub log: RawLog,
+}
+
+/// The loaded configuration: the raw layers plus where they came from.
+#[derive(Debug)]
+pub struct Config {
+    /// Every key, defaults filled in.
+    pub raw: RawConfig,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    figment: Figment,
+}
+
+/// A checked `[api]`: everything a [`crate::api::Client`] needs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The client settings.
+    pub client: ClientConfig,
+    /// Renewals in flight at once (≥ 1).
+    pub max_concurrency: u32,
+}
+
+impl Config {
+    /// Finds the file (explicit path, else `./proxy-renewd.toml`, else
+    /// `/etc/proxy-renewd/config.toml`, else none) and layers defaults, file and environment.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] for an explicit path that does not exist;
+    /// [`ConfigError::Parse`] for a bad value or an unknown key, naming key and origin.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match explicit {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => Some(p.to_path_buf()),
+            None => DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
+        };
+        Self::from_layers(file, Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
+    }
+
+    fn from_layers(file: Option<PathBuf>, env: Env) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(f) = &file {
+            figment = figment.merge(Toml::file_exact(f));
+        }
+        figment = figment.merge(env);
+        let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let cfg = Config { raw, file, figment };
+        cfg.warn_if_secret_readable();
+        Ok(cfg)
+    }
+
+    /// `in FILE` / `from PROXY_RENEWD_X__Y` / `(not set)` for a dotted key.
+    #[must_use]
+    pub fn origin(&self, key: &str) -> String {
+        match self.figment.find_metadata(key) {
+            Some(md) => match &md.source {
+                Some(figment::Source::File(p)) => format!("in {}", p.display()),
+                _ if md.name.contains("environment") => format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase()),
+                _ if md.name.contains("Serialized") => "(default)".into(),
+                _ => format!("from {}", md.name),
+            },
+            None => "(not set)".into(),
+        }
+    }
+
+    fn invalid(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key: key.into(), origin: self.origin(key), problem: problem.into() }
+    }
+
+    /// Checks `[api]` and reads the key (from `key` or `key_file`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key: no or bad `base_url`, no key, both `key` and
+    /// `key_file`, an unreadable or empty key file, zero timeouts or counts.
+    pub fn api(&self) -> Result<ApiConfig, ConfigError> {
+        let a = &self.raw.api;
+        let base = a.base_url.as_deref().ok_or_else(|| self.invalid("api.base_url", format!("not set: add base_url = \"https://…\" under [api] in the config file, or set {ENV_PREFIX}API__BASE_URL")))?;
+        let base_url = Url::parse(base.trim()).map_err(|e| self.invalid("api.base_url", format!("{base:?} is not a URL ({e})")))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
+            return Err(self.invalid("api.base_url", format!("{base:?} must be an http:// or https:// URL with a host")));
+        }
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(self.invalid("api.base_url", "must not contain a user name or password; the key goes in [api].key"));
+        }
+        let key = self.api_key()?;
+        if a.timeout.is_zero() || a.connect_timeout.is_zero() {
+            return Err(self.invalid("api.timeout", "timeouts must be greater than zero"));
+        }
+        if a.max_concurrency == 0 {
+            return Err(self.invalid("api.max_concurrency", "must be at least 1"));
+        }
+        if a.max_attempts == 0 {
+            return Err(self.invalid("api.max_attempts", "must be at least 1"));
+        }
+        let mut client = ClientConfig::new(base_url, key);
+        client.timeout = a.timeout;
+        client.connect_timeout = a.connect_timeout.min(a.timeout);
+        client.retry.max_attempts = a.max_attempts;
+        client.max_response_bytes = a.max_response_bytes;
+        Ok(ApiConfig { client, max_concurrency: a.max_concurrency })
+    }
+
+    fn api_key(&self) -> Result<SecretString, ConfigError> {
+        let a = &self.raw.api;
+        let key = match (&a.key, &a.key_file) {
+            (Some(_), Some(_)) => return Err(self.invalid("api.key", "both key and key_file are set: keep one")),
+            (Some(k), None) => k.expose_secret().trim().to_owned(),
+            (None, Some(path)) => {
+                let path = credential_path(path);
+                let text = std::fs::read_to_string(&path).map_err(|e| self.invalid("api.key_file", format!("cannot read {}: {e}", path.display())))?;
+                text.trim().to_owned()
+            }
+            (None, None) => return Err(self.invalid("api.key", format!("no API key: set key or key_file under [api], or {ENV_PREFIX}API__KEY"))),
+        };
+        if key.is_empty() {
+            return Err(self.invalid(if a.key.is_some() { "api.key" } else { "api.key_file" }, "the API key is empty"));
+        }
+        Ok(SecretString::from(key))
+    }
+
+    /// Warns (log, `warn`) when the config file holds a secret and others can read it.
+    fn warn_if_secret_readable(&self) {
+        let Some(file) = &self.file else { return };
+        let holds_secret = self.origin("api.key").starts_with("in ") || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some()) && self.origin("alerts.email.smtp_url").starts_with("in ");
+        if holds_secret && others_can_read(file) {
+            tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or move the key to key_file / {}API__KEY", ENV_PREFIX);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn others_can_read(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(not(unix))]
+fn others_can_read(_: &Path) -> bool {
+    false
+}
+
+/// A relative credential path is looked up in `$CREDENTIALS_DIRECTORY` (systemd's
+/// `LoadCredential=`) when that is set.
+fn credential_path(path: &Path) -> PathBuf {
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if path.is_relative() => Path::new(&dir).join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::from_layers(Some(path), Env::prefixed("PROXY_RENEWD_TEST_UNSET_"))
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str("[api]\nbase_url = \"http://x\"\nkye = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("kye"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_key_and_file() {
+        let err = load_str("[api]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("timeout") && err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn api_needs_url_and_key() {
+        let err = load_str("[api]\nkey = \"rk_1\"\n").unwrap().api().unwrap_err().to_string();
+        assert!(err.contains("api.base_url") && err.contains("not set"), "{err}");
+        let err = load_str("[api]\nbase_url = \"http://127.0.0.1:1\"\n").unwrap().api().unwrap_err().to_string();
+        assert!(err.contains("api.key") && err.contains("no API key"), "{err}");
+        let err = load_str("[api]\nbase_url = \"nope\"\nkey = \"rk_1\"\n").unwrap().api().unwrap_err().to_string();
+        assert!(err.contains("api.base_url") && err.contains("c.toml"), "{err}");
+        let err = load_str("[api]\nbase_url = \"http://h\"\nkey = \"rk_1\"\nkey_file = \"/x\"\n").unwrap().api().unwrap_err().to_string();
+        assert!(err.contains("both"), "{err}");
+    }
+
+    #[test]
+    fn key_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "rk_from_file\n").unwrap();
+        let cfg = load_str(&format!("[api]\nbase_url = \"http://h\"\nkey_file = {:?}\n", key.display().to_string())).unwrap();
+        assert_eq!(cfg.api().unwrap().client.key.expose_secret(), "rk_from_file");
+    }
+}

@@ -1,0 +1,22 @@
+//! # proxy-renewd
+//!
+//! Keeps a provider's prepaid proxy subscriptions from lapsing.
+//!
+//! # Layout
+//!
+//! Data flows one way, in this order:
+//!
+//! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
+//!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
+//! - [`api`]: the provider client, one method per op, with errors that keep "refused, nothing
+//!   happened" apart from "outcome unknown".
+//! - [`sim`]: a stateful simulator of the provider API with fault injection and an admin
+//!   surface, used by `proxy-renewd sim`, the tests and `demo`.
+//! - [`output`]: tables and JSON for the command line, with secrets redacted unless asked.
+//! - [`cli`]: the command line (clap) and the commands behind it.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod output;
+pub mod sim;

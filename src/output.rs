@@ -1,0 +1,204 @@
+//! What the command line prints: tables (kubectl-style columns) and JSON documents for the
+//! provider's plans, subscriptions, renewal plans and networks.
+//!
+//! Subscriptions are printed in the API's own shape and names; credentials, protocol URLs,
+//! the rotation path and VPN ids are replaced by `<redacted>` unless `--show-secrets`.
+
+use comfy_table::{Table, presets};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::api::{Cents, EpochMs, Network, Plan, RenewalPlan, Subscription, SubscriptionList};
+
+/// Table or JSON (`--format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// One JSON document for scripts.
+    Json,
+}
+
+/// Shown instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(header.to_vec());
+    t
+}
+
+/// `3d 4h`, `in 19h`-style distance from `now`: `in 2d 3h` or `5h 10m ago`.
+#[must_use]
+pub fn relative(at: EpochMs, now: EpochMs) -> String {
+    let delta = at.since(now);
+    let abs = delta.unsigned_abs() / 1000;
+    let (d, h, m) = (abs / 86_400, abs % 86_400 / 3600, abs % 3600 / 60);
+    let text = match (d, h, m) {
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    };
+    if delta >= 0 { format!("in {text}") } else { format!("{text} ago") }
+}
+
+/// Days, e.g. `30d`, or hours for durations shorter than a day.
+#[must_use]
+pub fn duration_ms(ms: i64) -> String {
+    if ms % 86_400_000 == 0 { format!("{}d", ms / 86_400_000) } else { format!("{:.1}h", ms as f64 / 3_600_000.0) }
+}
+
+fn secret(s: Option<&SecretString>, show: bool) -> Value {
+    match (s, show) {
+        (None, _) => Value::Null,
+        (Some(s), true) => Value::String(s.expose_secret().to_owned()),
+        (Some(_), false) => Value::String(REDACTED.into()),
+    }
+}
+
+/// A subscription in the API's shape, secrets redacted unless `show_secrets`.
+#[must_use]
+pub fn subscription_json(s: &Subscription, show_secrets: bool) -> Value {
+    let mut v = json!({
+        "subscriptionId": s.subscription_id,
+        "status": s.status,
+        "activeUntil": s.active_until,
+        "activeUntilUtc": s.active_until.to_rfc3339(),
+        "userNote": s.user_note,
+        "rotationPolicy": s.rotation_policy,
+        "label": s.label,
+        "networkLabel": s.network_label,
+    });
+    if let Some(c) = &s.credentials {
+        v["credentials"] = json!({ "username": secret(Some(&c.username), show_secrets), "password": secret(Some(&c.password), show_secrets) });
+    }
+    if let Some(p) = &s.protocols {
+        v["protocols"] = json!({
+            "http": secret(p.http.as_ref(), show_secrets),
+            "socks5": secret(p.socks5.as_ref(), show_secrets),
+            "vless": secret(p.vless.as_ref(), show_secrets),
+            "shadowsocks": secret(p.shadowsocks.as_ref(), show_secrets),
+        });
+    }
+    if let Some(r) = &s.rotate {
+        v["rotate"] = json!({ "rotatePath": secret(r.rotate_path.as_ref(), show_secrets), "available": r.available });
+    }
+    v
+}
+
+/// `api subscriptions` output.
+#[must_use]
+pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets: bool, now: EpochMs) -> String {
+    if format == OutputFormat::Json {
+        let malformed: Vec<Value> = list.malformed.iter().map(|m| json!({ "index": m.index, "subscriptionId": m.subscription_id, "reason": m.reason })).collect();
+        let doc = json!({ "subscriptions": list.subscriptions.iter().map(|s| subscription_json(s, show_secrets)).collect::<Vec<_>>(), "malformed": malformed });
+        return pretty(&doc);
+    }
+    let mut header = vec!["SUBSCRIPTION", "STATUS", "ACTIVE UNTIL (UTC)", "EXPIRES", "LABEL", "NETWORK", "NOTE"];
+    if show_secrets {
+        header.extend(["USERNAME", "PASSWORD", "HTTP"]);
+    }
+    let mut t = table(&header);
+    for s in &list.subscriptions {
+        let mut row = vec![
+            s.subscription_id.to_string(),
+            s.status.clone(),
+            s.active_until.to_string(),
+            relative(s.active_until, now),
+            s.label.clone().unwrap_or_default(),
+            s.network_label.clone().unwrap_or_default(),
+            s.user_note.clone().unwrap_or_default(),
+        ];
+        if show_secrets {
+            let c = s.credentials.as_ref();
+            row.push(c.map(|c| c.username.expose_secret().to_owned()).unwrap_or_default());
+            row.push(c.map(|c| c.password.expose_secret().to_owned()).unwrap_or_default());
+            row.push(s.protocols.as_ref().and_then(|p| p.http.as_ref()).map(|u| u.expose_secret().to_owned()).unwrap_or_default());
+        }
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+    for m in &list.malformed {
+        let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
+        out.push_str(&format!("malformed: {id}: {}\n", m.reason));
+    }
+    out
+}
+
+/// `api plans` output.
+#[must_use]
+pub fn plans(plans: &[Plan], format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return pretty(&json!({ "plans": plans }));
+    }
+    let mut t = table(&["PLAN", "TYPE", "DURATION", "PRICE", "NETWORK", "COUNTRY", "POPULAR"]);
+    for p in plans {
+        let net = p.network.as_ref();
+        t.add_row(vec![
+            p.id.to_string(),
+            p.connection_type.clone().unwrap_or_default(),
+            duration_ms(p.duration_ms),
+            p.price_amount_cents.to_string(),
+            net.and_then(|n| n.name.clone()).unwrap_or_default(),
+            net.and_then(|n| n.country.clone()).unwrap_or_default(),
+            if p.popular { "yes".into() } else { String::new() },
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// `api renewal-plans ID` output.
+#[must_use]
+pub fn renewal_plans(plans: &[RenewalPlan], format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return pretty(&json!({ "renewalPlans": plans }));
+    }
+    let mut t = table(&["PLAN", "TYPE", "DURATION", "PRICE", "PRICE PER 30 DAYS"]);
+    for p in plans {
+        let per30 = if p.duration_ms > 0 { Cents(p.price_amount_cents.0.saturating_mul(2_592_000_000) / p.duration_ms).to_string() } else { "-".into() };
+        t.add_row(vec![p.id.to_string(), p.connection_type.clone().unwrap_or_default(), duration_ms(p.duration_ms), p.price_amount_cents.to_string(), per30]);
+    }
+    format!("{t}\n")
+}
+
+/// `api networks ID` output.
+#[must_use]
+pub fn networks(nets: &[Network], format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return pretty(&json!({ "networks": nets }));
+    }
+    let mut t = table(&["NETWORK", "LABEL", "COUNTRY"]);
+    for n in nets {
+        t.add_row(vec![n.id.to_string(), n.network_label.clone().unwrap_or_default(), n.country.clone().unwrap_or_default()]);
+    }
+    format!("{t}\n")
+}
+
+/// Pretty JSON with a trailing newline.
+#[must_use]
+pub fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_reads_naturally() {
+        let now = EpochMs(1_000_000_000_000);
+        assert_eq!(relative(EpochMs(now.0 + 19 * 3_600_000), now), "in 19h 0m");
+        assert_eq!(relative(EpochMs(now.0 + 2 * 86_400_000 + 3 * 3_600_000), now), "in 2d 3h");
+        assert_eq!(relative(EpochMs(now.0 - 5 * 60_000), now), "5m ago");
+    }
+
+    #[test]
+    fn durations_in_days_or_hours() {
+        assert_eq!(duration_ms(2_592_000_000), "30d");
+        assert_eq!(duration_ms(5_400_000), "1.5h");
+    }
+}

@@ -1,0 +1,317 @@
+//! The simulator's HTTP surface: `/api/proxy` as the reference describes it, with faults,
+//! a call log and a concurrency gauge, plus the `/__sim/` admin surface (loopback peers only).
+//!
+//! Connections are served one hyper task each so that a fault can drop a connection
+//! outright: the handler cancels its connection's token and the task closes the socket
+//! without writing a byte.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::faults::{Fault, FaultKind};
+use super::ops::{self, SimError};
+use super::state::SimState;
+use super::{CallRecord, Shared};
+
+/// Per-connection facts handed to handlers.
+#[derive(Clone)]
+struct ConnInfo {
+    peer: SocketAddr,
+    kill: CancellationToken,
+}
+
+const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/proxy", any(api))
+        .route("/__sim/state", get(get_state).put(put_state))
+        .route("/__sim/balance", post(set_balance))
+        .route("/__sim/clock", post(set_clock))
+        .route("/__sim/faults", get(get_faults).post(add_faults).delete(clear_faults))
+        .route("/__sim/calls", get(get_calls).delete(clear_calls))
+        .route("/__sim/stats", get(get_stats))
+        .with_state(shared)
+}
+
+/// Accepts connections until `shutdown` is cancelled.
+pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let kill = CancellationToken::new();
+            let info = ConnInfo { peer, kill: kill.clone() };
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                router.clone().oneshot(req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                () = kill.cancelled() => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn error_response(e: &SimError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(json!({ "ok": false, "error": e.message }))).into_response()
+}
+
+fn status_response(status: u16) -> Response {
+    let message = match status {
+        400 => "Bad request",
+        401 => "Unauthorized",
+        402 => "Insufficient balance",
+        403 => "Forbidden",
+        404 => "Subscription not found",
+        409 => "Sold out, inactive plan/network, or invalid subscription state",
+        429 => "Too many requests",
+        _ => "Internal error",
+    };
+    error_response(&SimError { status, message })
+}
+
+/// Reads op and parameters from the query (GET) or the JSON body (POST).
+fn parse_request(is_get: bool, query: &Map<String, Value>, body: &Bytes) -> (String, Result<Map<String, Value>, SimError>) {
+    let parsed = if is_get {
+        Ok(query.clone())
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Err(_) => Err(ops::BAD_JSON),
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ops::NOT_OBJECT),
+        }
+    };
+    let op = parsed.as_ref().ok().and_then(|m| m.get("op")).and_then(Value::as_str).unwrap_or_default().to_owned();
+    (op, parsed)
+}
+
+async fn api(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnInfo>,
+    method: Method,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_get = match method {
+        Method::GET => true,
+        Method::POST => false,
+        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    };
+    let _in_flight = InFlight::enter(&shared);
+    let query: Map<String, Value> = query.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let (op, parsed) = parse_request(is_get, &query, &body);
+    let params = parsed.as_ref().map(|m| Value::Object(m.clone())).unwrap_or(Value::Null);
+    let key_ok = headers.get("x-api-key").is_some_and(|v| v.as_bytes() == shared.api_key.as_bytes());
+    let mut call = CallRecord { seq: 0, at_ms: 0, method: method.to_string(), op: op.clone(), params, status: None, applied: false, fault: None, key_ok };
+
+    let mut fault = shared.take_fault(&op);
+    if let Some(FaultKind::Latency { ms }) = fault {
+        call.fault = Some(format!("latency {ms}ms"));
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        fault = None;
+    }
+    if let Some(f) = &fault {
+        call.fault = Some(f.describe());
+    }
+    if let Some(f) = fault.as_ref().filter(|f| !f.applies_first()) {
+        return before_fault(&shared, call, f, &conn).await;
+    }
+    let result = if key_ok {
+        parsed.and_then(|req| shared.with_state(|state, now| ops::apply(state, now, is_get, &op, &req)))
+    } else {
+        Err(ops::UNAUTHORIZED)
+    };
+    call.applied = result.is_ok();
+    let (status, response) = match (&result, &fault) {
+        (Ok(_), Some(f)) => return after_fault(&shared, call, f, result.unwrap_or_default(), &conn).await,
+        (Ok(v), None) => (200, (StatusCode::OK, axum::Json(v.clone())).into_response()),
+        (Err(e), _) => (e.status, error_response(e)),
+    };
+    call.status = Some(status);
+    shared.record(call);
+    response
+}
+
+async fn before_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, conn: &ConnInfo) -> Response {
+    let response = match f {
+        FaultKind::StatusBefore { status } => status_response(*status),
+        FaultKind::Html502 => (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], HTML_502).into_response(),
+        FaultKind::OkFalse => (StatusCode::OK, axum::Json(json!({ "ok": false, "error": "Internal error" }))).into_response(),
+        FaultKind::RateLimit { retry_after_secs } => {
+            let mut r = status_response(429);
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("digits are a header value"));
+            r
+        }
+        _ => {
+            shared.record(call);
+            return drop_connection(conn).await;
+        }
+    };
+    call.status = Some(response.status().as_u16());
+    shared.record(call);
+    response
+}
+
+async fn after_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, body: Value, conn: &ConnInfo) -> Response {
+    match f {
+        FaultKind::StatusAfter { status } => {
+            call.status = Some(*status);
+            shared.record(call);
+            status_response(*status)
+        }
+        FaultKind::GarbageAfter => {
+            call.status = Some(200);
+            shared.record(call);
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"ok\": true, \"subscriptionId\": ").into_response()
+        }
+        FaultKind::StallAfter { ms } => {
+            call.status = Some(200);
+            shared.record(call);
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        _ => {
+            shared.record(call);
+            drop_connection(conn).await
+        }
+    }
+}
+
+/// Closes the connection without answering; never returns.
+async fn drop_connection(conn: &ConnInfo) -> Response {
+    conn.kill.cancel();
+    std::future::pending::<Response>().await
+}
+
+fn admin_denied(conn: &ConnInfo) -> Option<Response> {
+    (!conn.peer.ip().is_loopback()).then(|| (StatusCode::FORBIDDEN, "the /__sim admin surface answers loopback peers only\n").into_response())
+}
+
+macro_rules! admin {
+    ($conn:expr) => {
+        if let Some(r) = admin_denied(&$conn) {
+            return r;
+        }
+    };
+}
+
+async fn get_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.state()).into_response()
+}
+
+async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
+    admin!(c);
+    match serde_json::from_slice::<SimState>(&body) {
+        Ok(state) => {
+            s.with_state(|st, _| *st = state);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid simulator state: {e}\n")).into_response(),
+    }
+}
+
+async fn set_balance(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, axum::Json(v): axum::Json<Value>) -> Response {
+    admin!(c);
+    let Some(cents) = v.get("balance_cents").and_then(Value::as_i64) else {
+        return (StatusCode::BAD_REQUEST, "expected {\"balance_cents\": N}\n").into_response();
+    };
+    s.with_state(|st, _| st.balance_cents = cents);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn set_clock(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, axum::Json(v): axum::Json<Value>) -> Response {
+    admin!(c);
+    let Some(offset) = v.get("offset_ms").and_then(Value::as_i64) else {
+        return (StatusCode::BAD_REQUEST, "expected {\"offset_ms\": N}\n").into_response();
+    };
+    s.with_state(|st, _| st.settings.clock_offset_ms = offset);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.faults()).into_response()
+}
+
+async fn add_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
+    admin!(c);
+    let faults = serde_json::from_slice::<Vec<Fault>>(&body).or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
+    match faults {
+        Ok(fs) => {
+            fs.into_iter().for_each(|f| s.add_fault(f));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid fault: {e}\n")).into_response(),
+    }
+}
+
+async fn clear_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    s.clear_faults();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.calls()).into_response()
+}
+
+async fn clear_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    s.clear_calls();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_stats(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.stats()).into_response()
+}
