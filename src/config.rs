@@ -167,18 +167,13 @@ impl Default for RawLedger {
 }
 
 /// `[budget]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBudget {
     /// Rolling 24 h cap on spend in cents; none when absent.
     pub max_spend_cents_per_day: Option<i64>,
 }
 
-impl Default for RawBudget {
-    fn default() -> Self {
-        Self { max_spend_cents_per_day: None }
-    }
-}
 
 /// `[alerts.email]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,13 +264,19 @@ pub struct RawConfig {
 }
 
 /// The loaded configuration: the raw layers plus where they came from.
-#[derive(Debug)]
 pub struct Config {
     /// Every key, defaults filled in.
     pub raw: RawConfig,
     /// The file read, if any.
     pub file: Option<PathBuf>,
     figment: Figment,
+}
+
+impl std::fmt::Debug for Config {
+    /// The figment itself is left out: it holds every value as written, secrets included.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config").field("raw", &self.raw).field("file", &self.file).finish_non_exhaustive()
+    }
 }
 
 /// A checked `[api]`: everything a [`crate::api::Client`] needs.
@@ -321,7 +322,9 @@ impl Config {
         match self.figment.find_metadata(key) {
             Some(md) => match &md.source {
                 Some(figment::Source::File(p)) => format!("in {}", p.display()),
-                _ if md.name.contains("environment") => format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase()),
+                _ if md.name.contains("environment") => {
+                    format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+                }
                 _ if md.name.contains("Serialized") => "(default)".into(),
                 _ => format!("from {}", md.name),
             },
@@ -341,12 +344,17 @@ impl Config {
     pub fn api(&self) -> Result<ApiConfig, ConfigError> {
         let a = &self.raw.api;
         let base = a.base_url.as_deref().ok_or_else(|| self.invalid("api.base_url", format!("not set: add base_url = \"https://…\" under [api] in the config file, or set {ENV_PREFIX}API__BASE_URL")))?;
-        let base_url = Url::parse(base.trim()).map_err(|e| self.invalid("api.base_url", format!("{base:?} is not a URL ({e})")))?;
+        let base_url = Url::parse(base.trim())
+            .map_err(|e| self.invalid("api.base_url", format!("{base:?} is not a URL ({e})")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
-            return Err(self.invalid("api.base_url", format!("{base:?} must be an http:// or https:// URL with a host")));
+            return Err(
+                self.invalid("api.base_url", format!("{base:?} must be an http:// or https:// URL with a host"))
+            );
         }
         if !base_url.username().is_empty() || base_url.password().is_some() {
-            return Err(self.invalid("api.base_url", "must not contain a user name or password; the key goes in [api].key"));
+            return Err(
+                self.invalid("api.base_url", "must not contain a user name or password; the key goes in [api].key")
+            );
         }
         let key = self.api_key()?;
         if a.timeout.is_zero() || a.connect_timeout.is_zero() {
@@ -373,10 +381,16 @@ impl Config {
             (Some(k), None) => k.expose_secret().trim().to_owned(),
             (None, Some(path)) => {
                 let path = credential_path(path);
-                let text = std::fs::read_to_string(&path).map_err(|e| self.invalid("api.key_file", format!("cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.invalid("api.key_file", format!("cannot read {}: {e}", path.display())))?;
                 text.trim().to_owned()
             }
-            (None, None) => return Err(self.invalid("api.key", format!("no API key: set key or key_file under [api], or {ENV_PREFIX}API__KEY"))),
+            (None, None) => {
+                return Err(self.invalid(
+                    "api.key",
+                    format!("no API key: set key or key_file under [api], or {ENV_PREFIX}API__KEY"),
+                ));
+            }
         };
         if key.is_empty() {
             return Err(self.invalid(if a.key.is_some() { "api.key" } else { "api.key_file" }, "the API key is empty"));
@@ -387,7 +401,9 @@ impl Config {
     /// Warns (log, `warn`) when the config file holds a secret and others can read it.
     fn warn_if_secret_readable(&self) {
         let Some(file) = &self.file else { return };
-        let holds_secret = self.origin("api.key").starts_with("in ") || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some()) && self.origin("alerts.email.smtp_url").starts_with("in ");
+        let holds_secret = self.origin("api.key").starts_with("in ")
+            || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some())
+                && self.origin("alerts.email.smtp_url").starts_with("in ");
         if holds_secret && others_can_read(file) {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or move the key to key_file / {}API__KEY", ENV_PREFIX);
         }
@@ -445,7 +461,11 @@ mod tests {
         assert!(err.contains("api.key") && err.contains("no API key"), "{err}");
         let err = load_str("[api]\nbase_url = \"nope\"\nkey = \"rk_1\"\n").unwrap().api().unwrap_err().to_string();
         assert!(err.contains("api.base_url") && err.contains("c.toml"), "{err}");
-        let err = load_str("[api]\nbase_url = \"http://h\"\nkey = \"rk_1\"\nkey_file = \"/x\"\n").unwrap().api().unwrap_err().to_string();
+        let err = load_str("[api]\nbase_url = \"http://h\"\nkey = \"rk_1\"\nkey_file = \"/x\"\n")
+            .unwrap()
+            .api()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("both"), "{err}");
     }
 
@@ -454,7 +474,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");
         std::fs::write(&key, "rk_from_file\n").unwrap();
-        let cfg = load_str(&format!("[api]\nbase_url = \"http://h\"\nkey_file = {:?}\n", key.display().to_string())).unwrap();
+        let cfg =
+            load_str(&format!("[api]\nbase_url = \"http://h\"\nkey_file = {:?}\n", key.display().to_string())).unwrap();
         assert_eq!(cfg.api().unwrap().client.key.expose_secret(), "rk_from_file");
     }
 }

@@ -92,7 +92,11 @@ pub fn subscription_json(s: &Subscription, show_secrets: bool) -> Value {
 #[must_use]
 pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets: bool, now: EpochMs) -> String {
     if format == OutputFormat::Json {
-        let malformed: Vec<Value> = list.malformed.iter().map(|m| json!({ "index": m.index, "subscriptionId": m.subscription_id, "reason": m.reason })).collect();
+        let malformed: Vec<Value> = list
+            .malformed
+            .iter()
+            .map(|m| json!({ "index": m.index, "subscriptionId": m.subscription_id, "reason": m.reason }))
+            .collect();
         let doc = json!({ "subscriptions": list.subscriptions.iter().map(|s| subscription_json(s, show_secrets)).collect::<Vec<_>>(), "malformed": malformed });
         return pretty(&doc);
     }
@@ -115,7 +119,13 @@ pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets
             let c = s.credentials.as_ref();
             row.push(c.map(|c| c.username.expose_secret().to_owned()).unwrap_or_default());
             row.push(c.map(|c| c.password.expose_secret().to_owned()).unwrap_or_default());
-            row.push(s.protocols.as_ref().and_then(|p| p.http.as_ref()).map(|u| u.expose_secret().to_owned()).unwrap_or_default());
+            row.push(
+                s.protocols
+                    .as_ref()
+                    .and_then(|p| p.http.as_ref())
+                    .map(|u| u.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            );
         }
         t.add_row(row);
     }
@@ -157,8 +167,18 @@ pub fn renewal_plans(plans: &[RenewalPlan], format: OutputFormat) -> String {
     }
     let mut t = table(&["PLAN", "TYPE", "DURATION", "PRICE", "PRICE PER 30 DAYS"]);
     for p in plans {
-        let per30 = if p.duration_ms > 0 { Cents(p.price_amount_cents.0.saturating_mul(2_592_000_000) / p.duration_ms).to_string() } else { "-".into() };
-        t.add_row(vec![p.id.to_string(), p.connection_type.clone().unwrap_or_default(), duration_ms(p.duration_ms), p.price_amount_cents.to_string(), per30]);
+        let per30 = if p.duration_ms > 0 {
+            Cents(p.price_amount_cents.0.saturating_mul(2_592_000_000) / p.duration_ms).to_string()
+        } else {
+            "-".into()
+        };
+        t.add_row(vec![
+            p.id.to_string(),
+            p.connection_type.clone().unwrap_or_default(),
+            duration_ms(p.duration_ms),
+            p.price_amount_cents.to_string(),
+            per30,
+        ]);
     }
     format!("{t}\n")
 }
@@ -171,7 +191,11 @@ pub fn networks(nets: &[Network], format: OutputFormat) -> String {
     }
     let mut t = table(&["NETWORK", "LABEL", "COUNTRY"]);
     for n in nets {
-        t.add_row(vec![n.id.to_string(), n.network_label.clone().unwrap_or_default(), n.country.clone().unwrap_or_default()]);
+        t.add_row(vec![
+            n.id.to_string(),
+            n.network_label.clone().unwrap_or_default(),
+            n.country.clone().unwrap_or_default(),
+        ]);
     }
     format!("{t}\n")
 }

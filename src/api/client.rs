@@ -16,9 +16,8 @@ use url::Url;
 use super::error::{ApiError, Failure, Op, PostError, Refusal};
 use super::excerpt::{excerpt, provider_message};
 use super::types::{
-    MalformedEntry, NetworkId, NewCredentials, Network, Plan, Purchase, PurchaseRequest,
-    RawPurchase, RenewRequest, Renewal, RenewalPlan, Subscription, SubscriptionEnvelope,
-    SubscriptionId, SubscriptionList,
+    MalformedEntry, Network, NetworkId, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest,
+    Renewal, RenewalPlan, Subscription, SubscriptionEnvelope, SubscriptionId, SubscriptionList,
 };
 
 /// Default cap on one response body: 64 MiB.
@@ -298,7 +297,8 @@ impl Client {
 
     /// A write, sent exactly once.
     async fn post<B: serde::Serialize + ?Sized>(&self, op: Op, body: &B) -> Result<Map<String, Value>, PostError> {
-        let mut json = serde_json::to_value(body).map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
+        let mut json = serde_json::to_value(body)
+            .map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
         if let Value::Object(m) = &mut json {
             m.insert("op".into(), Value::String(op.as_str().into()));
         }
@@ -306,7 +306,12 @@ impl Client {
         let answer = match self.execute(op, req).await {
             Ok(a) => a,
             Err(Failure::Connect { detail, .. }) => {
-                return Err(PostError::NotSent { op, reason: format!("could not connect to the provider ({detail}): check [api].base_url and the network") });
+                return Err(PostError::NotSent {
+                    op,
+                    reason: format!(
+                        "could not connect to the provider ({detail}): check [api].base_url and the network"
+                    ),
+                });
             }
             Err(f) => return Err(PostError::OutcomeUnknown(f)),
         };
@@ -378,7 +383,9 @@ fn endpoint_of(base: &Url) -> Result<Url, BuildError> {
         return Err(BuildError::BaseUrl(format!("scheme must be http or https, not {:?}", base.scheme())));
     }
     if !base.username().is_empty() || base.password().is_some() {
-        return Err(BuildError::BaseUrl("it must not contain a user name or password; put the key in [api].key".into()));
+        return Err(BuildError::BaseUrl(
+            "it must not contain a user name or password; put the key in [api].key".into(),
+        ));
     }
     if base.query().is_some() || base.fragment().is_some() {
         return Err(BuildError::BaseUrl("it must not have a query or fragment".into()));
@@ -412,7 +419,8 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
 
 /// Checks the success envelope: a JSON object with `"ok": true`.
 fn parse_envelope(op: Op, status: u16, body: &[u8], secrets: &[&str]) -> Result<Map<String, Value>, Failure> {
-    let malformed = |reason: &str| Failure::Malformed { op, status, reason: reason.to_owned(), excerpt: excerpt(body, secrets) };
+    let malformed =
+        |reason: &str| Failure::Malformed { op, status, reason: reason.to_owned(), excerpt: excerpt(body, secrets) };
     let value: Value = serde_json::from_slice(body).map_err(|_| malformed("the body is not JSON"))?;
     let Value::Object(map) = value else {
         return Err(malformed("the body is not a JSON object"));
@@ -435,7 +443,12 @@ fn field<T: DeserializeOwned>(op: Op, map: &Map<String, Value>, name: &str) -> R
         reason: format!("missing field `{name}`"),
         excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
     })?;
-    decode(v, name).map_err(|reason| Failure::Malformed { op, status: 200, reason, excerpt: String::from("(not shown)") })
+    decode(v, name).map_err(|reason| Failure::Malformed {
+        op,
+        status: 200,
+        reason,
+        excerpt: String::from("(not shown)"),
+    })
 }
 
 /// Deserializes the whole envelope into `T`.
@@ -459,14 +472,22 @@ pub(crate) fn decode<T: DeserializeOwned>(v: Value, prefix: &str) -> Result<T, S
             (p, q) if q.starts_with('[') => format!("{p}{q}"),
             (p, q) => format!("{p}.{q}"),
         };
-        let secret = ["credentials", "protocols", "password", "username", "vpn", "rotate"].iter().any(|k| path.contains(k));
-        let msg = if secret { "invalid value (not shown: secret field)".to_owned() } else { redact_message(&e.inner().to_string()) };
+        let secret =
+            ["credentials", "protocols", "password", "username", "vpn", "rotate"].iter().any(|k| path.contains(k));
+        let msg = if secret {
+            "invalid value (not shown: secret field)".to_owned()
+        } else {
+            redact_message(&e.inner().to_string())
+        };
         if path.is_empty() { msg } else { format!("{path}: {msg}") }
     })
 }
 
 fn redact_message(msg: &str) -> String {
-    msg.split(' ').map(|t| if t.contains("://") || t.contains('@') { "<redacted>" } else { t }).collect::<Vec<_>>().join(" ")
+    msg.split(' ')
+        .map(|t| if t.contains("://") || t.contains('@') { "<redacted>" } else { t })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `subscriptions[]`, entry by entry.
@@ -484,7 +505,8 @@ fn parse_subscription_list(map: &Map<String, Value>) -> Result<SubscriptionList,
         match decode::<Subscription>(item.clone(), &format!("subscriptions[{index}]")) {
             Ok(s) => list.subscriptions.push(s),
             Err(reason) => {
-                let subscription_id = item.get("subscriptionId").and_then(Value::as_str).and_then(|s| SubscriptionId::parse(s).ok());
+                let subscription_id =
+                    item.get("subscriptionId").and_then(Value::as_str).and_then(|s| SubscriptionId::parse(s).ok());
                 list.malformed.push(MalformedEntry { index, subscription_id, reason });
             }
         }

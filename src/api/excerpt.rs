@@ -78,11 +78,7 @@ pub fn redact_value(v: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_value),
-        Value::String(s) => {
-            if looks_secret(s) {
-                *s = REDACTED.to_owned();
-            }
-        }
+        Value::String(s) if looks_secret(s) => *s = REDACTED.to_owned(),
         _ => {}
     }
 }
@@ -94,17 +90,11 @@ fn looks_secret(token: &str) -> bool {
 
 /// Collapses whitespace and replaces secret-looking tokens in free text.
 fn redact_text(text: &str) -> String {
-    text.split_whitespace()
-        .map(|tok| if looks_secret(tok) { REDACTED } else { tok })
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split_whitespace().map(|tok| if looks_secret(tok) { REDACTED } else { tok }).collect::<Vec<_>>().join(" ")
 }
 
 fn remove_secrets(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))
+    secrets.iter().filter(|s| s.len() >= 4).fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))
 }
 
 #[cfg(test)]
@@ -130,9 +120,15 @@ mod tests {
 
     #[test]
     fn provider_message_reads_error_or_message() {
-        assert_eq!(provider_message(br#"{"ok":false,"error":"Insufficient balance"}"#, &[]).as_deref(), Some("Insufficient balance"));
+        assert_eq!(
+            provider_message(br#"{"ok":false,"error":"Insufficient balance"}"#, &[]).as_deref(),
+            Some("Insufficient balance")
+        );
         assert_eq!(provider_message(br#"{"message":"nope"}"#, &[]).as_deref(), Some("nope"));
         assert_eq!(provider_message(b"<html>", &[]), None);
-        assert_eq!(provider_message(br#"{"error":"bad key rk_live_123456"}"#, &["rk_live_123456"]).as_deref(), Some("bad key <redacted>"));
+        assert_eq!(
+            provider_message(br#"{"error":"bad key rk_live_123456"}"#, &["rk_live_123456"]).as_deref(),
+            Some("bad key <redacted>")
+        );
     }
 }

@@ -24,9 +24,8 @@ pub struct IdError {
 
 /// Checks the provider's id syntax `^[a-z0-9]+$` (with a 64-character cap of ours).
 fn check_id(what: &'static str, value: &str) -> Result<(), IdError> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok =
+        !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if ok {
         return Ok(());
     }

@@ -18,7 +18,9 @@ pub(super) async fn run(cfg: &Config, view: ApiView, format: OutputFormat, show_
     let client = Client::new(api.client).context("cannot set up the provider client")?;
     let text = match (view, id) {
         (ApiView::Plans, _) => output::plans(&client.plans().await?, format),
-        (ApiView::Subscriptions, _) => output::subscriptions(&client.subscriptions().await?, format, show_secrets, EpochMs::now()),
+        (ApiView::Subscriptions, _) => {
+            output::subscriptions(&client.subscriptions().await?, format, show_secrets, EpochMs::now())
+        }
         (ApiView::RenewalPlans { .. }, Some(id)) => output::renewal_plans(&client.renewal_plans(&id).await?, format),
         (ApiView::Networks { .. }, Some(id)) => output::networks(&client.available_networks(&id).await?, format),
         _ => unreachable!("ids are parsed above for the views that take one"),

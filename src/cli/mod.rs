@@ -44,7 +44,9 @@ impl From<Exit> for ExitCode {
 /// and keeps a ledger so that nothing is ever renewed twice.
 #[derive(Debug, Parser)]
 #[command(name = "proxy-renewd", version, about, long_about = None, arg_required_else_help = true)]
-#[command(after_help = "Configuration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL.\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human.")]
+#[command(
+    after_help = "Configuration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL.\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
+)]
 pub struct Cli {
     /// Config file (TOML).
     #[arg(long, global = true, env = "PROXY_RENEWD_CONFIG", value_name = "PATH")]
@@ -119,7 +121,10 @@ pub async fn run(cli: Cli) -> Exit {
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     // Logging first, so that warnings raised while loading are seen.
-    let format = std::env::var("PROXY_RENEWD_LOG__FORMAT").ok().and_then(|f| <LogFormat as clap::ValueEnum>::from_str(&f, true).ok()).unwrap_or_default();
+    let format = std::env::var("PROXY_RENEWD_LOG__FORMAT")
+        .ok()
+        .and_then(|f| <LogFormat as clap::ValueEnum>::from_str(&f, true).ok())
+        .unwrap_or_default();
     init_tracing(format);
     Ok(Config::load(path)?)
 }

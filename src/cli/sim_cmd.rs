@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::Context;
 
 use super::Exit;
@@ -34,8 +36,14 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     }
     let state = match &args.state {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read simulator state {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("invalid simulator state in {} (see `proxy-renewd sim --dump-state` for the format)", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read simulator state {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "invalid simulator state in {} (see `proxy-renewd sim --dump-state` for the format)",
+                    path.display()
+                )
+            })?
         }
         None => SimState::sample(EpochMs::now().0),
     };
@@ -45,10 +53,14 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "the simulator is reachable from other hosts; its /__sim admin surface still answers loopback peers only");
     }
-    println!("proxy-renewd sim: serving the provider API at {}api/proxy", sim.base_url());
-    println!("  API key: {} (the simulator's own, not a real secret)", args.api_key);
-    println!("  admin:   {}__sim/state, /__sim/faults, /__sim/calls, /__sim/stats", sim.base_url());
-    println!("  try:     curl -sS -H 'x-api-key: {}' '{}api/proxy?op=subscriptions'", args.api_key, sim.base_url());
+    // A closed stdout (`sim | head -1`) must not stop the simulator: write errors are ignored.
+    let base = sim.base_url();
+    let banner = format!(
+        "proxy-renewd sim: serving the provider API at {base}api/proxy\n  API key: {key} (the simulator's own, not a real secret)\n  admin:   {base}__sim/state, /__sim/faults, /__sim/calls, /__sim/stats\n  try:     curl -sS -H 'x-api-key: {key}' '{base}api/proxy?op=subscriptions'\n",
+        key = args.api_key
+    );
+    let mut out = std::io::stdout();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     sim.run_until_signal().await;
     Ok(Exit::Ok)
 }

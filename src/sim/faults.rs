@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 /// One fault, for `count` requests of `op` (`"*"` for any op).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// The API's op name, e.g. `renew`, or `*`.
     pub op: String,
@@ -26,7 +25,7 @@ fn one() -> u32 {
 
 /// What goes wrong. JSON: `{"op": "renew", "kind": "status-after", "status": 500}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Wait `ms` first, then answer normally.
     Latency {
@@ -59,6 +58,14 @@ pub enum FaultKind {
     OkFalse,
     /// Apply, then answer 200 with a body that is not JSON.
     GarbageAfter,
+    /// Answer exactly `body` with `status` (`application/json`), without applying: for
+    /// testing a client against any payload.
+    Canned {
+        /// HTTP status.
+        status: u16,
+        /// The body, verbatim.
+        body: String,
+    },
     /// Answer 429 with `Retry-After: retry_after_secs`, without applying.
     RateLimit {
         /// Seconds in `Retry-After`.
@@ -74,7 +81,13 @@ impl FaultKind {
     /// Does this fault apply the op before misbehaving?
     #[must_use]
     pub fn applies_first(&self) -> bool {
-        matches!(self, FaultKind::StatusAfter { .. } | FaultKind::DropAfter | FaultKind::StallAfter { .. } | FaultKind::GarbageAfter)
+        matches!(
+            self,
+            FaultKind::StatusAfter { .. }
+                | FaultKind::DropAfter
+                | FaultKind::StallAfter { .. }
+                | FaultKind::GarbageAfter
+        )
     }
 
     /// A short name for the call log, e.g. `status-after 500`.
@@ -91,6 +104,7 @@ impl FaultKind {
             FaultKind::OkFalse => "ok-false".into(),
             FaultKind::GarbageAfter => "garbage-after".into(),
             FaultKind::RateLimit { retry_after_secs } => format!("rate-limit {retry_after_secs}s"),
+            FaultKind::Canned { status, .. } => format!("canned {status}"),
         }
     }
 }

@@ -54,13 +54,23 @@ pub fn op_method(op: &str) -> Option<bool> {
 ///
 /// # Errors
 /// The gateway error the reference prescribes; the state is unchanged then.
-pub fn apply(state: &mut SimState, now: i64, is_get: bool, op: &str, req: &Map<String, Value>) -> Result<Value, SimError> {
+pub fn apply(
+    state: &mut SimState,
+    now: i64,
+    is_get: bool,
+    op: &str,
+    req: &Map<String, Value>,
+) -> Result<Value, SimError> {
     if op_method(op) != Some(is_get) {
         return Err(BAD_OP);
     }
     let body = match op {
-        "plans" => json!({ "plans": state.plans.iter().filter(|p| p.active).map(|p| plan_json(state, p)).collect::<Vec<_>>() }),
-        "subscriptions" => json!({ "subscriptions": state.subscriptions.iter().filter(|s| !s.foreign).map(|s| sub_json(state, s)).collect::<Vec<_>>() }),
+        "plans" => {
+            json!({ "plans": state.plans.iter().filter(|p| p.active).map(|p| plan_json(state, p)).collect::<Vec<_>>() })
+        }
+        "subscriptions" => {
+            json!({ "subscriptions": state.subscriptions.iter().filter(|s| !s.foreign).map(|s| sub_json(state, s)).collect::<Vec<_>>() })
+        }
         "renewal-plans" => renewal_plans(state, req)?,
         "available-networks" => available_networks(state, req)?,
         "purchase" => purchase(state, now, req)?,
@@ -262,7 +272,8 @@ fn plan_json(state: &SimState, p: &SimPlan) -> Value {
 
 /// A subscription in the reference's shape, credentials and protocol URLs included.
 fn sub_json(state: &SimState, s: &SimSubscription) -> Value {
-    let (country, net_label) = network(state, &s.network_id).map_or(("??".into(), "unknown".into()), |n| (n.country.clone(), format!("{} {}", n.name, n.city)));
+    let (country, net_label) = network(state, &s.network_id)
+        .map_or(("??".into(), "unknown".into()), |n| (n.country.clone(), format!("{} {}", n.name, n.city)));
     let kind = capitalise(&s.connection_type);
     let host = "proxy.example.com";
     let mut v = json!({

@@ -118,7 +118,11 @@ fn status_response(status: u16) -> Response {
 }
 
 /// Reads op and parameters from the query (GET) or the JSON body (POST).
-fn parse_request(is_get: bool, query: &Map<String, Value>, body: &Bytes) -> (String, Result<Map<String, Value>, SimError>) {
+fn parse_request(
+    is_get: bool,
+    query: &Map<String, Value>,
+    body: &Bytes,
+) -> (String, Result<Map<String, Value>, SimError>) {
     let parsed = if is_get {
         Ok(query.clone())
     } else {
@@ -150,7 +154,17 @@ async fn api(
     let (op, parsed) = parse_request(is_get, &query, &body);
     let params = parsed.as_ref().map(|m| Value::Object(m.clone())).unwrap_or(Value::Null);
     let key_ok = headers.get("x-api-key").is_some_and(|v| v.as_bytes() == shared.api_key.as_bytes());
-    let mut call = CallRecord { seq: 0, at_ms: 0, method: method.to_string(), op: op.clone(), params, status: None, applied: false, fault: None, key_ok };
+    let mut call = CallRecord {
+        seq: 0,
+        at_ms: 0,
+        method: method.to_string(),
+        op: op.clone(),
+        params,
+        status: None,
+        applied: false,
+        fault: None,
+        key_ok,
+    };
 
     let mut fault = shared.take_fault(&op);
     if let Some(FaultKind::Latency { ms }) = fault {
@@ -183,11 +197,20 @@ async fn api(
 async fn before_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, conn: &ConnInfo) -> Response {
     let response = match f {
         FaultKind::StatusBefore { status } => status_response(*status),
-        FaultKind::Html502 => (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], HTML_502).into_response(),
-        FaultKind::OkFalse => (StatusCode::OK, axum::Json(json!({ "ok": false, "error": "Internal error" }))).into_response(),
+        FaultKind::Html502 => {
+            (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], HTML_502).into_response()
+        }
+        FaultKind::Canned { status, body } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            (status, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
+        }
+        FaultKind::OkFalse => {
+            (StatusCode::OK, axum::Json(json!({ "ok": false, "error": "Internal error" }))).into_response()
+        }
         FaultKind::RateLimit { retry_after_secs } => {
             let mut r = status_response(429);
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("digits are a header value"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("digits are a header value"));
             r
         }
         _ => {
@@ -210,7 +233,8 @@ async fn after_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, body:
         FaultKind::GarbageAfter => {
             call.status = Some(200);
             shared.record(call);
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"ok\": true, \"subscriptionId\": ").into_response()
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"ok\": true, \"subscriptionId\": ")
+                .into_response()
         }
         FaultKind::StallAfter { ms } => {
             call.status = Some(200);
@@ -232,7 +256,8 @@ async fn drop_connection(conn: &ConnInfo) -> Response {
 }
 
 fn admin_denied(conn: &ConnInfo) -> Option<Response> {
-    (!conn.peer.ip().is_loopback()).then(|| (StatusCode::FORBIDDEN, "the /__sim admin surface answers loopback peers only\n").into_response())
+    (!conn.peer.ip().is_loopback())
+        .then(|| (StatusCode::FORBIDDEN, "the /__sim admin surface answers loopback peers only\n").into_response())
 }
 
 macro_rules! admin {
@@ -259,7 +284,11 @@ async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInf
     }
 }
 
-async fn set_balance(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, axum::Json(v): axum::Json<Value>) -> Response {
+async fn set_balance(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<ConnInfo>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
     admin!(c);
     let Some(cents) = v.get("balance_cents").and_then(Value::as_i64) else {
         return (StatusCode::BAD_REQUEST, "expected {\"balance_cents\": N}\n").into_response();
@@ -268,7 +297,11 @@ async fn set_balance(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnI
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn set_clock(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, axum::Json(v): axum::Json<Value>) -> Response {
+async fn set_clock(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<ConnInfo>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
     admin!(c);
     let Some(offset) = v.get("offset_ms").and_then(Value::as_i64) else {
         return (StatusCode::BAD_REQUEST, "expected {\"offset_ms\": N}\n").into_response();
@@ -284,7 +317,8 @@ async fn get_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnIn
 
 async fn add_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
     admin!(c);
-    let faults = serde_json::from_slice::<Vec<Fault>>(&body).or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
+    let faults = serde_json::from_slice::<Vec<Fault>>(&body)
+        .or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
     match faults {
         Ok(fs) => {
             fs.into_iter().for_each(|f| s.add_fault(f));

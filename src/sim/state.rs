@@ -195,13 +195,28 @@ impl SimState {
             SimPlan { active: false, ..plan("p4r1s0l4d1n2a3c4t5i6v7e8", "f1r2p3a4r5i6s7x8x9x0x1x2", 30, 900) },
         ];
         let nl_plans = vec!["k17m3q5v7n9p1r2t4w6y8z0a".to_string(), "q2w4e6r8t0y2u4i6o8p0a2s4".to_string()];
-        let offsets = [-2 * DAY_MS, 6 * HOUR_MS, DAY_MS, 2 * DAY_MS, 70 * HOUR_MS, 5 * DAY_MS, 10 * DAY_MS, 20 * DAY_MS, 29 * DAY_MS, 45 * DAY_MS];
+        let offsets = [
+            -2 * DAY_MS,
+            6 * HOUR_MS,
+            DAY_MS,
+            2 * DAY_MS,
+            70 * HOUR_MS,
+            5 * DAY_MS,
+            10 * DAY_MS,
+            20 * DAY_MS,
+            29 * DAY_MS,
+            45 * DAY_MS,
+        ];
         let subscriptions = offsets
             .iter()
             .enumerate()
             .map(|(i, off)| {
                 let n = i as u16;
-                let id = if i == 0 { "j97b2f6m1k4n8p3r5t7v9x0z".to_string() } else { format!("s{:02}b2f6m1k4n8p3r5t7v9x0z", i) };
+                let id = if i == 0 {
+                    "j97b2f6m1k4n8p3r5t7v9x0z".to_string()
+                } else {
+                    format!("s{:02}b2f6m1k4n8p3r5t7v9x0z", i)
+                };
                 let (network_id, renewal_plan_ids) = match i {
                     4 => ("u1s2n3y4c5n6e7w8y9o0r1k2".to_string(), vec!["s0l4d0u7n1y2c3p4l5a6n7x8".to_string()]),
                     7 => ("b1c2d3e4f5g6h7j8k9m0n1p2".to_string(), vec!["d3e5b7e9r1l3i5n7p9l0a2n4".to_string()]),
@@ -240,6 +255,13 @@ impl SimState {
     /// An account with nothing in it but `balance_cents`.
     #[must_use]
     pub fn empty(balance_cents: i64) -> Self {
-        SimState { balance_cents, plans: vec![], networks: vec![], subscriptions: vec![], coupons: vec![], settings: SimSettings::default() }
+        SimState {
+            balance_cents,
+            plans: vec![],
+            networks: vec![],
+            subscriptions: vec![],
+            coupons: vec![],
+            settings: SimSettings::default(),
+        }
     }
 }
