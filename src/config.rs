@@ -174,7 +174,6 @@ pub struct RawBudget {
     pub max_spend_cents_per_day: Option<i64>,
 }
 
-
 /// `[alerts.email]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
