@@ -9,15 +9,15 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::error::{ApiError, Failure, Op, PostError, Refusal};
 use super::excerpt::{excerpt, provider_message};
+use super::parse::{field, from_map, parse_envelope, parse_subscription_list};
 use super::types::{
-    MalformedEntry, Network, NetworkId, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest,
-    Renewal, RenewalPlan, Subscription, SubscriptionEnvelope, SubscriptionId, SubscriptionList,
+    Network, NetworkId, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest, Renewal,
+    RenewalPlan, Subscription, SubscriptionEnvelope, SubscriptionId, SubscriptionList,
 };
 
 /// Default cap on one response body: 64 MiB.
@@ -417,103 +417,6 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-/// Checks the success envelope: a JSON object with `"ok": true`.
-fn parse_envelope(op: Op, status: u16, body: &[u8], secrets: &[&str]) -> Result<Map<String, Value>, Failure> {
-    let malformed =
-        |reason: &str| Failure::Malformed { op, status, reason: reason.to_owned(), excerpt: excerpt(body, secrets) };
-    let value: Value = serde_json::from_slice(body).map_err(|_| malformed("the body is not JSON"))?;
-    let Value::Object(map) = value else {
-        return Err(malformed("the body is not a JSON object"));
-    };
-    match map.get("ok") {
-        Some(Value::Bool(true)) => Ok(map),
-        Some(Value::Bool(false)) => {
-            let msg = provider_message(body, secrets).unwrap_or_else(|| "no message".into());
-            Err(malformed(&format!("\"ok\": false ({msg})")))
-        }
-        _ => Err(malformed("\"ok\": true is missing")),
-    }
-}
-
-/// Deserializes `map[name]` into `T`, naming the path of any error.
-fn field<T: DeserializeOwned>(op: Op, map: &Map<String, Value>, name: &str) -> Result<T, Failure> {
-    let v = map.get(name).cloned().ok_or_else(|| Failure::Malformed {
-        op,
-        status: 200,
-        reason: format!("missing field `{name}`"),
-        excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
-    })?;
-    decode(v, name).map_err(|reason| Failure::Malformed {
-        op,
-        status: 200,
-        reason,
-        excerpt: String::from("(not shown)"),
-    })
-}
-
-/// Deserializes the whole envelope into `T`.
-fn from_map<T: DeserializeOwned>(op: Op, map: &Map<String, Value>) -> Result<T, Failure> {
-    decode(Value::Object(map.clone()), "").map_err(|reason| Failure::Malformed {
-        op,
-        status: 200,
-        reason,
-        excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
-    })
-}
-
-/// serde with the failing path, e.g. `subscriptions[3].activeUntil: invalid type: …`; the
-/// message is withheld when the path runs through a secret field.
-pub(crate) fn decode<T: DeserializeOwned>(v: Value, prefix: &str) -> Result<T, String> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let path = match (prefix, path.as_str()) {
-            (p, ".") => p.to_owned(),
-            ("", q) => q.to_owned(),
-            (p, q) if q.starts_with('[') => format!("{p}{q}"),
-            (p, q) => format!("{p}.{q}"),
-        };
-        let secret =
-            ["credentials", "protocols", "password", "username", "vpn", "rotate"].iter().any(|k| path.contains(k));
-        let msg = if secret {
-            "invalid value (not shown: secret field)".to_owned()
-        } else {
-            redact_message(&e.inner().to_string())
-        };
-        if path.is_empty() { msg } else { format!("{path}: {msg}") }
-    })
-}
-
-fn redact_message(msg: &str) -> String {
-    msg.split(' ')
-        .map(|t| if t.contains("://") || t.contains('@') { "<redacted>" } else { t })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `subscriptions[]`, entry by entry.
-fn parse_subscription_list(map: &Map<String, Value>) -> Result<SubscriptionList, Failure> {
-    let Some(Value::Array(items)) = map.get("subscriptions") else {
-        return Err(Failure::Malformed {
-            op: Op::Subscriptions,
-            status: 200,
-            reason: "`subscriptions` is missing or not an array".into(),
-            excerpt: excerpt(Value::Object(map.clone()).to_string().as_bytes(), &[]),
-        });
-    };
-    let mut list = SubscriptionList::default();
-    for (index, item) in items.iter().enumerate() {
-        match decode::<Subscription>(item.clone(), &format!("subscriptions[{index}]")) {
-            Ok(s) => list.subscriptions.push(s),
-            Err(reason) => {
-                let subscription_id =
-                    item.get("subscriptionId").and_then(Value::as_str).and_then(|s| SubscriptionId::parse(s).ok());
-                list.malformed.push(MalformedEntry { index, subscription_id, reason });
-            }
-        }
-    }
-    Ok(list)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,13 +436,5 @@ mod tests {
         assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-    }
-
-    #[test]
-    fn a_secret_path_hides_the_value() {
-        let v = serde_json::json!({"subscriptionId": "abc", "status": "active", "activeUntil": 1, "credentials": {"username": 5, "password": 123456}});
-        let err = decode::<Subscription>(v, "subscriptions[0]").unwrap_err();
-        assert!(err.starts_with("subscriptions[0].credentials"), "{err}");
-        assert!(!err.contains("123456") && !err.contains('5'), "{err}");
     }
 }

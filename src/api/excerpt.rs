@@ -88,8 +88,13 @@ fn looks_secret(token: &str) -> bool {
     token.contains("://") || token.contains('@')
 }
 
+/// Does a JSON path (`subscriptions[0].credentials.password`) run through a secret field?
+pub(crate) fn is_secret_path(path: &str) -> bool {
+    path.split(['.', '[', ']']).any(|seg| SECRET_KEYS.contains(&seg))
+}
+
 /// Collapses whitespace and replaces secret-looking tokens in free text.
-fn redact_text(text: &str) -> String {
+pub(crate) fn redact_text(text: &str) -> String {
     text.split_whitespace().map(|tok| if looks_secret(tok) { REDACTED } else { tok }).collect::<Vec<_>>().join(" ")
 }
 

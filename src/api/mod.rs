@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error;
 pub mod excerpt;
+mod parse;
 pub mod types;
 
 pub use client::{Client, ClientConfig, RetryPolicy};

@@ -15,6 +15,7 @@
 //! | `GET/DELETE /__sim/calls` | the call log ([`CallRecord`]s), or clear it and the peak |
 //! | `GET /__sim/stats` | [`Stats`]: requests in flight, peak in flight, calls |
 
+mod admin;
 pub mod faults;
 pub mod ops;
 mod server;

@@ -1,5 +1,5 @@
 //! The simulator's HTTP surface: `/api/proxy` as the reference describes it, with faults,
-//! a call log and a concurrency gauge, plus the `/__sim/` admin surface (loopback peers only).
+//! a call log and a concurrency gauge; the `/__sim/` admin routes are in `admin.rs`.
 //!
 //! Connections are served one hyper task each so that a fault can drop a connection
 //! outright: the handler cancels its connection's token and the task closes the socket
@@ -15,37 +15,30 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::any;
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::faults::{Fault, FaultKind};
+use super::faults::FaultKind;
 use super::ops::{self, SimError};
-use super::state::SimState;
 use super::{CallRecord, Shared};
 
 /// Per-connection facts handed to handlers.
 #[derive(Clone)]
-struct ConnInfo {
-    peer: SocketAddr,
+pub(super) struct ConnInfo {
+    /// The client's address; the admin surface answers loopback peers only.
+    pub(super) peer: SocketAddr,
+    /// Cancelled to close the connection without answering.
     kill: CancellationToken,
 }
 
 const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/api/proxy", any(api))
-        .route("/__sim/state", get(get_state).put(put_state))
-        .route("/__sim/balance", post(set_balance))
-        .route("/__sim/clock", post(set_clock))
-        .route("/__sim/faults", get(get_faults).post(add_faults).delete(clear_faults))
-        .route("/__sim/calls", get(get_calls).delete(clear_calls))
-        .route("/__sim/stats", get(get_stats))
-        .with_state(shared)
+    Router::new().route("/api/proxy", any(api)).merge(super::admin::routes()).with_state(shared)
 }
 
 /// Accepts connections until `shutdown` is cancelled.
@@ -253,99 +246,4 @@ async fn after_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, body:
 async fn drop_connection(conn: &ConnInfo) -> Response {
     conn.kill.cancel();
     std::future::pending::<Response>().await
-}
-
-fn admin_denied(conn: &ConnInfo) -> Option<Response> {
-    (!conn.peer.ip().is_loopback())
-        .then(|| (StatusCode::FORBIDDEN, "the /__sim admin surface answers loopback peers only\n").into_response())
-}
-
-macro_rules! admin {
-    ($conn:expr) => {
-        if let Some(r) = admin_denied(&$conn) {
-            return r;
-        }
-    };
-}
-
-async fn get_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    axum::Json(s.state()).into_response()
-}
-
-async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
-    admin!(c);
-    match serde_json::from_slice::<SimState>(&body) {
-        Ok(state) => {
-            s.with_state(|st, _| *st = state);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid simulator state: {e}\n")).into_response(),
-    }
-}
-
-async fn set_balance(
-    State(s): State<Arc<Shared>>,
-    Extension(c): Extension<ConnInfo>,
-    axum::Json(v): axum::Json<Value>,
-) -> Response {
-    admin!(c);
-    let Some(cents) = v.get("balance_cents").and_then(Value::as_i64) else {
-        return (StatusCode::BAD_REQUEST, "expected {\"balance_cents\": N}\n").into_response();
-    };
-    s.with_state(|st, _| st.balance_cents = cents);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn set_clock(
-    State(s): State<Arc<Shared>>,
-    Extension(c): Extension<ConnInfo>,
-    axum::Json(v): axum::Json<Value>,
-) -> Response {
-    admin!(c);
-    let Some(offset) = v.get("offset_ms").and_then(Value::as_i64) else {
-        return (StatusCode::BAD_REQUEST, "expected {\"offset_ms\": N}\n").into_response();
-    };
-    s.with_state(|st, _| st.settings.clock_offset_ms = offset);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn get_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    axum::Json(s.faults()).into_response()
-}
-
-async fn add_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
-    admin!(c);
-    let faults = serde_json::from_slice::<Vec<Fault>>(&body)
-        .or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
-    match faults {
-        Ok(fs) => {
-            fs.into_iter().for_each(|f| s.add_fault(f));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid fault: {e}\n")).into_response(),
-    }
-}
-
-async fn clear_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    s.clear_faults();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn get_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    axum::Json(s.calls()).into_response()
-}
-
-async fn clear_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    s.clear_calls();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn get_stats(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
-    admin!(c);
-    axum::Json(s.stats()).into_response()
 }

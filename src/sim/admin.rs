@@ -1,0 +1,122 @@
+//! The simulator's admin surface under `/__sim/`: state, balance, clock, faults, the call
+//! log and load figures, for tests and people. It answers loopback peers only.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use super::Shared;
+use super::faults::Fault;
+use super::server::ConnInfo;
+use super::state::SimState;
+
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/__sim/state", get(get_state).put(put_state))
+        .route("/__sim/balance", post(set_balance))
+        .route("/__sim/clock", post(set_clock))
+        .route("/__sim/faults", get(get_faults).post(add_faults).delete(clear_faults))
+        .route("/__sim/calls", get(get_calls).delete(clear_calls))
+        .route("/__sim/stats", get(get_stats))
+}
+
+fn admin_denied(conn: &ConnInfo) -> Option<Response> {
+    (!conn.peer.ip().is_loopback())
+        .then(|| (StatusCode::FORBIDDEN, "the /__sim admin surface answers loopback peers only\n").into_response())
+}
+
+macro_rules! admin {
+    ($conn:expr) => {
+        if let Some(r) = admin_denied(&$conn) {
+            return r;
+        }
+    };
+}
+
+async fn get_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.state()).into_response()
+}
+
+async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
+    admin!(c);
+    match serde_json::from_slice::<SimState>(&body) {
+        Ok(state) => {
+            s.with_state(|st, _| *st = state);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid simulator state: {e}\n")).into_response(),
+    }
+}
+
+async fn set_balance(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<ConnInfo>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
+    admin!(c);
+    let Some(cents) = v.get("balance_cents").and_then(Value::as_i64) else {
+        return (StatusCode::BAD_REQUEST, "expected {\"balance_cents\": N}\n").into_response();
+    };
+    s.with_state(|st, _| st.balance_cents = cents);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn set_clock(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<ConnInfo>,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
+    admin!(c);
+    let Some(offset) = v.get("offset_ms").and_then(Value::as_i64) else {
+        return (StatusCode::BAD_REQUEST, "expected {\"offset_ms\": N}\n").into_response();
+    };
+    s.with_state(|st, _| st.settings.clock_offset_ms = offset);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.faults()).into_response()
+}
+
+async fn add_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
+    admin!(c);
+    let faults = serde_json::from_slice::<Vec<Fault>>(&body)
+        .or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
+    match faults {
+        Ok(fs) => {
+            fs.into_iter().for_each(|f| s.add_fault(f));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid fault: {e}\n")).into_response(),
+    }
+}
+
+async fn clear_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    s.clear_faults();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.calls()).into_response()
+}
+
+async fn clear_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    s.clear_calls();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_stats(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {
+    admin!(c);
+    axum::Json(s.stats()).into_response()
+}
