@@ -10,6 +10,11 @@
 //!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
 //! - [`api`]: the provider client, one method per op, with errors that keep "refused, nothing
 //!   happened" apart from "outcome unknown".
+//! - [`rule`]: renewal rules (`[defaults]` and the rules table) and plan choices.
+//! - [`ledger`]: the ledger's states and entries, the record of every renewal attempt.
+//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot.
+//! - [`policy`]: the pure decision for one subscription: ok, skip, renew (with which plan at
+//!   what price), or blocked, with the reason.
 //! - [`sim`]: a stateful simulator of the provider API with fault injection and an admin
 //!   surface, used by `proxy-renewd sim`, the tests and `demo`.
 //! - [`output`]: tables and JSON for the command line, with secrets redacted unless asked.
@@ -18,5 +23,9 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod ledger;
 pub mod output;
+pub mod policy;
+pub mod rule;
 pub mod sim;
+pub mod store;

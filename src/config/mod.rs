@@ -7,17 +7,21 @@
 //! This module checks `[api]` fully; the other sections are typed and parsed (durations,
 //! integers) and their cross-checks belong to the modules that use them.
 
+mod check;
+mod raw;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::api::client::DEFAULT_MAX_RESPONSE_BYTES;
-use crate::api::{ClientConfig, RetryPolicy};
+pub use raw::*;
+
+use crate::api::{Cents, ClientConfig};
+use crate::rule::Rule;
 
 /// The environment variable prefix; `PROXY_RENEWD_API__KEY` sets `[api] key`.
 pub const ENV_PREFIX: &str = "PROXY_RENEWD_";
@@ -47,235 +51,79 @@ pub enum ConfigError {
     },
 }
 
-/// `[api]` as written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawApi {
-    /// The provider's base URL, e.g. `https://your-domain.com`.
-    pub base_url: Option<String>,
-    /// The API key (`rk_...`).
-    #[serde(skip_serializing)]
-    pub key: Option<SecretString>,
-    /// A file holding the API key (relative paths are read from `$CREDENTIALS_DIRECTORY`
-    /// when systemd sets it).
-    pub key_file: Option<PathBuf>,
-    /// Whole-request timeout.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// TCP + TLS connect timeout.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Renewals in flight at once.
-    pub max_concurrency: u32,
-    /// Attempts per read (first included) before giving up.
-    pub max_attempts: u32,
-    /// The largest response body accepted, in bytes.
-    pub max_response_bytes: u64,
-}
-
-impl Default for RawApi {
-    fn default() -> Self {
-        Self {
-            base_url: None,
-            key: None,
-            key_file: None,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            max_concurrency: 4,
-            max_attempts: RetryPolicy::default().max_attempts,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        }
-    }
-}
-
-/// `[schedule]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSchedule {
-    /// Six-field cron (seconds first), UTC.
-    pub cron: String,
-    /// Random delay added to each scheduled cycle.
-    #[serde(with = "humantime_serde")]
-    pub jitter: Duration,
-}
-
-impl Default for RawSchedule {
-    fn default() -> Self {
-        Self { cron: "0 */10 * * * *".into(), jitter: Duration::from_secs(30) }
-    }
-}
-
-/// `[database]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDatabase {
-    /// `sqlite://PATH`.
-    pub url: String,
-}
-
-impl Default for RawDatabase {
-    fn default() -> Self {
-        Self { url: "sqlite://proxy-renewd.db".into() }
-    }
-}
-
-/// `[defaults]`: the rule for subscriptions with no row in the rules table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDefaults {
-    /// Renew automatically.
-    pub enabled: bool,
-    /// Renew when `activeUntil - now <= renew_before`.
-    #[serde(with = "humantime_serde")]
-    pub renew_before: Duration,
-    /// `cheapest`, `best-value`, `longest` or a plan id.
-    pub plan: String,
-    /// `repeatCount` sent with `renew`.
-    pub repeat_count: u32,
-    /// Cap per renewal in cents, after `repeat_count`; none when absent.
-    pub max_price_cents: Option<i64>,
-    /// Coupon sent with `renew`; empty for none.
-    pub coupon_code: String,
-}
-
-impl Default for RawDefaults {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            renew_before: Duration::from_secs(3 * 86_400),
-            plan: "cheapest".into(),
-            repeat_count: 1,
-            max_price_cents: None,
-            coupon_code: String::new(),
-        }
-    }
-}
-
-/// `[ledger]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLedger {
-    /// How long an unknown outcome waits, `activeUntil` unchanged, before it counts as failed.
-    #[serde(with = "humantime_serde")]
-    pub reconcile_after: Duration,
-}
-
-impl Default for RawLedger {
-    fn default() -> Self {
-        Self { reconcile_after: Duration::from_secs(600) }
-    }
-}
-
-/// `[budget]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawBudget {
-    /// Rolling 24 h cap on spend in cents; none when absent.
-    pub max_spend_cents_per_day: Option<i64>,
-}
-
-/// `[alerts.email]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEmail {
-    /// lettre's SMTP URL (may hold a password).
-    #[serde(skip_serializing)]
-    pub smtp_url: Option<SecretString>,
-    /// A file holding the SMTP URL.
-    pub smtp_url_file: Option<PathBuf>,
-    /// `From:` mailbox.
-    pub from: String,
-    /// Recipients.
-    pub to: Vec<String>,
-}
-
-/// `[alerts]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAlerts {
-    /// The same alert is not re-sent sooner.
-    #[serde(with = "humantime_serde")]
-    pub repeat_interval: Duration,
-    /// Escalate when a due subscription is this close to expiry.
-    #[serde(with = "humantime_serde")]
-    pub lapse_warning: Duration,
-    /// Email delivery; alerts are only logged without it.
-    pub email: Option<RawEmail>,
-}
-
-impl Default for RawAlerts {
-    fn default() -> Self {
-        Self { repeat_interval: Duration::from_secs(6 * 3600), lapse_warning: Duration::from_secs(86_400), email: None }
-    }
-}
-
-/// `[server]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServer {
-    /// `ADDR:PORT` for `/metrics`, `/healthz`, `/readyz`.
-    pub listen: String,
-}
-
-/// `[log]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    /// Log line format.
-    pub format: LogFormat,
-}
-
-/// How log lines look.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    #[default]
-    Auto,
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Every key of `daemon.md`, as written (defaults filled in).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawConfig {
-    /// `[api]`.
-    pub api: RawApi,
-    /// `[schedule]`.
-    pub schedule: RawSchedule,
-    /// `[database]`.
-    pub database: RawDatabase,
-    /// `[defaults]`.
-    pub defaults: RawDefaults,
-    /// `[ledger]`.
-    pub ledger: RawLedger,
-    /// `[budget]`.
-    pub budget: RawBudget,
-    /// `[alerts]`.
-    pub alerts: RawAlerts,
-    /// `[server]`.
-    pub server: Option<RawServer>,
-    /// `[log]`.
-    pub log: RawLog,
-}
-
-/// The loaded configuration: the raw layers plus where they came from.
+/// The checked configuration. `[api]` is checked on demand by [`Config::api`], so that
+/// commands that never call the provider (`rules`) need no key.
 pub struct Config {
-    /// Every key, defaults filled in.
-    pub raw: RawConfig,
     /// The file read, if any.
     pub file: Option<PathBuf>,
+    /// `[schedule]`.
+    pub schedule: Schedule,
+    /// `[database] url`, e.g. `sqlite://proxy-renewd.db`.
+    pub database_url: String,
+    /// `[defaults]`: the rule for subscriptions without a row.
+    pub defaults: Rule,
+    /// `[ledger] reconcile_after`, in ms (at least 3 × `api.timeout`).
+    pub reconcile_after_ms: i64,
+    /// `[budget] max_spend_cents_per_day`.
+    pub max_spend_per_day: Option<Cents>,
+    /// `[alerts]`.
+    pub alerts: Alerts,
+    /// `[server] listen`.
+    pub server_listen: Option<SocketAddr>,
+    /// `[log] format`.
+    pub log_format: LogFormat,
+    /// Every key as written, defaults filled in.
+    pub raw: RawConfig,
     figment: Figment,
 }
 
 impl std::fmt::Debug for Config {
     /// The figment itself is left out: it holds every value as written, secrets included.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config").field("raw", &self.raw).field("file", &self.file).finish_non_exhaustive()
+        f.debug_struct("Config")
+            .field("file", &self.file)
+            .field("schedule", &self.schedule)
+            .field("database_url", &self.database_url)
+            .field("defaults", &self.defaults)
+            .field("reconcile_after_ms", &self.reconcile_after_ms)
+            .field("max_spend_per_day", &self.max_spend_per_day)
+            .field("alerts", &self.alerts)
+            .field("server_listen", &self.server_listen)
+            .field("log_format", &self.log_format)
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
     }
+}
+
+/// A checked `[schedule]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Six-field cron expression, seconds first, UTC; parsed at load.
+    pub cron: String,
+    /// Random delay added to each scheduled cycle, in ms.
+    pub jitter_ms: i64,
+}
+
+/// A checked `[alerts]`.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    /// The same (kind, subscription, period) is not re-sent sooner, in ms.
+    pub repeat_interval_ms: i64,
+    /// Escalate when a due subscription is this close to expiry, in ms.
+    pub lapse_warning_ms: i64,
+    /// Email delivery; `None` means alerts are logged only.
+    pub email: Option<Email>,
+}
+
+/// A checked `[alerts.email]`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    /// lettre's SMTP URL, read from `smtp_url` or `smtp_url_file`; secret (may hold a password).
+    pub smtp_url: SecretString,
+    /// `From:`.
+    pub from: String,
+    /// Recipients (at least one).
+    pub to: Vec<String>,
 }
 
 /// A checked `[api]`: everything a [`crate::api::Client`] needs.
@@ -310,29 +158,19 @@ impl Config {
         }
         figment = figment.merge(env);
         let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
-        let cfg = Config { raw, file, figment };
+        let cfg = check::check(raw, file, figment)?;
         cfg.warn_if_secret_readable();
         Ok(cfg)
     }
 
-    /// `in FILE` / `from PROXY_RENEWD_X__Y` / `(not set)` for a dotted key.
+    /// `in FILE` / `from PROXY_RENEWD_X__Y` / `(default)` / `(not set)` for a dotted key.
     #[must_use]
     pub fn origin(&self, key: &str) -> String {
-        match self.figment.find_metadata(key) {
-            Some(md) => match &md.source {
-                Some(figment::Source::File(p)) => format!("in {}", p.display()),
-                _ if md.name.contains("environment") => {
-                    format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
-                }
-                _ if md.name.contains("Serialized") => "(default)".into(),
-                _ => format!("from {}", md.name),
-            },
-            None => "(not set)".into(),
-        }
+        origin(&self.figment, key)
     }
 
     fn invalid(&self, key: &str, problem: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { key: key.into(), origin: self.origin(key), problem: problem.into() }
+        invalid(&self.figment, key, problem)
     }
 
     /// Checks `[api]` and reads the key (from `key` or `key_file`).
@@ -379,10 +217,7 @@ impl Config {
             (Some(_), Some(_)) => return Err(self.invalid("api.key", "both key and key_file are set: keep one")),
             (Some(k), None) => k.expose_secret().trim().to_owned(),
             (None, Some(path)) => {
-                let path = credential_path(path);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| self.invalid("api.key_file", format!("cannot read {}: {e}", path.display())))?;
-                text.trim().to_owned()
+                read_secret_file(&credential_path(path)).map_err(|problem| self.invalid("api.key_file", problem))?
             }
             (None, None) => {
                 return Err(self.invalid(
@@ -409,6 +244,26 @@ impl Config {
     }
 }
 
+/// Where `key` was set, for messages.
+fn origin(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+            Some(md) => match &md.source {
+                Some(figment::Source::File(p)) => format!("in {}", p.display()),
+                _ if md.name.contains("environment") => {
+                    format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+                }
+                _ if md.name.contains("Serialized") => "(default)".into(),
+                _ => format!("from {}", md.name),
+            },
+            None => "(not set)".into(),
+        }
+    }
+
+/// A [`ConfigError::Invalid`] naming `key` and where it was set.
+fn invalid(figment: &Figment, key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), origin: origin(figment, key), problem: problem.into() }
+}
+
 #[cfg(unix)]
 fn others_can_read(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -418,6 +273,27 @@ fn others_can_read(path: &Path) -> bool {
 #[cfg(not(unix))]
 fn others_can_read(_: &Path) -> bool {
     false
+}
+
+/// The most bytes a key or SMTP URL file may hold.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a small secret file, trimmed; refuses directories, devices, FIFOs and big files.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!("{shown} is larger than {MAX_SECRET_FILE_BYTES} bytes: is it the right file?"));
+    }
+    Ok(text.trim().to_owned())
 }
 
 /// A relative credential path is looked up in `$CREDENTIALS_DIRECTORY` (systemd's

@@ -1,0 +1,228 @@
+//! The configuration as written: every key of `daemon.md` with its built-in default, one
+//! struct per section, unknown keys refused. Values are typed (durations via humantime) but
+//! not yet checked against each other; `mod.rs` does that.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::api::RetryPolicy;
+use crate::api::client::DEFAULT_MAX_RESPONSE_BYTES;
+
+/// `[api]` as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// The provider's base URL, e.g. `https://your-domain.com`.
+    pub base_url: Option<String>,
+    /// The API key (`rk_...`).
+    #[serde(skip_serializing)]
+    pub key: Option<SecretString>,
+    /// A file holding the API key (relative paths are read from `$CREDENTIALS_DIRECTORY`
+    /// when systemd sets it).
+    pub key_file: Option<PathBuf>,
+    /// Whole-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// TCP + TLS connect timeout.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Renewals in flight at once.
+    pub max_concurrency: u32,
+    /// Attempts per read (first included) before giving up.
+    pub max_attempts: u32,
+    /// The largest response body accepted, in bytes.
+    pub max_response_bytes: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            key: None,
+            key_file: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_concurrency: 4,
+            max_attempts: RetryPolicy::default().max_attempts,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// Six-field cron (seconds first), UTC.
+    pub cron: String,
+    /// Random delay added to each scheduled cycle.
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        Self { cron: "0 */10 * * * *".into(), jitter: Duration::from_secs(30) }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite://PATH`.
+    pub url: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self { url: "sqlite://proxy-renewd.db".into() }
+    }
+}
+
+/// `[defaults]`: the rule for subscriptions with no row in the rules table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Renew automatically.
+    pub enabled: bool,
+    /// Renew when `activeUntil - now <= renew_before`.
+    #[serde(with = "humantime_serde")]
+    pub renew_before: Duration,
+    /// `cheapest`, `best-value`, `longest` or a plan id.
+    pub plan: String,
+    /// `repeatCount` sent with `renew`.
+    pub repeat_count: u32,
+    /// Cap per renewal in cents, after `repeat_count`; none when absent.
+    pub max_price_cents: Option<i64>,
+    /// Coupon sent with `renew`; empty for none.
+    pub coupon_code: String,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            renew_before: Duration::from_secs(3 * 86_400),
+            plan: "cheapest".into(),
+            repeat_count: 1,
+            max_price_cents: None,
+            coupon_code: String::new(),
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// How long an unknown outcome waits, `activeUntil` unchanged, before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_after: Duration,
+}
+
+impl Default for RawLedger {
+    fn default() -> Self {
+        Self { reconcile_after: Duration::from_secs(600) }
+    }
+}
+
+/// `[budget]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBudget {
+    /// Rolling 24 h cap on spend in cents; none when absent.
+    pub max_spend_cents_per_day: Option<i64>,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// lettre's SMTP URL (may hold a password).
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// A file holding the SMTP URL.
+    pub smtp_url_file: Option<PathBuf>,
+    /// `From:` mailbox.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// The same alert is not re-sent sooner.
+    #[serde(with = "humantime_serde")]
+    pub repeat_interval: Duration,
+    /// Escalate when a due subscription is this close to expiry.
+    #[serde(with = "humantime_serde")]
+    pub lapse_warning: Duration,
+    /// Email delivery; alerts are only logged without it.
+    pub email: Option<RawEmail>,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        Self { repeat_interval: Duration::from_secs(6 * 3600), lapse_warning: Duration::from_secs(86_400), email: None }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `ADDR:PORT` for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// Log line format.
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every key of `daemon.md`, as written (defaults filled in).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[api]`.
+    pub api: RawApi,
+    /// `[schedule]`.
+    pub schedule: RawSchedule,
+    /// `[database]`.
+    pub database: RawDatabase,
+    /// `[defaults]`.
+    pub defaults: RawDefaults,
+    /// `[ledger]`.
+    pub ledger: RawLedger,
+    /// `[budget]`.
+    pub budget: RawBudget,
+    /// `[alerts]`.
+    pub alerts: RawAlerts,
+    /// `[server]`.
+    pub server: Option<RawServer>,
+    /// `[log]`.
+    pub log: RawLog,
+}
+

@@ -1,0 +1,300 @@
+//! The policy: a pure function from what is known about one subscription to a [`Decision`]
+//! that names its reason (`daemon.md`, *Policy* and *Ledger*). No I/O and no clock of its
+//! own: `now` is an input, so the same inputs always give the same decision.
+//!
+//! It is called twice for a due subscription: first without renewal plans (answer
+//! [`Decision::FetchPlans`]), then with the plans `op=renewal-plans` returned.
+
+use crate::api::{Cents, EpochMs, PlanId, RenewalPlan};
+use crate::ledger::{LedgerEntry, LedgerState};
+use crate::rule::{PlanChoice, Rule};
+
+/// Earliest plausible `activeUntil`: 2001-01-01T00:00:00Z in ms (a value in seconds is below).
+pub const MIN_PLAUSIBLE_MS: i64 = 978_307_200_000;
+/// First implausible `activeUntil`: 2200-01-01T00:00:00Z in ms.
+pub const MAX_PLAUSIBLE_MS: i64 = 7_258_118_400_000;
+/// After a 402/409/429, the next attempt for the period waits this long, doubled per refusal…
+pub const RETRY_BACKOFF_BASE_MS: i64 = 10 * 60_000;
+/// …up to this.
+pub const RETRY_BACKOFF_CAP_MS: i64 = 2 * 3_600_000;
+
+/// Everything the policy looks at for one subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// `status` from `op=subscriptions`.
+    pub status: &'a str,
+    /// `activeUntil` from `op=subscriptions`: the current period.
+    pub active_until: EpochMs,
+    /// The effective rule (its row, or `[defaults]`).
+    pub rule: &'a Rule,
+    /// `op=renewal-plans` for this subscription, once fetched.
+    pub renewal_plans: Option<&'a [RenewalPlan]>,
+    /// This subscription's ledger entries, any order.
+    pub ledger: &'a [LedgerEntry],
+    /// Spend that counts against the budget in the 24 h before `now`.
+    pub spent_last_24h: Cents,
+    /// `[budget] max_spend_cents_per_day`.
+    pub max_spend_per_day: Option<Cents>,
+    /// The time of the decision.
+    pub now: EpochMs,
+}
+
+/// What to do with one subscription, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Decision {
+    /// Not due; due in `due_in_ms`.
+    Ok {
+        /// Until `activeUntil - renew_before`, in ms.
+        due_in_ms: i64,
+    },
+    /// Not acted on, by design.
+    Skip(Skip),
+    /// Due: call again with the subscription's renewal plans.
+    FetchPlans,
+    /// Renew with this.
+    Renew(Renewal),
+    /// Due (or broken) but cannot be renewed automatically: a person should look.
+    Blocked(Blocked),
+}
+
+/// Why a subscription is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// `status` is not `active` (`not-renewable`): reported, needs a person.
+    NotRenewable {
+        /// The provider's status.
+        status: String,
+    },
+    /// The rule is disabled and expiry is not near.
+    Disabled,
+}
+
+/// Why a due subscription cannot be renewed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// `activeUntil` is not a plausible ms expiry (`malformed`): never acted on.
+    Malformed {
+        /// The value seen.
+        active_until: EpochMs,
+    },
+    /// Disabled, and within `renew_before` of expiry (`expiring-unmanaged`).
+    ExpiringUnmanaged {
+        /// Until `activeUntil`, in ms (negative once lapsed).
+        expires_in_ms: i64,
+    },
+    /// An attempt is `sending` or `unknown`: nothing more until reconciliation settles it.
+    InFlight {
+        /// Its period.
+        active_until_before: EpochMs,
+        /// Its attempt number.
+        attempt: u32,
+        /// Its state.
+        state: LedgerState,
+    },
+    /// This period was already renewed; the provider's `activeUntil` has not caught up.
+    AlreadyRenewed {
+        /// The attempt that succeeded.
+        attempt: u32,
+    },
+    /// The last attempt for this period was refused with a status that a retry will not fix
+    /// (400, 401, 403, 404): a person must act.
+    Refused {
+        /// That attempt.
+        attempt: u32,
+        /// Its HTTP status.
+        status: Option<u16>,
+    },
+    /// The last attempt was refused with 402, 409 or 429; the next waits until `until`.
+    Backoff {
+        /// That attempt's status.
+        status: Option<u16>,
+        /// Earliest next attempt.
+        until: EpochMs,
+    },
+    /// No renewal plan fits the rule (`no-eligible-plan`).
+    NoEligiblePlan {
+        /// The rule's plan choice.
+        plan: PlanChoice,
+        /// How many plans the provider offered.
+        offered: usize,
+    },
+    /// The chosen plan costs more than the rule's cap (`over-price-cap`).
+    OverPriceCap {
+        /// The plan.
+        plan_id: PlanId,
+        /// Its price × repeat count.
+        price: Cents,
+        /// The cap.
+        cap: Cents,
+    },
+    /// The renewal would take the last 24 h of spend over the budget (`over-budget`).
+    OverBudget {
+        /// The plan.
+        plan_id: PlanId,
+        /// Its price × repeat count.
+        price: Cents,
+        /// Already spent in the last 24 h.
+        spent: Cents,
+        /// The budget.
+        budget: Cents,
+    },
+}
+
+/// A renewal to make: what the renewer commits to the ledger, then sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// The period: `activeUntil` when decided.
+    pub active_until_before: EpochMs,
+    /// Attempt number within the period (1, 2, …).
+    pub attempt: u32,
+    /// `planId`.
+    pub plan_id: PlanId,
+    /// `repeatCount`.
+    pub repeat_count: u32,
+    /// Plan price × repeat count (a coupon may lower what is charged).
+    pub price: Cents,
+    /// `couponCode`.
+    pub coupon_code: Option<String>,
+    /// max(activeUntil, now) + durationMs × repeatCount.
+    pub expected_end_at: EpochMs,
+}
+
+impl Decision {
+    /// True when a person should look (exit code 3, an alert).
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        matches!(self, Decision::Blocked(_) | Decision::Skip(Skip::NotRenewable { .. }))
+    }
+
+    /// A short, stable name for reports and metrics, e.g. `over-price-cap`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decision::Ok { .. } => "ok",
+            Decision::Skip(Skip::NotRenewable { .. }) => "not-renewable",
+            Decision::Skip(Skip::Disabled) => "disabled",
+            Decision::FetchPlans => "due",
+            Decision::Renew(_) => "renew",
+            Decision::Blocked(b) => match b {
+                Blocked::Malformed { .. } => "malformed",
+                Blocked::ExpiringUnmanaged { .. } => "expiring-unmanaged",
+                Blocked::InFlight { .. } => "in-flight",
+                Blocked::AlreadyRenewed { .. } => "already-renewed",
+                Blocked::Refused { .. } => "refused",
+                Blocked::Backoff { .. } => "backoff",
+                Blocked::NoEligiblePlan { .. } => "no-eligible-plan",
+                Blocked::OverPriceCap { .. } => "over-price-cap",
+                Blocked::OverBudget { .. } => "over-budget",
+            },
+        }
+    }
+}
+
+/// Decides for one subscription, in `daemon.md`'s order: plausibility, status, rule enabled,
+/// due, the ledger, then the plan, the price cap and the budget.
+pub fn decide(input: &Input<'_>) -> Decision {
+    let Input { status, active_until, rule, now, .. } = *input;
+    if !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&active_until.0) {
+        return Decision::Blocked(Blocked::Malformed { active_until });
+    }
+    if status != "active" {
+        return Decision::Skip(Skip::NotRenewable { status: status.to_owned() });
+    }
+    let expires_in_ms = active_until.since(now);
+    let due = expires_in_ms <= rule.renew_before_ms;
+    if !rule.enabled {
+        return if due { Decision::Blocked(Blocked::ExpiringUnmanaged { expires_in_ms }) } else { Decision::Skip(Skip::Disabled) };
+    }
+    if !due {
+        return Decision::Ok { due_in_ms: expires_in_ms - rule.renew_before_ms };
+    }
+    let attempt = match ledger_gate(input) {
+        Ok(attempt) => attempt,
+        Err(blocked) => return Decision::Blocked(blocked),
+    };
+    let Some(plans) = input.renewal_plans else { return Decision::FetchPlans };
+    let Some((plan, price, added_ms)) = choose_plan(&rule.plan, plans, rule.repeat_count) else {
+        return Decision::Blocked(Blocked::NoEligiblePlan { plan: rule.plan.clone(), offered: plans.len() });
+    };
+    if let Some(cap) = rule.max_price_cents.filter(|cap| price > *cap) {
+        return Decision::Blocked(Blocked::OverPriceCap { plan_id: plan.id.clone(), price, cap });
+    }
+    if let Some(budget) = input.max_spend_per_day {
+        let spent = input.spent_last_24h;
+        if spent.0.saturating_add(price.0) > budget.0 {
+            return Decision::Blocked(Blocked::OverBudget { plan_id: plan.id.clone(), price, spent, budget });
+        }
+    }
+    Decision::Renew(Renewal {
+        active_until_before: active_until,
+        attempt,
+        plan_id: plan.id.clone(),
+        repeat_count: rule.repeat_count,
+        price,
+        coupon_code: rule.coupon_code.clone(),
+        expected_end_at: EpochMs(active_until.0.max(now.0).saturating_add(added_ms)),
+    })
+}
+
+/// What the ledger allows: the next attempt number, or why not.
+fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
+    // Money possibly in flight for any period blocks everything.
+    if let Some(open) = input.ledger.iter().find(|e| e.state.is_open()) {
+        return Err(Blocked::InFlight {
+            active_until_before: open.attempt.active_until_before,
+            attempt: open.attempt.attempt,
+            state: open.state,
+        });
+    }
+    let period: Vec<&LedgerEntry> =
+        input.ledger.iter().filter(|e| e.attempt.active_until_before == input.active_until).collect();
+    if let Some(done) = period.iter().find(|e| e.state == LedgerState::Succeeded) {
+        return Err(Blocked::AlreadyRenewed { attempt: done.attempt.attempt });
+    }
+    let next = period.iter().map(|e| e.attempt.attempt).max().unwrap_or(0) + 1;
+    let Some(last) = period.iter().max_by_key(|e| (e.attempt.attempt, e.created_at)) else { return Ok(next) };
+    if last.state != LedgerState::Refused {
+        return Ok(next); // failed: a new attempt is allowed
+    }
+    if !matches!(last.http_status, Some(402 | 409 | 429)) {
+        return Err(Blocked::Refused { attempt: last.attempt.attempt, status: last.http_status });
+    }
+    let refusals = period.iter().filter(|e| e.state == LedgerState::Refused).count() as u32;
+    let wait = RETRY_BACKOFF_BASE_MS.saturating_mul(1 << refusals.saturating_sub(1).min(20)).min(RETRY_BACKOFF_CAP_MS);
+    let until = EpochMs(last.updated_at.0.saturating_add(wait));
+    if input.now < until {
+        return Err(Blocked::Backoff { status: last.http_status, until });
+    }
+    Ok(next)
+}
+
+/// The plan the rule picks among `plans`, with its price and added time for `repeat`;
+/// `None` when no plan is eligible. Plans with a non-positive duration or negative price,
+/// or whose totals overflow, are not eligible. Final ties go to the smaller plan id.
+#[must_use]
+pub fn choose_plan<'p>(choice: &PlanChoice, plans: &'p [RenewalPlan], repeat: u32) -> Option<(&'p RenewalPlan, Cents, i64)> {
+    let eligible = plans.iter().filter_map(|p| {
+        if p.duration_ms <= 0 || p.price_amount_cents.0 < 0 {
+            return None;
+        }
+        let price = p.price_amount_cents.0.checked_mul(i64::from(repeat))?;
+        let added = p.duration_ms.checked_mul(i64::from(repeat))?;
+        Some((p, Cents(price), added))
+    });
+    match choice {
+        PlanChoice::Plan(id) => eligible.into_iter().find(|(p, ..)| &p.id == id),
+        PlanChoice::Cheapest => {
+            eligible.min_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then_with(|| a.0.id.cmp(&b.0.id)))
+        }
+        PlanChoice::Longest => {
+            eligible.min_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)).then_with(|| a.0.id.cmp(&b.0.id)))
+        }
+        PlanChoice::BestValue => eligible.min_by(|a, b| {
+            // price_a / dur_a vs price_b / dur_b, exactly: cross-multiply in i128.
+            let per_day_a = i128::from(a.1.0) * i128::from(b.2);
+            let per_day_b = i128::from(b.1.0) * i128::from(a.2);
+            per_day_a.cmp(&per_day_b).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)).then_with(|| a.0.id.cmp(&b.0.id))
+        }),
+    }
+}

@@ -1,0 +1,93 @@
+//! The store's one error type: driver errors mapped, at this edge, to what an operator must do.
+
+use std::fmt;
+
+/// What went wrong with the database, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file cannot be opened or created (missing directory, permissions).
+    #[error("cannot open database {path} ({detail}): check that its directory exists and is writable by this user")]
+    CannotOpen {
+        /// The database file.
+        path: String,
+        /// The driver's words.
+        detail: String,
+    },
+    /// Writes are refused (read-only file, directory or mount).
+    #[error("database {path} is read-only ({detail}): check the permissions of the file and its directory; nothing was written")]
+    ReadOnly {
+        /// The database file.
+        path: String,
+        /// The driver's words.
+        detail: String,
+    },
+    /// Another connection held the lock past the busy timeout.
+    #[error("database {path} is locked ({detail}): another process holds it; retry, or stop the other proxy-renewd")]
+    Locked {
+        /// The database file.
+        path: String,
+        /// The driver's words.
+        detail: String,
+    },
+    /// Not a database, or damaged.
+    #[error("database {path} is not a proxy-renewd database or is damaged ({detail}): restore it from a backup or move it away")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The schema could not be brought up to date.
+    #[error("database {path} could not be migrated ({detail})")]
+    Migrate {
+        /// The database file.
+        path: String,
+        /// The migrator's words, with advice.
+        detail: String,
+    },
+    /// A row with the same unique key exists: another process got there first.
+    #[error("{what} already exists (another process inserted it first)")]
+    Conflict {
+        /// What collided, e.g. `ledger attempt (abc, 1762592000000, 1)`.
+        what: String,
+    },
+    /// Anything else the driver reported.
+    #[error("database {path}: {detail}")]
+    Other {
+        /// The database file.
+        path: String,
+        /// The driver's words.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// Maps a sqlx error for the database at `path`; `what` names the row for conflicts.
+    pub(crate) fn from_sqlx(path: &str, what: impl fmt::Display, e: sqlx::Error) -> StoreError {
+        let path = path.to_owned();
+        match e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+                let detail = db.message().to_owned();
+                match code & 0xff {
+                    5 | 6 => StoreError::Locked { path, detail },
+                    8 => StoreError::ReadOnly { path, detail },
+                    14 => StoreError::CannotOpen { path, detail },
+                    11 | 26 => StoreError::Corrupt { path, detail },
+                    19 if code == 2067 || code == 1555 => StoreError::Conflict { what: what.to_string() },
+                    _ => StoreError::Other { path, detail: format!("{detail} (SQLite code {code})") },
+                }
+            }
+            sqlx::Error::PoolTimedOut => StoreError::Locked { path, detail: "timed out waiting for a connection".into() },
+            sqlx::Error::Io(io) => StoreError::CannotOpen { path, detail: io.to_string() },
+            other => StoreError::Other { path, detail: other.to_string() },
+        }
+    }
+
+    /// True for [`StoreError::Conflict`].
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}

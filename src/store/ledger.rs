@@ -1,0 +1,196 @@
+//! The ledger table: attempts committed before `renew` is sent, and their outcomes.
+//!
+//! [`Store::begin_attempt`] is the "no row, no request" gate: it inserts the `sending` row in
+//! its own committed transaction and fails with [`StoreError::Conflict`] when another process
+//! holds the same period key.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::api::{Cents, EpochMs, PlanId, SubscriptionId};
+use crate::ledger::{LedgerEntry, LedgerState, NewAttempt};
+
+#[derive(FromRow)]
+struct Raw {
+    id: i64,
+    subscription_id: String,
+    active_until_before_ms: i64,
+    attempt: i64,
+    plan_id: String,
+    repeat_count: i64,
+    price_cents: i64,
+    coupon_code: Option<String>,
+    expected_end_at_ms: i64,
+    actual_end_at_ms: Option<i64>,
+    state: String,
+    http_status: Option<i64>,
+    error: Option<String>,
+    origin: String,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+macro_rules! select_ledger {
+    () => {
+        "SELECT id, subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
+                expected_end_at_ms, actual_end_at_ms, state, http_status, error, origin, created_at_ms, updated_at_ms
+         FROM ledger"
+    };
+}
+
+/// How an attempt ended, for [`Store::settle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The new state.
+    pub state: LedgerState,
+    /// `endAt`, or the advanced `activeUntil`.
+    pub actual_end_at: Option<EpochMs>,
+    /// The HTTP status, if one came back.
+    pub http_status: Option<u16>,
+    /// A secret-free description of what went wrong.
+    pub error: Option<String>,
+}
+
+impl Store {
+    fn ledger_entry(&self, r: Raw) -> Result<LedgerEntry, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger row {}: {what}", r.id) };
+        let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| corrupt(e.to_string()))?;
+        let plan_id = PlanId::parse(&r.plan_id).map_err(|e| corrupt(e.to_string()))?;
+        Ok(LedgerEntry {
+            id: r.id,
+            attempt: NewAttempt {
+                subscription_id,
+                active_until_before: EpochMs(r.active_until_before_ms),
+                attempt: u32::try_from(r.attempt).map_err(|_| corrupt(format!("attempt {}", r.attempt)))?,
+                plan_id,
+                repeat_count: u32::try_from(r.repeat_count).map_err(|_| corrupt(format!("repeat_count {}", r.repeat_count)))?,
+                price: Cents(r.price_cents),
+                coupon_code: r.coupon_code,
+                expected_end_at: EpochMs(r.expected_end_at_ms),
+                origin: r.origin.parse().map_err(corrupt)?,
+            },
+            state: r.state.parse().map_err(corrupt)?,
+            actual_end_at: r.actual_end_at_ms.map(EpochMs),
+            http_status: r.http_status.and_then(|s| u16::try_from(s).ok()),
+            error: r.error,
+            created_at: EpochMs(r.created_at_ms),
+            updated_at: EpochMs(r.updated_at_ms),
+        })
+    }
+
+    fn ledger_entries(&self, rows: Vec<Raw>) -> Result<Vec<LedgerEntry>, StoreError> {
+        rows.into_iter().map(|r| self.ledger_entry(r)).collect()
+    }
+
+    /// Commits a `sending` row for `a`; only after this returns may `renew` be sent.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the period key `(subscription, activeUntil, attempt)` is
+    /// taken (another process is renewing it); any other [`StoreError`] means nothing was
+    /// written and nothing may be sent.
+    #[tracing::instrument(skip_all, fields(subscription_id = %a.subscription_id, attempt = a.attempt))]
+    pub async fn begin_attempt(&self, a: &NewAttempt, now: EpochMs) -> Result<i64, StoreError> {
+        let what = format!("ledger attempt ({}, {}, {})", a.subscription_id, a.active_until_before.0, a.attempt);
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ledger (subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
+                                 expected_end_at_ms, state, origin, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?) RETURNING id",
+        )
+        .bind(a.subscription_id.as_str())
+        .bind(a.active_until_before.0)
+        .bind(i64::from(a.attempt))
+        .bind(a.plan_id.as_str())
+        .bind(i64::from(a.repeat_count))
+        .bind(a.price.0)
+        .bind(a.coupon_code.as_deref())
+        .bind(a.expected_end_at.0)
+        .bind(a.origin.as_str())
+        .bind(now.0)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(&self.path, &what, e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// Records how attempt `id` ended.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    #[tracing::instrument(skip_all, fields(ledger_id = id, state = %s.state))]
+    pub async fn settle(&self, id: i64, s: &Settlement, now: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), updated_at_ms = ? WHERE id = ?")
+            .bind(s.state.as_str())
+            .bind(s.actual_end_at.map(|t| t.0))
+            .bind(s.http_status.map(i64::from))
+            .bind(s.error.as_deref())
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Every entry for one subscription, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    pub async fn ledger_for(&self, id: &SubscriptionId) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE subscription_id = ? ORDER BY id"))
+            .bind(id.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        self.ledger_entries(rows)
+    }
+
+    /// Every `sending` or `unknown` entry, oldest first: what reconciliation must settle.
+    ///
+    /// # Errors
+    /// As [`Store::ledger_for`].
+    #[tracing::instrument(skip_all)]
+    pub async fn open_entries(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE state IN ('sending', 'unknown') ORDER BY id"))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        self.ledger_entries(rows)
+    }
+
+    /// The newest entries first, optionally for one subscription, at most `limit`.
+    ///
+    /// # Errors
+    /// As [`Store::ledger_for`].
+    #[tracing::instrument(skip_all)]
+    pub async fn history(&self, id: Option<&SubscriptionId>, limit: u32) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE ?1 IS NULL OR subscription_id = ?1 ORDER BY id DESC LIMIT ?2"))
+            .bind(id.map(SubscriptionId::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        self.ledger_entries(rows)
+    }
+
+    /// What counts against the budget since `since`: the expected price of every attempt
+    /// that was or may have been charged (sending, succeeded, unknown).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    #[tracing::instrument(skip_all)]
+    pub async fn spend_since(&self, since: EpochMs) -> Result<Cents, StoreError> {
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ? AND state IN ('sending', 'succeeded', 'unknown')",
+        )
+        .bind(since.0)
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(Cents(sum))
+    }
+}

@@ -1,0 +1,152 @@
+//! All SQL lives here: [`Store`] opens the SQLite database (creating it and running the
+//! embedded migrations on first use), and its methods read and write rules (`rules.rs`), the
+//! renewal ledger (`ledger.rs`) and the subscription snapshot (`snapshot.rs`).
+//!
+//! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
+//! busy timeout, and write transactions that take the write lock up front (`BEGIN
+//! IMMEDIATE`), since a plain `BEGIN` that upgrades later fails with `database is locked`.
+//! Queries are checked at run time (`query_as` + `FromRow`), so a build needs no database.
+//! Driver errors become [`StoreError`]s that say what to do.
+
+mod error;
+mod ledger;
+mod rules;
+mod snapshot;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+pub use error::StoreError;
+pub use rules::RuleRow;
+pub use snapshot::{SeenSubscription, SnapshotRow};
+
+/// The schema, embedded from `migrations/` at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How long a connection waits for a lock before [`StoreError::Locked`].
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The database: a small pool of SQLite connections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: String,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://PATH` or `sqlite:PATH`) for reading and writing, creating the
+    /// file if missing and bringing its schema up to date.
+    ///
+    /// # Errors
+    /// [`StoreError`]: cannot open or create, read-only, locked, not a database, or a schema
+    /// newer than this program.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let opts = base_options(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let store = Store::connect(opts, 4).await?;
+        MIGRATOR.run(&store.pool).await.map_err(|e| store.migrate_error(e))?;
+        Ok(store)
+    }
+
+    /// Opens an existing database read-only (for `--dry-run`): nothing is created, migrated
+    /// or written.
+    ///
+    /// # Errors
+    /// [`StoreError::CannotOpen`] when the file does not exist; [`StoreError::Migrate`] when
+    /// its schema is older or newer than this program's.
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        let opts = base_options(url)?.read_only(true).create_if_missing(false);
+        let store = Store::connect(opts, 2).await?;
+        store.check_schema_current().await?;
+        Ok(store)
+    }
+
+    async fn connect(opts: SqliteConnectOptions, max: u32) -> Result<Store, StoreError> {
+        let path = opts.get_filename().display().to_string();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(BUSY_TIMEOUT * 2)
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+        let store = Store { pool, path };
+        // Make "not a database" show up now, not at the first query.
+        sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    async fn check_schema_current(&self) -> Result<(), StoreError> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migrate {
+                path: self.path.clone(),
+                detail: format!("it has no proxy-renewd schema ({e}); run `proxy-renewd once` or `rules list` to create it"),
+            })?;
+        match applied {
+            Some(v) if v == latest => Ok(()),
+            Some(v) if v > latest => Err(self.newer_schema(v, latest)),
+            v => Err(StoreError::Migrate {
+                path: self.path.clone(),
+                detail: format!("its schema is at version {} of {latest}; open it once read-write (e.g. `proxy-renewd rules list`) to upgrade it", v.unwrap_or(0)),
+            }),
+        }
+    }
+
+    fn newer_schema(&self, found: i64, latest: i64) -> StoreError {
+        StoreError::Migrate {
+            path: self.path.clone(),
+            detail: format!("its schema version {found} is newer than this program's {latest}: upgrade proxy-renewd"),
+        }
+    }
+
+    fn migrate_error(&self, e: sqlx::migrate::MigrateError) -> StoreError {
+        use sqlx::migrate::MigrateError;
+        match e {
+            MigrateError::VersionMissing(v) => {
+                self.newer_schema(v, MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0))
+            }
+            MigrateError::Execute(inner) => self.err(inner),
+            other => StoreError::Migrate { path: self.path.clone(), detail: other.to_string() },
+        }
+    }
+
+    /// The database file's path, for messages.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A write transaction holding the write lock from its first statement.
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.err(e))
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn err(&self, e: sqlx::Error) -> StoreError {
+        StoreError::from_sqlx(&self.path, "", e)
+    }
+
+    /// Closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn base_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let opts = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
+        path: url.to_owned(),
+        detail: format!("not a SQLite URL like sqlite://proxy-renewd.db ({e})"),
+    })?;
+    Ok(opts.busy_timeout(BUSY_TIMEOUT).foreign_keys(true))
+}

@@ -1,0 +1,150 @@
+//! The subscriptions table: the last-seen non-secret fields of every subscription, for
+//! reports, and `gone_since` for one that a poll no longer lists.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::api::{EpochMs, Subscription, SubscriptionId};
+
+/// The non-secret fields of a subscription, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSubscription {
+    /// `subscriptionId`.
+    pub subscription_id: SubscriptionId,
+    /// `status`.
+    pub status: String,
+    /// `activeUntil`.
+    pub active_until: EpochMs,
+    /// `label`.
+    pub label: Option<String>,
+    /// `networkLabel`.
+    pub network_label: Option<String>,
+    /// `userNote`.
+    pub user_note: Option<String>,
+}
+
+impl From<&Subscription> for SeenSubscription {
+    /// Keeps the public fields; credentials, protocol URLs and rotation are left behind.
+    fn from(s: &Subscription) -> Self {
+        SeenSubscription {
+            subscription_id: s.subscription_id.clone(),
+            status: s.status.clone(),
+            active_until: s.active_until,
+            label: s.label.clone(),
+            network_label: s.network_label.clone(),
+            user_note: s.user_note.clone(),
+        }
+    }
+}
+
+/// A row of the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    /// The fields last seen.
+    pub seen: SeenSubscription,
+    /// First poll that listed it.
+    pub first_seen: EpochMs,
+    /// Last poll that listed it.
+    pub last_seen: EpochMs,
+    /// First poll that no longer listed it, if it has disappeared.
+    pub gone_since: Option<EpochMs>,
+}
+
+#[derive(FromRow)]
+struct Raw {
+    subscription_id: String,
+    status: String,
+    active_until_ms: i64,
+    label: Option<String>,
+    network_label: Option<String>,
+    user_note: Option<String>,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    gone_since_ms: Option<i64>,
+}
+
+impl Store {
+    /// Records one complete poll: upserts every listed subscription and marks the ones no
+    /// longer listed as gone (once). One transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    #[tracing::instrument(skip_all, fields(count = seen.len()))]
+    pub async fn record_poll(&self, seen: &[SeenSubscription], now: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for s in seen {
+            sqlx::query(
+                "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
+                   label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
+                   last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
+            )
+            .bind(s.subscription_id.as_str())
+            .bind(&s.status)
+            .bind(s.active_until.0)
+            .bind(s.label.as_deref())
+            .bind(s.network_label.as_deref())
+            .bind(s.user_note.as_deref())
+            .bind(now.0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        sqlx::query("UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL")
+            .bind(now.0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Every subscription ever seen, by id.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
+    #[tracing::instrument(skip_all)]
+    pub async fn snapshot(&self) -> Result<Vec<SnapshotRow>, StoreError> {
+        let rows: Vec<Raw> = sqlx::query_as(
+            "SELECT subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms
+             FROM subscriptions ORDER BY subscription_id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| {
+                let subscription_id = SubscriptionId::parse(&r.subscription_id)
+                    .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("subscriptions row: {e}") })?;
+                Ok(SnapshotRow {
+                    seen: SeenSubscription {
+                        subscription_id,
+                        status: r.status,
+                        active_until: EpochMs(r.active_until_ms),
+                        label: r.label,
+                        network_label: r.network_label,
+                        user_note: r.user_note,
+                    },
+                    first_seen: EpochMs(r.first_seen_ms),
+                    last_seen: EpochMs(r.last_seen_ms),
+                    gone_since: r.gone_since_ms.map(EpochMs),
+                })
+            })
+            .collect()
+    }
+
+    /// Has a poll ever listed `id`?
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn has_seen(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE subscription_id = ?")
+            .bind(id.as_str())
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+}
