@@ -8,6 +8,7 @@ use comfy_table::{Table, presets};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use crate::api::excerpt::clean_text;
 use crate::api::{Cents, EpochMs, Network, Plan, RenewalPlan, Subscription, SubscriptionList};
 
 /// Table or JSON (`--format`).
@@ -50,6 +51,16 @@ pub fn duration_ms(ms: i64) -> String {
     if ms % 86_400_000 == 0 { format!("{}d", ms / 86_400_000) } else { format!("{:.1}h", ms as f64 / 3_600_000.0) }
 }
 
+/// Provider text for a JSON document: cleaned of escapes and login-like words.
+fn text(s: Option<&String>) -> Value {
+    s.map_or(Value::Null, |s| Value::String(clean_text(s)))
+}
+
+/// Provider text for a table cell.
+fn cell(s: Option<&String>) -> String {
+    s.map(|s| clean_text(s)).unwrap_or_default()
+}
+
 fn secret(s: Option<&SecretString>, show: bool) -> Value {
     match (s, show) {
         (None, _) => Value::Null,
@@ -63,13 +74,13 @@ fn secret(s: Option<&SecretString>, show: bool) -> Value {
 pub fn subscription_json(s: &Subscription, show_secrets: bool) -> Value {
     let mut v = json!({
         "subscriptionId": s.subscription_id,
-        "status": s.status,
+        "status": clean_text(&s.status),
         "activeUntil": s.active_until,
         "activeUntilUtc": s.active_until.to_rfc3339(),
-        "userNote": s.user_note,
+        "userNote": text(s.user_note.as_ref()),
         "rotationPolicy": s.rotation_policy,
-        "label": s.label,
-        "networkLabel": s.network_label,
+        "label": text(s.label.as_ref()),
+        "networkLabel": text(s.network_label.as_ref()),
     });
     if let Some(c) = &s.credentials {
         v["credentials"] = json!({ "username": secret(Some(&c.username), show_secrets), "password": secret(Some(&c.password), show_secrets) });
@@ -108,12 +119,12 @@ pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets
     for s in &list.subscriptions {
         let mut row = vec![
             s.subscription_id.to_string(),
-            s.status.clone(),
+            clean_text(&s.status),
             s.active_until.to_string(),
             relative(s.active_until, now),
-            s.label.clone().unwrap_or_default(),
-            s.network_label.clone().unwrap_or_default(),
-            s.user_note.clone().unwrap_or_default(),
+            cell(s.label.as_ref()),
+            cell(s.network_label.as_ref()),
+            cell(s.user_note.as_ref()),
         ];
         if show_secrets {
             let c = s.credentials.as_ref();
@@ -148,11 +159,11 @@ pub fn plans(plans: &[Plan], format: OutputFormat) -> String {
         let net = p.network.as_ref();
         t.add_row(vec![
             p.id.to_string(),
-            p.connection_type.clone().unwrap_or_default(),
+            cell(p.connection_type.as_ref()),
             duration_ms(p.duration_ms),
             p.price_amount_cents.to_string(),
-            net.and_then(|n| n.name.clone()).unwrap_or_default(),
-            net.and_then(|n| n.country.clone()).unwrap_or_default(),
+            cell(net.and_then(|n| n.name.as_ref())),
+            cell(net.and_then(|n| n.country.as_ref())),
             if p.popular { "yes".into() } else { String::new() },
         ]);
     }
@@ -174,7 +185,7 @@ pub fn renewal_plans(plans: &[RenewalPlan], format: OutputFormat) -> String {
         };
         t.add_row(vec![
             p.id.to_string(),
-            p.connection_type.clone().unwrap_or_default(),
+            cell(p.connection_type.as_ref()),
             duration_ms(p.duration_ms),
             p.price_amount_cents.to_string(),
             per30,
@@ -191,11 +202,7 @@ pub fn networks(nets: &[Network], format: OutputFormat) -> String {
     }
     let mut t = table(&["NETWORK", "LABEL", "COUNTRY"]);
     for n in nets {
-        t.add_row(vec![
-            n.id.to_string(),
-            n.network_label.clone().unwrap_or_default(),
-            n.country.clone().unwrap_or_default(),
-        ]);
+        t.add_row(vec![n.id.to_string(), cell(n.network_label.as_ref()), cell(n.country.as_ref())]);
     }
     format!("{t}\n")
 }

@@ -204,7 +204,11 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let expires_in_ms = active_until.since(now);
     let due = expires_in_ms <= rule.renew_before_ms;
     if !rule.enabled {
-        return if due { Decision::Blocked(Blocked::ExpiringUnmanaged { expires_in_ms }) } else { Decision::Skip(Skip::Disabled) };
+        return if due {
+            Decision::Blocked(Blocked::ExpiringUnmanaged { expires_in_ms })
+        } else {
+            Decision::Skip(Skip::Disabled)
+        };
     }
     if !due {
         return Decision::Ok { due_in_ms: expires_in_ms - rule.renew_before_ms };
@@ -273,7 +277,11 @@ fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
 /// `None` when no plan is eligible. Plans with a non-positive duration or negative price,
 /// or whose totals overflow, are not eligible. Final ties go to the smaller plan id.
 #[must_use]
-pub fn choose_plan<'p>(choice: &PlanChoice, plans: &'p [RenewalPlan], repeat: u32) -> Option<(&'p RenewalPlan, Cents, i64)> {
+pub fn choose_plan<'p>(
+    choice: &PlanChoice,
+    plans: &'p [RenewalPlan],
+    repeat: u32,
+) -> Option<(&'p RenewalPlan, Cents, i64)> {
     let eligible = plans.iter().filter_map(|p| {
         if p.duration_ms <= 0 || p.price_amount_cents.0 < 0 {
             return None;

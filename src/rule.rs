@@ -97,7 +97,8 @@ pub fn check_coupon(code: &str) -> Result<(), String> {
 /// # Errors
 /// humantime's message, e.g. `unknown time unit "x"`.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration like 90s, 10m, 3d ({e})"))?;
+    let d =
+        humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration like 90s, 10m, 3d ({e})"))?;
     i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too long"))
 }
 

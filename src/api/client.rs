@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 use super::error::{ApiError, Failure, Op, PostError, Refusal};
 use super::excerpt::{excerpt, provider_message};
-use super::parse::{field, from_map, parse_envelope, parse_subscription_list};
+use super::parse::Envelope;
 use super::types::{
     Network, NetworkId, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest, Renewal,
     RenewalPlan, Subscription, SubscriptionEnvelope, SubscriptionId, SubscriptionList,
@@ -137,6 +137,9 @@ impl Client {
             .user_agent(concat!("proxy-renewd/", env!("CARGO_PKG_VERSION")))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
+            // A redirect would carry x-api-key to wherever it points (reqwest strips only the
+            // standard credential headers) and could re-send a POST: never follow one.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError::Http(e.without_url().to_string()))?;
         Ok(Self {
@@ -161,8 +164,7 @@ impl Client {
     /// # Errors
     /// [`ApiError`]: refused (401 for a bad key), or no usable answer after the retries.
     pub async fn plans(&self) -> Result<Vec<Plan>, ApiError> {
-        let map = self.get(Op::Plans, None).await?;
-        field(Op::Plans, &map, "plans").map_err(ApiError::Failed)
+        self.get(Op::Plans, None, |env| env.field("plans")).await
     }
 
     /// `GET op=subscriptions`: every subscription of the key's owner, parsed entry by entry
@@ -172,8 +174,7 @@ impl Client {
     /// [`ApiError`]: refused (401), or no usable answer (including a body with no
     /// `subscriptions` array) after the retries.
     pub async fn subscriptions(&self) -> Result<SubscriptionList, ApiError> {
-        let map = self.get(Op::Subscriptions, None).await?;
-        parse_subscription_list(&map).map_err(ApiError::Failed)
+        self.get(Op::Subscriptions, None, |env| env.subscription_list()).await
     }
 
     /// `GET op=renewal-plans&subscriptionId=…`: the plans that can renew `id`.
@@ -182,8 +183,7 @@ impl Client {
     /// [`ApiError`]: 403/404 for a subscription that is not the owner's or does not exist,
     /// 401, or no usable answer after the retries.
     pub async fn renewal_plans(&self, id: &SubscriptionId) -> Result<Vec<RenewalPlan>, ApiError> {
-        let map = self.get(Op::RenewalPlans, Some(id)).await?;
-        field(Op::RenewalPlans, &map, "renewalPlans").map_err(ApiError::Failed)
+        self.get(Op::RenewalPlans, Some(id), |env| env.field("renewalPlans")).await
     }
 
     /// `GET op=available-networks&subscriptionId=…`: networks `id` can switch to.
@@ -191,8 +191,7 @@ impl Client {
     /// # Errors
     /// As [`Client::renewal_plans`].
     pub async fn available_networks(&self, id: &SubscriptionId) -> Result<Vec<Network>, ApiError> {
-        let map = self.get(Op::AvailableNetworks, Some(id)).await?;
-        field(Op::AvailableNetworks, &map, "networks").map_err(ApiError::Failed)
+        self.get(Op::AvailableNetworks, Some(id), |env| env.field("networks")).await
     }
 
     /// `POST op=purchase`: buys `quantity` subscriptions of a plan. Sent once, never retried.
@@ -201,8 +200,7 @@ impl Client {
     /// [`PostError`]: refused (402 balance, 409 sold out/inactive, 400 invalid) with no
     /// effect, or outcome unknown.
     pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchase, PostError> {
-        let map = self.post(Op::Purchase, req).await?;
-        let raw: RawPurchase = from_map(Op::Purchase, &map).map_err(PostError::OutcomeUnknown)?;
+        let raw: RawPurchase = self.post(Op::Purchase, req, |env| env.whole()).await?;
         Ok(raw.normalise())
     }
 
@@ -212,8 +210,7 @@ impl Client {
     /// [`PostError`]: refused (402 balance, 409 sold out/invalid state, 404, 403, 400) with
     /// no effect, or outcome unknown (timeout, dropped connection, 5xx, unparseable 200).
     pub async fn renew(&self, req: &RenewRequest) -> Result<Renewal, PostError> {
-        let map = self.post(Op::Renew, req).await?;
-        from_map(Op::Renew, &map).map_err(PostError::OutcomeUnknown)
+        self.post(Op::Renew, req, |env| env.whole()).await
     }
 
     /// `POST op=change-credentials`: regenerates the proxy password; sent once.
@@ -222,8 +219,7 @@ impl Client {
     /// As [`Client::renew`].
     pub async fn change_credentials(&self, id: &SubscriptionId) -> Result<NewCredentials, PostError> {
         let body = serde_json::json!({ "subscriptionId": id });
-        let map = self.post(Op::ChangeCredentials, &body).await?;
-        from_map(Op::ChangeCredentials, &map).map_err(PostError::OutcomeUnknown)
+        self.post(Op::ChangeCredentials, &body, |env| env.whole()).await
     }
 
     /// `POST op=switch-network`: moves `id` to `target`; sent once.
@@ -232,13 +228,17 @@ impl Client {
     /// As [`Client::renew`]; 409 for an inactive network.
     pub async fn switch_network(&self, id: &SubscriptionId, target: &NetworkId) -> Result<Subscription, PostError> {
         let body = serde_json::json!({ "subscriptionId": id, "targetNetwork": target });
-        let map = self.post(Op::SwitchNetwork, &body).await?;
-        let env: SubscriptionEnvelope = from_map(Op::SwitchNetwork, &map).map_err(PostError::OutcomeUnknown)?;
+        let env: SubscriptionEnvelope = self.post(Op::SwitchNetwork, &body, |env| env.whole()).await?;
         Ok(env.subscription)
     }
 
-    /// A read with retries; returns the success envelope as a JSON object.
-    async fn get(&self, op: Op, id: Option<&SubscriptionId>) -> Result<Map<String, Value>, ApiError> {
+    /// A read with retries; `read` takes what the op needs out of the success envelope.
+    async fn get<T>(
+        &self,
+        op: Op,
+        id: Option<&SubscriptionId>,
+        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
+    ) -> Result<T, ApiError> {
         let mut url = self.endpoint.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -251,7 +251,7 @@ impl Client {
         loop {
             let req = self.http.get(url.clone()).header("x-api-key", self.key_header.clone());
             let outcome = match self.execute(op, req).await {
-                Ok(answer) => self.classify(op, answer),
+                Ok(answer) => self.classify(op, &answer, &read),
                 Err(failure) => Err(Outcome::Failed(failure)),
             };
             let wait = match &outcome {
@@ -259,7 +259,7 @@ impl Client {
                 Err(o) => self.retry_delay(o, attempt),
             };
             match (outcome, wait) {
-                (Ok(map), _) => return Ok(map),
+                (Ok(value), _) => return Ok(value),
                 (Err(o), Some(delay)) => {
                     tracing::warn!(op = %op, attempt, delay_ms = delay.as_millis() as u64, error = %outcome_text(&o), "read failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -295,8 +295,13 @@ impl Client {
         Duration::from_millis(half + rand::random_range(0..=half))
     }
 
-    /// A write, sent exactly once.
-    async fn post<B: serde::Serialize + ?Sized>(&self, op: Op, body: &B) -> Result<Map<String, Value>, PostError> {
+    /// A write, sent exactly once; `read` takes what the op needs out of the success envelope.
+    async fn post<B: serde::Serialize + ?Sized, T>(
+        &self,
+        op: Op,
+        body: &B,
+        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
+    ) -> Result<T, PostError> {
         let mut json = serde_json::to_value(body)
             .map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
         if let Value::Object(m) = &mut json {
@@ -315,8 +320,8 @@ impl Client {
             }
             Err(f) => return Err(PostError::OutcomeUnknown(f)),
         };
-        match self.classify(op, answer) {
-            Ok(map) => Ok(map),
+        match self.classify(op, &answer, &read) {
+            Ok(value) => Ok(value),
             Err(Outcome::Refused(r)) => Err(PostError::Refused(r)),
             Err(Outcome::Failed(f)) => Err(PostError::OutcomeUnknown(f)),
         }
@@ -354,11 +359,19 @@ impl Client {
         }
     }
 
-    /// Sorts an answer into success (the `ok: true` object), refusal or failure.
-    fn classify(&self, op: Op, a: Answer) -> Result<Map<String, Value>, Outcome> {
+    /// Sorts an answer into success (what `read` takes from the `ok: true` object), refusal
+    /// or failure.
+    fn classify<T>(
+        &self,
+        op: Op,
+        a: &Answer,
+        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
+    ) -> Result<T, Outcome> {
         let secrets = [self.key.expose_secret()];
         match a.status {
-            200..=299 => parse_envelope(op, a.status, &a.body, &secrets).map_err(Outcome::Failed),
+            200..=299 => {
+                Envelope::parse(op, a.status, &a.body, &secrets).and_then(|env| read(&env)).map_err(Outcome::Failed)
+            }
             400 | 401 | 402 | 403 | 404 | 409 | 429 => Err(Outcome::Refused(Refusal {
                 op,
                 status: a.status,

@@ -61,6 +61,12 @@ impl Op {
         Op::SwitchNetwork,
     ];
 
+    /// Does the op carry a `subscriptionId`?
+    #[must_use]
+    pub fn takes_subscription_id(self) -> bool {
+        !matches!(self, Op::Plans | Op::Subscriptions | Op::Purchase)
+    }
+
     /// Parses the API's name of an op.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Op> {
@@ -126,9 +132,13 @@ impl Refusal {
             401 => "the provider rejected the API key: check [api].key or key_file (missing, wrong or revoked)".into(),
             402 => "insufficient balance: top up the account balance".into(),
             403 => "forbidden: the subscription does not belong to this API key's owner".into(),
-            404 => "subscription not found: check the id".into(),
+            // The gateway's own 404 is "Subscription not found", for ops that name one; a 404
+            // without its JSON, or for an op without an id, means the URL is wrong.
+            404 if self.message.is_some() && self.op.takes_subscription_id() => "subscription not found: check the id".into(),
+            404 => "the API endpoint was not found: check [api].base_url (requests go to BASE/api/proxy)".into(),
             409 => "sold out, inactive plan or network, or invalid subscription state: choose another plan or check the subscription".into(),
             429 => match self.retry_after {
+                Some(d) if d.as_secs() > 86_400 => "rate limited: retry after more than a day".into(),
                 Some(d) => format!("rate limited: retry after {}", humantime::format_duration(d)),
                 None => "rate limited: retry later".into(),
             },
@@ -178,8 +188,8 @@ pub enum Failure {
         /// The cause, without URL or secret.
         detail: String,
     },
-    /// 5xx, or a status the reference does not list.
-    #[error("{op}: the provider answered HTTP {status}: {excerpt}: usually transient, retry later")]
+    /// 5xx, or a status the reference does not list (1xx, 3xx, other 4xx).
+    #[error("{op}: the provider answered HTTP {status}: {excerpt}: {}", status_advice(*status))]
     Server {
         /// Which op.
         op: Op,
@@ -211,6 +221,14 @@ pub enum Failure {
         /// The cap in bytes.
         limit_bytes: u64,
     },
+}
+
+fn status_advice(status: u16) -> &'static str {
+    match status {
+        500..=599 => "usually transient, retry later",
+        300..=399 => "a redirect, which is not followed: check [api].base_url (http or https, host, path)",
+        _ => "a status the provider's reference does not list: check [api].base_url",
+    }
 }
 
 impl Failure {

@@ -3,7 +3,9 @@
 //! A body quoted in an error may be a `subscriptions` answer full of credentials, or an HTML
 //! page echoing anything. JSON is walked and every secret-bearing field (credentials,
 //! protocols, rotation path, VPN id) and every URL is replaced before it is cut short; other
-//! text has URL-like and `user@host`-like tokens and the API key replaced.
+//! text has control characters removed, URL-like and `user:pass@host`-like words replaced,
+//! and the API key removed. [`clean_text`] does the same for provider text shown to people
+//! (labels, notes, messages).
 
 use serde_json::Value;
 
@@ -42,7 +44,7 @@ pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
             redact_value(&mut v);
             v.to_string()
         }
-        Err(_) => redact_text(&String::from_utf8_lossy(body)),
+        Err(_) => clean_text(&String::from_utf8_lossy(body)),
     };
     let text = remove_secrets(&text, secrets);
     let cut: String = text.chars().take(EXCERPT_CHARS).collect();
@@ -61,20 +63,23 @@ pub fn provider_message(body: &[u8], secrets: &[&str]) -> Option<String> {
         Value::Object(o) => o.get("message")?.as_str()?.to_owned(),
         _ => return None,
     };
-    let text = remove_secrets(&redact_text(&text), secrets);
+    let text = remove_secrets(&clean_text(&text), secrets);
     Some(text.chars().take(200).collect())
 }
 
-/// Replaces secret-bearing fields and URL strings in a JSON value, in place.
+/// Replaces secret-bearing fields, URL strings and URL-like keys in a JSON value, in place.
 pub fn redact_value(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
+            let entries = std::mem::take(map);
+            for (k, mut val) in entries {
                 if SECRET_KEYS.contains(&k.as_str()) {
-                    *val = Value::String(REDACTED.to_owned());
+                    val = Value::String(REDACTED.to_owned());
                 } else {
-                    redact_value(val);
+                    redact_value(&mut val);
                 }
+                let key = if looks_secret(&k) { format!("{REDACTED}{}", map.len()) } else { k };
+                map.insert(key, val);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_value),
@@ -83,9 +88,10 @@ pub fn redact_value(v: &mut Value) {
     }
 }
 
-/// URL-like (`scheme://…`) or login-like (`user@host`, `user:pass@`) text.
+/// URL-like (`scheme://…`) or login-like (`user:pass@host`) text. A plain email address
+/// (`ops@example.com`) is not.
 fn looks_secret(token: &str) -> bool {
-    token.contains("://") || token.contains('@')
+    token.contains("://") || token.split_once('@').is_some_and(|(before, _)| before.contains(':'))
 }
 
 /// Does a JSON path (`subscriptions[0].credentials.password`) run through a secret field?
@@ -93,12 +99,19 @@ pub(crate) fn is_secret_path(path: &str) -> bool {
     path.split(['.', '[', ']']).any(|seg| SECRET_KEYS.contains(&seg))
 }
 
-/// Collapses whitespace and replaces secret-looking tokens in free text.
-pub(crate) fn redact_text(text: &str) -> String {
-    text.split_whitespace().map(|tok| if looks_secret(tok) { REDACTED } else { tok }).collect::<Vec<_>>().join(" ")
+/// Provider text made safe to print: control characters (escape sequences, newlines) become
+/// spaces, whitespace is collapsed, and URL- or login-like words are replaced.
+#[must_use]
+pub fn clean_text(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|tok| !tok.is_empty())
+        .map(|tok| if looks_secret(tok) { REDACTED } else { tok })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-fn remove_secrets(text: &str, secrets: &[&str]) -> String {
+/// Replaces every occurrence of each secret (at least 4 characters long) in `text`.
+pub(crate) fn remove_secrets(text: &str, secrets: &[&str]) -> String {
     secrets.iter().filter(|s| s.len() >= 4).fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))
 }
 
@@ -121,6 +134,20 @@ mod tests {
         assert!(!e.contains("rk_secret_1") && !e.contains("x:y"), "{e}");
         assert!(e.chars().count() <= EXCERPT_CHARS + 3, "{e}");
         assert!(e.ends_with("…\""), "{e}");
+    }
+
+    #[test]
+    fn clean_text_removes_escapes_and_logins_but_keeps_emails() {
+        assert_eq!(clean_text("a\u{1b}]0;pwned\u{7}\nb"), "a ]0;pwned b");
+        assert_eq!(clean_text("see http://bob:pw@x now"), "see <redacted> now");
+        assert_eq!(clean_text("bob:pw@x.example"), "<redacted>");
+        assert_eq!(clean_text("mail ops@example.com"), "mail ops@example.com");
+    }
+
+    #[test]
+    fn url_like_json_keys_are_replaced() {
+        let e = excerpt(br#"{"ok":true,"http://bob:SECRETPW@x":1}"#, &[]);
+        assert!(!e.contains("SECRETPW"), "{e}");
     }
 
     #[test]

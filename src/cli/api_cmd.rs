@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::{ApiView, Exit};
+use super::{ApiView, Exit, emit};
 use crate::api::{Client, EpochMs, SubscriptionId};
 use crate::config::Config;
 use crate::output::{self, OutputFormat};
@@ -25,6 +25,6 @@ pub(super) async fn run(cfg: &Config, view: ApiView, format: OutputFormat, show_
         (ApiView::Networks { .. }, Some(id)) => output::networks(&client.available_networks(&id).await?, format),
         _ => unreachable!("ids are parsed above for the views that take one"),
     };
-    print!("{text}");
+    emit(&text)?;
     Ok(Exit::Ok)
 }

@@ -40,16 +40,16 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Keeps prepaid proxy subscriptions from lapsing: polls the provider, renews what is due,
-/// and keeps a ledger so that nothing is ever renewed twice.
+/// Keeps prepaid proxy subscriptions from lapsing. This build has the provider client, the
+/// simulator, the renewal rules and the read-only API views; the renewal daemon is coming.
 #[derive(Debug, Parser)]
 #[command(name = "proxy-renewd", version, about, long_about = None, arg_required_else_help = true)]
 #[command(
     after_help = "Configuration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL.\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
 )]
 pub struct Cli {
-    /// Config file (TOML).
-    #[arg(long, global = true, env = "PROXY_RENEWD_CONFIG", value_name = "PATH")]
+    /// Config file (TOML); else $PROXY_RENEWD_CONFIG, ./proxy-renewd.toml, /etc/proxy-renewd/config.toml.
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Output of listings and reports.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
@@ -127,6 +127,17 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
         .unwrap_or_default();
     init_tracing(format);
     Ok(Config::load(path)?)
+}
+
+/// Writes `text` to stdout. A closed pipe (`| head`) ends the output quietly; any other
+/// write error (a full disk) is an error.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}")),
+    }
 }
 
 /// The error and its causes on one line, `a: b: c`.

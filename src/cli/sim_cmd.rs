@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::Exit;
+use super::{Exit, emit};
 use crate::api::EpochMs;
 use crate::sim::{DEFAULT_API_KEY, SimConfig, SimState, Simulator};
 
@@ -31,19 +31,21 @@ pub struct SimArgs {
 
 pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     if args.dump_state {
-        println!("{}", serde_json::to_string_pretty(&SimState::sample(EpochMs::now().0))?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&SimState::sample(EpochMs::now().0))?))?;
         return Ok(Exit::Ok);
     }
     let state = match &args.state {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read simulator state {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| {
+            let state: SimState = serde_json::from_str(&text).with_context(|| {
                 format!(
                     "invalid simulator state in {} (see `proxy-renewd sim --dump-state` for the format)",
                     path.display()
                 )
-            })?
+            })?;
+            state.validate().map_err(|e| anyhow::anyhow!("invalid simulator state in {}: {e}", path.display()))?;
+            state
         }
         None => SimState::sample(EpochMs::now().0),
     };

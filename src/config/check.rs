@@ -23,10 +23,19 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
         .build()
         .parse(&raw.schedule.cron)
         .map_err(|e| {
-            bad("schedule.cron", format!("{:?} is not a six-field cron expression, seconds first, e.g. \"0 */10 * * * *\" ({e})", raw.schedule.cron))
+            bad(
+                "schedule.cron",
+                format!(
+                    "{:?} is not a six-field cron expression, seconds first, e.g. \"0 */10 * * * *\" ({e})",
+                    raw.schedule.cron
+                ),
+            )
         })?;
     if !raw.database.url.starts_with("sqlite:") {
-        return Err(bad("database.url", format!("{:?} must be a SQLite URL such as sqlite://proxy-renewd.db", raw.database.url)));
+        return Err(bad(
+            "database.url",
+            format!("{:?} must be a SQLite URL such as sqlite://proxy-renewd.db", raw.database.url),
+        ));
     }
     let defaults = check_defaults(&raw, &bad)?;
     let reconcile_after_ms = ms(raw.ledger.reconcile_after);
@@ -72,9 +81,8 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
 
 fn check_defaults(raw: &RawConfig, bad: &impl Fn(&str, String) -> ConfigError) -> Result<Rule, ConfigError> {
     let d = &raw.defaults;
-    let plan: PlanChoice = d.plan.parse().map_err(|e| {
-        bad("defaults.plan", format!("{e}; or one of cheapest, best-value, longest"))
-    })?;
+    let plan: PlanChoice =
+        d.plan.parse().map_err(|e| bad("defaults.plan", format!("{e}; or one of cheapest, best-value, longest")))?;
     if d.repeat_count == 0 {
         return Err(bad("defaults.repeat_count", "must be at least 1".into()));
     }
@@ -110,11 +118,17 @@ fn check_email(e: &super::RawEmail, bad: &impl Fn(&str, String) -> ConfigError) 
             super::read_secret_file(&path).map_err(|problem| bad("alerts.email.smtp_url_file", problem))?
         }
         (None, None) => {
-            return Err(bad("alerts.email.smtp_url", "not set: give smtp_url or smtp_url_file, or remove [alerts.email]".into()));
+            return Err(bad(
+                "alerts.email.smtp_url",
+                "not set: give smtp_url or smtp_url_file, or remove [alerts.email]".into(),
+            ));
         }
     };
     if !smtp_url.starts_with("smtp://") && !smtp_url.starts_with("smtps://") {
-        return Err(bad("alerts.email.smtp_url", "must start with smtp:// or smtps:// (the URL is not shown: it may hold a password)".into()));
+        return Err(bad(
+            "alerts.email.smtp_url",
+            "must start with smtp:// or smtps:// (the URL is not shown: it may hold a password)".into(),
+        ));
     }
     let mailbox = |s: &str| s.contains('@') && !s.trim().is_empty();
     if !mailbox(&e.from) {

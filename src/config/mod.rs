@@ -36,15 +36,16 @@ pub enum ConfigError {
     /// The file named by `--config` or `$PROXY_RENEWD_CONFIG` does not exist.
     #[error("config file {0} does not exist (given by --config or PROXY_RENEWD_CONFIG)")]
     Missing(PathBuf),
-    /// A value could not be parsed or a key is unknown (figment's message names both).
+    /// The file cannot be read, is not TOML, a value has the wrong type, or a key is unknown;
+    /// the message names the key and where it was set, never a secret's value.
     #[error("invalid configuration: {0}")]
-    Parse(Box<figment::Error>),
+    Parse(String),
     /// A value parsed but is not acceptable.
-    #[error("invalid configuration: {key} {origin}: {problem}")]
+    #[error("invalid configuration: {key}{origin}: {problem}")]
     Invalid {
         /// The dotted key, e.g. `api.base_url`.
         key: String,
-        /// `in FILE` or `from PROXY_RENEWD_…`, or `(not set)`.
+        /// ` in FILE`, ` from PROXY_RENEWD_…`, ` (default)`, or empty when not set.
         origin: String,
         /// What is wrong and what to do.
         problem: String,
@@ -143,9 +144,10 @@ impl Config {
     /// [`ConfigError::Missing`] for an explicit path that does not exist;
     /// [`ConfigError::Parse`] for a bad value or an unknown key, naming key and origin.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let file = match explicit {
-            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
-            Some(p) => Some(p.to_path_buf()),
+        let from_env = std::env::var_os("PROXY_RENEWD_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let file = match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p)),
+            Some(p) => Some(p),
             None => DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
         };
         Self::from_layers(file, Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
@@ -154,16 +156,17 @@ impl Config {
     fn from_layers(file: Option<PathBuf>, env: Env) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
         if let Some(f) = &file {
+            check_toml_file(f)?;
             figment = figment.merge(Toml::file_exact(f));
         }
         figment = figment.merge(env);
-        let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
         let cfg = check::check(raw, file, figment)?;
         cfg.warn_if_secret_readable();
         Ok(cfg)
     }
 
-    /// `in FILE` / `from PROXY_RENEWD_X__Y` / `(default)` / `(not set)` for a dotted key.
+    /// ` in FILE` / ` from PROXY_RENEWD_X__Y` / ` (default)`, or empty when not set.
     #[must_use]
     pub fn origin(&self, key: &str) -> String {
         origin(&self.figment, key)
@@ -180,12 +183,21 @@ impl Config {
     /// `key_file`, an unreadable or empty key file, zero timeouts or counts.
     pub fn api(&self) -> Result<ApiConfig, ConfigError> {
         let a = &self.raw.api;
-        let base = a.base_url.as_deref().ok_or_else(|| self.invalid("api.base_url", format!("not set: add base_url = \"https://…\" under [api] in the config file, or set {ENV_PREFIX}API__BASE_URL")))?;
-        let base_url = Url::parse(base.trim())
-            .map_err(|e| self.invalid("api.base_url", format!("{base:?} is not a URL ({e})")))?;
+        let base = a.base_url.as_deref().ok_or_else(|| not_set("api.base_url", format!("not set: add base_url = \"https://…\" under [api] in the config file, or set {ENV_PREFIX}API__BASE_URL")))?;
+        // A URL with a login is never echoed: the login may be a password.
+        let shown = if base.contains('@') {
+            "the URL (not shown: it contains a login)".to_owned()
+        } else {
+            format!("{base:?}")
+        };
+        let base_url =
+            Url::parse(base.trim()).map_err(|e| self.invalid("api.base_url", format!("{shown} is not a URL ({e})")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
+            return Err(self.invalid("api.base_url", format!("{shown} must be an http:// or https:// URL with a host")));
+        }
+        if base_url.path().trim_end_matches('/').ends_with("/api/proxy") {
             return Err(
-                self.invalid("api.base_url", format!("{base:?} must be an http:// or https:// URL with a host"))
+                self.invalid("api.base_url", format!("{shown} must not end in /api/proxy: that part is appended"))
             );
         }
         if !base_url.username().is_empty() || base_url.password().is_some() {
@@ -194,8 +206,14 @@ impl Config {
             );
         }
         let key = self.api_key()?;
-        if a.timeout.is_zero() || a.connect_timeout.is_zero() {
-            return Err(self.invalid("api.timeout", "timeouts must be greater than zero"));
+        if a.timeout.is_zero() {
+            return Err(self.invalid("api.timeout", "must be greater than zero"));
+        }
+        if a.connect_timeout.is_zero() {
+            return Err(self.invalid("api.connect_timeout", "must be greater than zero"));
+        }
+        if a.max_response_bytes < 1024 {
+            return Err(self.invalid("api.max_response_bytes", "must be at least 1024"));
         }
         if a.max_concurrency == 0 {
             return Err(self.invalid("api.max_concurrency", "must be at least 1"));
@@ -220,7 +238,7 @@ impl Config {
                 read_secret_file(&credential_path(path)).map_err(|problem| self.invalid("api.key_file", problem))?
             }
             (None, None) => {
-                return Err(self.invalid(
+                return Err(not_set(
                     "api.key",
                     format!("no API key: set key or key_file under [api], or {ENV_PREFIX}API__KEY"),
                 ));
@@ -235,29 +253,100 @@ impl Config {
     /// Warns (log, `warn`) when the config file holds a secret and others can read it.
     fn warn_if_secret_readable(&self) {
         let Some(file) = &self.file else { return };
-        let holds_secret = self.origin("api.key").starts_with("in ")
+        let holds_secret = self.origin("api.key").starts_with(" in ")
             || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some())
-                && self.origin("alerts.email.smtp_url").starts_with("in ");
+                && self.origin("alerts.email.smtp_url").starts_with(" in ");
         if holds_secret && others_can_read(file) {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or move the key to key_file / {}API__KEY", ENV_PREFIX);
         }
     }
 }
 
+/// The most bytes a config file may hold.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Checks that `path` is a readable regular file of TOML, with an error that gives line and
+/// column but never quotes the file (a line may hold a secret).
+fn check_toml_file(path: &Path) -> Result<(), ConfigError> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).map_err(|e| ConfigError::Parse(format!("cannot read config file {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(ConfigError::Parse(format!("config file {shown} is not a regular file")));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| ConfigError::Parse(format!("cannot read config file {shown}: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse(format!("config file {shown} is larger than {MAX_CONFIG_BYTES} bytes")));
+    }
+    toml::from_str::<toml::Table>(&text).map(drop).map_err(|e| {
+        let at = e.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::Parse(format!("{shown} is not valid TOML{at}: {}", e.message()))
+    })
+}
+
+/// Keys whose values are secret: an error about them never shows the value.
+const SECRET_KEYS: [&str; 2] = ["api.key", "alerts.email.smtp_url"];
+
+/// figment's errors in our words: `KEY ORIGIN: problem`, one per error, values of secret keys
+/// never shown.
+fn describe_figment_error(err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let described: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let mut key = e.path.join(".");
+            let problem = match &e.kind {
+                Kind::UnknownField(field, expected) => {
+                    if !key.ends_with(field.as_str()) {
+                        key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+                    }
+                    format!("unknown key; expected one of: {}", expected.join(", "))
+                }
+                Kind::InvalidType(_, expected) if SECRET_KEYS.contains(&key.as_str()) => {
+                    format!("invalid type, expected {expected} (the value is not shown)")
+                }
+                _ if SECRET_KEYS.contains(&key.as_str()) => "invalid value (not shown)".to_owned(),
+                kind => crate::api::excerpt::clean_text(&kind.to_string()),
+            };
+            let origin = e.metadata.as_ref().map_or(String::new(), |md| format!(" {}", origin_of(md, &key)));
+            format!("{key}{origin}: {problem}")
+        })
+        .collect();
+    ConfigError::Parse(described.join("; "))
+}
+
 /// Where `key` was set, for messages.
 fn origin(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
-            Some(md) => match &md.source {
-                Some(figment::Source::File(p)) => format!("in {}", p.display()),
-                _ if md.name.contains("environment") => {
-                    format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
-                }
-                _ if md.name.contains("Serialized") => "(default)".into(),
-                _ => format!("from {}", md.name),
-            },
-            None => "(not set)".into(),
-        }
+    if figment.find_value(key).is_err() {
+        return String::new();
     }
+    figment.find_metadata(key).map_or_else(String::new, |md| format!(" {}", origin_of(md, key)))
+}
+
+/// `in FILE`, `from PROXY_RENEWD_KEY`, or `(default)`.
+fn origin_of(md: &figment::Metadata, key: &str) -> String {
+    match &md.source {
+        Some(figment::Source::File(p)) => format!("in {}", p.display()),
+        _ if md.name.contains("environment") => {
+            format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+        }
+        _ => "(default)".into(),
+    }
+}
+
+/// A [`ConfigError::Invalid`] for a key that has no value anywhere.
+fn not_set(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), origin: String::new(), problem: problem.into() }
+}
 
 /// A [`ConfigError::Invalid`] naming `key` and where it was set.
 fn invalid(figment: &Figment, key: &str, problem: impl Into<String>) -> ConfigError {

@@ -18,7 +18,7 @@ pub struct RawApi {
     /// The provider's base URL, e.g. `https://your-domain.com`.
     pub base_url: Option<String>,
     /// The API key (`rk_...`).
-    #[serde(skip_serializing)]
+    #[serde(skip_serializing, deserialize_with = "secret_scalar", default)]
     pub key: Option<SecretString>,
     /// A file holding the API key (relative paths are read from `$CREDENTIALS_DIRECTORY`
     /// when systemd sets it).
@@ -143,7 +143,7 @@ pub struct RawBudget {
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
     /// lettre's SMTP URL (may hold a password).
-    #[serde(skip_serializing)]
+    #[serde(skip_serializing, deserialize_with = "secret_scalar", default)]
     pub smtp_url: Option<SecretString>,
     /// A file holding the SMTP URL.
     pub smtp_url_file: Option<PathBuf>,
@@ -226,3 +226,25 @@ pub struct RawConfig {
     pub log: RawLog,
 }
 
+/// A secret given as any scalar: environment values are read as TOML, so an all-digit key
+/// arrives as an integer. Errors never quote the value.
+fn secret_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Signed(i64),
+        Unsigned(u64),
+        Float(f64),
+        Bool(bool),
+    }
+    let text = match Option::<Scalar>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Scalar::Text(s)) => s,
+        Some(Scalar::Signed(n)) => n.to_string(),
+        Some(Scalar::Unsigned(n)) => n.to_string(),
+        Some(Scalar::Float(n)) => n.to_string(),
+        Some(Scalar::Bool(b)) => b.to_string(),
+    };
+    Ok(Some(SecretString::from(text)))
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,12 +16,23 @@ use super::faults::Fault;
 use super::server::ConnInfo;
 use super::state::SimState;
 
+/// Fault bodies may carry large canned answers (to test the client's size cap).
+const MAX_FAULT_BODY: usize = 128 * 1024 * 1024;
+
+/// Reads `{"<field>": <integer>}` from any body, whatever its content type.
+fn integer_field(body: &Bytes, field: &str) -> Option<i64> {
+    serde_json::from_slice::<Value>(body).ok()?.get(field)?.as_i64()
+}
+
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/__sim/state", get(get_state).put(put_state))
         .route("/__sim/balance", post(set_balance))
         .route("/__sim/clock", post(set_clock))
-        .route("/__sim/faults", get(get_faults).post(add_faults).delete(clear_faults))
+        .route(
+            "/__sim/faults",
+            get(get_faults).post(add_faults).delete(clear_faults).layer(DefaultBodyLimit::max(MAX_FAULT_BODY)),
+        )
         .route("/__sim/calls", get(get_calls).delete(clear_calls))
         .route("/__sim/stats", get(get_stats))
 }
@@ -46,7 +57,8 @@ async fn get_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInf
 
 async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
     admin!(c);
-    match serde_json::from_slice::<SimState>(&body) {
+    match serde_json::from_slice::<SimState>(&body).map_err(|e| e.to_string()).and_then(|st| st.validate().map(|()| st))
+    {
         Ok(state) => {
             s.with_state(|st, _| *st = state);
             StatusCode::NO_CONTENT.into_response()
@@ -55,27 +67,29 @@ async fn put_state(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInf
     }
 }
 
-async fn set_balance(
-    State(s): State<Arc<Shared>>,
-    Extension(c): Extension<ConnInfo>,
-    axum::Json(v): axum::Json<Value>,
-) -> Response {
+async fn set_balance(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
     admin!(c);
-    let Some(cents) = v.get("balance_cents").and_then(Value::as_i64) else {
-        return (StatusCode::BAD_REQUEST, "expected {\"balance_cents\": N}\n").into_response();
+    let Some(cents) = integer_field(&body, "balance_cents") else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected {\"balance_cents\": N}
+",
+        )
+            .into_response();
     };
     s.with_state(|st, _| st.balance_cents = cents);
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn set_clock(
-    State(s): State<Arc<Shared>>,
-    Extension(c): Extension<ConnInfo>,
-    axum::Json(v): axum::Json<Value>,
-) -> Response {
+async fn set_clock(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
     admin!(c);
-    let Some(offset) = v.get("offset_ms").and_then(Value::as_i64) else {
-        return (StatusCode::BAD_REQUEST, "expected {\"offset_ms\": N}\n").into_response();
+    let Some(offset) = integer_field(&body, "offset_ms") else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected {\"offset_ms\": N}
+",
+        )
+            .into_response();
     };
     s.with_state(|st, _| st.settings.clock_offset_ms = offset);
     StatusCode::NO_CONTENT.into_response()
@@ -90,7 +104,7 @@ async fn add_faults(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnIn
     admin!(c);
     let faults = serde_json::from_slice::<Vec<Fault>>(&body)
         .or_else(|_| serde_json::from_slice::<Fault>(&body).map(|f| vec![f]));
-    match faults {
+    match faults.map_err(|e| e.to_string()).and_then(|fs| fs.iter().try_for_each(Fault::validate).map(|()| fs)) {
         Ok(fs) => {
             fs.into_iter().for_each(|f| s.add_fault(f));
             StatusCode::NO_CONTENT.into_response()

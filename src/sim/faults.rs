@@ -53,6 +53,7 @@ pub enum FaultKind {
         ms: u64,
     },
     /// Answer 502 with an HTML page (a proxy in front of the gateway), without applying.
+    #[serde(rename = "html-502")]
     Html502,
     /// Answer 200 `{"ok": false, "error": "Internal error"}`, without applying.
     OkFalse,
@@ -65,6 +66,9 @@ pub enum FaultKind {
         status: u16,
         /// The body, verbatim.
         body: String,
+        /// Extra response headers, e.g. `[["location", "http://…"]]`.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
     },
     /// Answer 429 with `Retry-After: retry_after_secs`, without applying.
     RateLimit {
@@ -105,6 +109,32 @@ impl FaultKind {
             FaultKind::GarbageAfter => "garbage-after".into(),
             FaultKind::RateLimit { retry_after_secs } => format!("rate-limit {retry_after_secs}s"),
             FaultKind::Canned { status, .. } => format!("canned {status}"),
+        }
+    }
+}
+
+impl Fault {
+    /// Checks what a fault can mean: a known op or `*`, a count of at least 1, and statuses
+    /// from 200 to 599 (a 1xx or out-of-range status cannot be sent as a final answer).
+    ///
+    /// # Errors
+    /// A sentence naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.op != "*" && super::ops::op_method(&self.op).is_none() {
+            return Err(format!("unknown op {:?}: use an op of the API (plans, renew, …) or \"*\"", self.op));
+        }
+        if self.count == 0 {
+            return Err("count must be at least 1".into());
+        }
+        match &self.kind {
+            FaultKind::StatusBefore { status }
+            | FaultKind::StatusAfter { status }
+            | FaultKind::Canned { status, .. }
+                if !(200..=599).contains(status) =>
+            {
+                Err(format!("status {status} cannot be answered: use 200 to 599"))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -122,7 +122,7 @@ impl Shared {
     /// Runs `f` on the state with the simulator's "now" (wall clock + offset), in ms.
     fn with_state<T>(&self, f: impl FnOnce(&mut SimState, i64) -> T) -> T {
         let mut inner = self.lock();
-        let now = EpochMs::now().0 + inner.state.settings.clock_offset_ms;
+        let now = EpochMs::now().0.saturating_add(inner.state.settings.clock_offset_ms);
         f(&mut inner.state, now)
     }
 
@@ -150,7 +150,7 @@ impl Shared {
         let mut inner = self.lock();
         inner.seq += 1;
         call.seq = inner.seq;
-        call.at_ms = EpochMs::now().0 + inner.state.settings.clock_offset_ms;
+        call.at_ms = EpochMs::now().0.saturating_add(inner.state.settings.clock_offset_ms);
         tracing::debug!(op = %call.op, status = ?call.status, applied = call.applied, fault = ?call.fault, "simulator: call");
         if inner.calls.len() >= MAX_CALLS {
             inner.calls.remove(0);

@@ -128,14 +128,18 @@ fn usable_plan<'a>(state: &'a SimState, id: &str) -> Result<&'a SimPlan, SimErro
     Ok(plan)
 }
 
-/// `price × repeat` less the coupon's percentage (rounded half up), in cents.
+/// `price × repeat` less the coupon's percentage (rounded half up), in cents; saturating.
 fn price_after_coupon(state: &SimState, req: &Map<String, Value>, unit: i64, repeat: u64) -> Result<i64, SimError> {
-    let gross = unit.saturating_mul(i64::try_from(repeat).unwrap_or(i64::MAX));
-    let Some(code) = req.get("couponCode") else { return Ok(gross) };
-    let code = code.as_str().ok_or(BAD_COUPON)?;
-    let coupon = state.coupons.iter().find(|c| c.code == code && c.active).ok_or(BAD_COUPON)?;
-    let pct = i64::from(100 - coupon.percent_off.min(100));
-    Ok((gross.saturating_mul(pct) + 50) / 100)
+    let gross = i128::from(unit) * i128::from(repeat);
+    let net = match req.get("couponCode") {
+        None => gross,
+        Some(code) => {
+            let code = code.as_str().ok_or(BAD_COUPON)?;
+            let coupon = state.coupons.iter().find(|c| c.code == code && c.active).ok_or(BAD_COUPON)?;
+            (gross * i128::from(100 - coupon.percent_off.min(100)) + 50) / 100
+        }
+    };
+    Ok(i64::try_from(net).unwrap_or(i64::MAX))
 }
 
 fn network<'a>(state: &'a SimState, id: &str) -> Option<&'a SimNetwork> {
@@ -182,7 +186,7 @@ fn renew(state: &mut SimState, now: i64, req: &Map<String, Value>) -> Result<Val
     }
     let added = plan.duration_ms.saturating_mul(i64::try_from(repeat).unwrap_or(i64::MAX));
     let from = if state.settings.renew_from_expiry { sub.active_until_ms } else { sub.active_until_ms.max(now) };
-    state.balance_cents -= price;
+    state.balance_cents = state.balance_cents.saturating_sub(price);
     let sub = &mut state.subscriptions[i];
     sub.active_until_ms = from.saturating_add(added);
     Ok(json!({ "subscriptionId": sub.id, "endAt": sub.active_until_ms }))
@@ -204,8 +208,8 @@ fn purchase(state: &mut SimState, now: i64, req: &Map<String, Value>) -> Result<
     if total > state.balance_cents {
         return Err(NO_BALANCE);
     }
-    state.balance_cents -= total;
-    let next_port = state.subscriptions.iter().map(|s| s.port).max().unwrap_or(12000) + 1;
+    state.balance_cents = state.balance_cents.saturating_sub(total);
+    let next_port = state.subscriptions.iter().map(|s| s.port).max().unwrap_or(12000).saturating_add(1);
     let until = now.saturating_add(plan.duration_ms.saturating_mul(i64::try_from(repeat).unwrap_or(i64::MAX)));
     let mut created = Vec::new();
     for k in 0..quantity {
@@ -289,7 +293,7 @@ fn sub_json(state: &SimState, s: &SimSubscription) -> Value {
             "vless": format!("vless://{}@{host}:{}?type=tcp", s.vpn, s.port),
             "shadowsocks": format!("ss://{}:{}@{host}:{}", s.username, s.password, s.port),
         },
-        "rotate": { "rotatePath": format!("/r/{}", &s.vpn[..8.min(s.vpn.len())]), "available": true },
+        "rotate": { "rotatePath": format!("/r/{}", s.vpn.chars().take(8).collect::<String>()), "available": true },
     });
     if let Some(note) = &s.user_note {
         v["userNote"] = json!(note);

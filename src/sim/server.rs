@@ -193,9 +193,17 @@ async fn before_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, conn
         FaultKind::Html502 => {
             (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], HTML_502).into_response()
         }
-        FaultKind::Canned { status, body } => {
+        FaultKind::Canned { status, body, headers } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
-            (status, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
+            let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
+            for (name, value) in headers {
+                if let (Ok(n), Ok(v)) =
+                    (header::HeaderName::try_from(name.as_str()), header::HeaderValue::try_from(value.as_str()))
+                {
+                    r.headers_mut().insert(n, v);
+                }
+            }
+            r
         }
         FaultKind::OkFalse => {
             (StatusCode::OK, axum::Json(json!({ "ok": false, "error": "Internal error" }))).into_response()

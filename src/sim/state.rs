@@ -252,6 +252,51 @@ impl SimState {
         }
     }
 
+    /// Checks what the gateway relies on: ids of `[a-z0-9]+`, unique; non-negative prices
+    /// and positive durations; coupons of at most 100 %; network and plan references that
+    /// exist.
+    ///
+    /// # Errors
+    /// A sentence naming the first bad entry.
+    pub fn validate(&self) -> Result<(), String> {
+        fn ids<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<(), String> {
+            let mut seen = std::collections::HashSet::new();
+            for id in ids {
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                    return Err(format!("{what} id {id:?}: ids are lowercase letters and digits only"));
+                }
+                if !seen.insert(id) {
+                    return Err(format!("{what} id {id:?} appears twice"));
+                }
+            }
+            Ok(())
+        }
+        ids("plan", self.plans.iter().map(|p| p.id.as_str()))?;
+        ids("network", self.networks.iter().map(|n| n.id.as_str()))?;
+        ids("subscription", self.subscriptions.iter().map(|s| s.id.as_str()))?;
+        let network = |id: &str| self.networks.iter().any(|n| n.id == id);
+        for p in &self.plans {
+            if p.price_cents < 0 || p.duration_ms <= 0 {
+                return Err(format!("plan {}: price_cents must be >= 0 and duration_ms > 0", p.id));
+            }
+            if !network(&p.network_id) {
+                return Err(format!("plan {}: network {:?} does not exist", p.id, p.network_id));
+            }
+        }
+        for s in &self.subscriptions {
+            if !network(&s.network_id) {
+                return Err(format!("subscription {}: network {:?} does not exist", s.id, s.network_id));
+            }
+            if let Some(p) = s.renewal_plan_ids.iter().find(|p| !self.plans.iter().any(|plan| &plan.id == *p)) {
+                return Err(format!("subscription {}: renewal plan {p:?} does not exist", s.id));
+            }
+        }
+        if let Some(c) = self.coupons.iter().find(|c| c.percent_off > 100) {
+            return Err(format!("coupon {}: percent_off must be 0 to 100", c.code));
+        }
+        Ok(())
+    }
+
     /// An account with nothing in it but `balance_cents`.
     #[must_use]
     pub fn empty(balance_cents: i64) -> Self {

@@ -15,7 +15,9 @@ pub enum StoreError {
         detail: String,
     },
     /// Writes are refused (read-only file, directory or mount).
-    #[error("database {path} is read-only ({detail}): check the permissions of the file and its directory; nothing was written")]
+    #[error(
+        "database {path} is read-only ({detail}): check the permissions of the file and its directory; nothing was written"
+    )]
     ReadOnly {
         /// The database file.
         path: String,
@@ -31,7 +33,9 @@ pub enum StoreError {
         detail: String,
     },
     /// Not a database, or damaged.
-    #[error("database {path} is not a proxy-renewd database or is damaged ({detail}): restore it from a backup or move it away")]
+    #[error(
+        "database {path} is not a proxy-renewd database or is damaged ({detail}): restore it from a backup or move it away"
+    )]
     Corrupt {
         /// The database file.
         path: String,
@@ -79,7 +83,9 @@ impl StoreError {
                     _ => StoreError::Other { path, detail: format!("{detail} (SQLite code {code})") },
                 }
             }
-            sqlx::Error::PoolTimedOut => StoreError::Locked { path, detail: "timed out waiting for a connection".into() },
+            sqlx::Error::PoolTimedOut => {
+                StoreError::Locked { path, detail: "timed out waiting for a connection".into() }
+            }
             sqlx::Error::Io(io) => StoreError::CannotOpen { path, detail: io.to_string() },
             other => StoreError::Other { path, detail: other.to_string() },
         }

@@ -53,7 +53,10 @@ pub struct Settlement {
 
 impl Store {
     fn ledger_entry(&self, r: Raw) -> Result<LedgerEntry, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger row {}: {what}", r.id) };
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("ledger row {}: {what}", r.id),
+        };
         let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| corrupt(e.to_string()))?;
         let plan_id = PlanId::parse(&r.plan_id).map_err(|e| corrupt(e.to_string()))?;
         Ok(LedgerEntry {
@@ -63,7 +66,8 @@ impl Store {
                 active_until_before: EpochMs(r.active_until_before_ms),
                 attempt: u32::try_from(r.attempt).map_err(|_| corrupt(format!("attempt {}", r.attempt)))?,
                 plan_id,
-                repeat_count: u32::try_from(r.repeat_count).map_err(|_| corrupt(format!("repeat_count {}", r.repeat_count)))?,
+                repeat_count: u32::try_from(r.repeat_count)
+                    .map_err(|_| corrupt(format!("repeat_count {}", r.repeat_count)))?,
                 price: Cents(r.price_cents),
                 coupon_code: r.coupon_code,
                 expected_end_at: EpochMs(r.expected_end_at_ms),
@@ -168,12 +172,15 @@ impl Store {
     /// As [`Store::ledger_for`].
     #[tracing::instrument(skip_all)]
     pub async fn history(&self, id: Option<&SubscriptionId>, limit: u32) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE ?1 IS NULL OR subscription_id = ?1 ORDER BY id DESC LIMIT ?2"))
-            .bind(id.map(SubscriptionId::as_str))
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.err(e))?;
+        let rows = sqlx::query_as(concat!(
+            select_ledger!(),
+            " WHERE ?1 IS NULL OR subscription_id = ?1 ORDER BY id DESC LIMIT ?2"
+        ))
+        .bind(id.map(SubscriptionId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
         self.ledger_entries(rows)
     }
 

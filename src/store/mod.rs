@@ -88,14 +88,19 @@ impl Store {
             .await
             .map_err(|e| StoreError::Migrate {
                 path: self.path.clone(),
-                detail: format!("it has no proxy-renewd schema ({e}); run `proxy-renewd once` or `rules list` to create it"),
+                detail: format!(
+                    "it has no proxy-renewd schema ({e}); run `proxy-renewd once` or `rules list` to create it"
+                ),
             })?;
         match applied {
             Some(v) if v == latest => Ok(()),
             Some(v) if v > latest => Err(self.newer_schema(v, latest)),
             v => Err(StoreError::Migrate {
                 path: self.path.clone(),
-                detail: format!("its schema is at version {} of {latest}; open it once read-write (e.g. `proxy-renewd rules list`) to upgrade it", v.unwrap_or(0)),
+                detail: format!(
+                    "its schema is at version {} of {latest}; open it once read-write (e.g. `proxy-renewd rules list`) to upgrade it",
+                    v.unwrap_or(0)
+                ),
             }),
         }
     }

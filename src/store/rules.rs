@@ -70,7 +70,10 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for a row this program cannot read.
     #[tracing::instrument(skip_all)]
     pub async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(concat!(select_rules!(), " ORDER BY subscription_id")).fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
+        let rows: Vec<Raw> = sqlx::query_as(concat!(select_rules!(), " ORDER BY subscription_id"))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
         rows.into_iter().map(|r| self.rule_row(r)).collect()
     }
 
@@ -80,7 +83,11 @@ impl Store {
     /// As [`Store::rules`].
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn rule(&self, id: &SubscriptionId) -> Result<Option<RuleRow>, StoreError> {
-        let row: Option<Raw> = sqlx::query_as(concat!(select_rules!(), " WHERE subscription_id = ?")).bind(id.as_str()).fetch_optional(self.pool()).await.map_err(|e| self.err(e))?;
+        let row: Option<Raw> = sqlx::query_as(concat!(select_rules!(), " WHERE subscription_id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
         row.map(|r| self.rule_row(r)).transpose()
     }
 

@@ -4,6 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
+use crate::api::excerpt::clean_text;
 use crate::api::{EpochMs, Subscription, SubscriptionId};
 
 /// The non-secret fields of a subscription, as stored.
@@ -24,15 +25,17 @@ pub struct SeenSubscription {
 }
 
 impl From<&Subscription> for SeenSubscription {
-    /// Keeps the public fields; credentials, protocol URLs and rotation are left behind.
+    /// Keeps the public fields, cleaned of escapes and login-like words; credentials,
+    /// protocol URLs and rotation are left behind.
     fn from(s: &Subscription) -> Self {
+        let text = |t: &Option<String>| t.as_deref().map(clean_text);
         SeenSubscription {
             subscription_id: s.subscription_id.clone(),
-            status: s.status.clone(),
+            status: clean_text(&s.status),
             active_until: s.active_until,
-            label: s.label.clone(),
-            network_label: s.network_label.clone(),
-            user_note: s.user_note.clone(),
+            label: text(&s.label),
+            network_label: text(&s.network_label),
+            user_note: text(&s.user_note),
         }
     }
 }
@@ -116,8 +119,10 @@ impl Store {
         .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(|r| {
-                let subscription_id = SubscriptionId::parse(&r.subscription_id)
-                    .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("subscriptions row: {e}") })?;
+                let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("subscriptions row: {e}"),
+                })?;
                 Ok(SnapshotRow {
                     seen: SeenSubscription {
                         subscription_id,

@@ -6,7 +6,7 @@ use proxy_renewd::sim::FaultKind;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::helpers::{client, fixture, sim};
+use crate::helpers::{canned, client, fixture, sim};
 
 const NAMES: [&str; 12] = [
     "plans.json",
@@ -23,8 +23,8 @@ const NAMES: [&str; 12] = [
     "switch-network-response.json",
 ];
 
-fn canned(body: &str) -> FaultKind {
-    FaultKind::Canned { status: 200, body: body.to_owned() }
+fn canned_ok(body: &str) -> FaultKind {
+    canned(200, body.to_owned())
 }
 
 fn id(s: &str) -> SubscriptionId {
@@ -49,7 +49,7 @@ fn fixtures_are_verbatim_copies_of_the_reference() {
 #[tokio::test]
 async fn plans_example_parses() {
     let sim = sim().await;
-    sim.fault("plans", canned(&fixture("plans.json")), 1);
+    sim.fault("plans", canned_ok(&fixture("plans.json")), 1);
     let plans = client(&sim).plans().await.unwrap();
     assert_eq!(plans.len(), 1);
     let p = &plans[0];
@@ -65,7 +65,7 @@ async fn plans_example_parses() {
 #[tokio::test]
 async fn subscriptions_example_parses_with_secrets_kept_secret() {
     let sim = sim().await;
-    sim.fault("subscriptions", canned(&fixture("subscriptions.json")), 1);
+    sim.fault("subscriptions", canned_ok(&fixture("subscriptions.json")), 1);
     let list = client(&sim).subscriptions().await.unwrap();
     assert!(list.malformed.is_empty(), "{:?}", list.malformed);
     let s = &list.subscriptions[0];
@@ -86,8 +86,8 @@ async fn subscriptions_example_parses_with_secrets_kept_secret() {
 #[tokio::test]
 async fn renewal_plans_and_networks_examples_parse() {
     let sim = sim().await;
-    sim.fault("renewal-plans", canned(&fixture("renewal-plans.json")), 1);
-    sim.fault("available-networks", canned(&fixture("available-networks.json")), 1);
+    sim.fault("renewal-plans", canned_ok(&fixture("renewal-plans.json")), 1);
+    sim.fault("available-networks", canned_ok(&fixture("available-networks.json")), 1);
     let c = client(&sim);
     let sub = id("j97b2f6m1k4n8p3r5t7v9x0z");
     let plans = c.renewal_plans(&sub).await.unwrap();
@@ -105,7 +105,7 @@ async fn renewal_plans_and_networks_examples_parse() {
 #[tokio::test]
 async fn purchase_request_and_response_match_the_reference() {
     let sim = sim().await;
-    sim.fault("purchase", canned(&fixture("purchase-response.json")), 1);
+    sim.fault("purchase", canned_ok(&fixture("purchase-response.json")), 1);
     let req = PurchaseRequest {
         plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
         coupon_code: Some("MYCODE".into()),
@@ -125,7 +125,7 @@ async fn purchase_request_and_response_match_the_reference() {
 async fn purchase_single_subscription_shape_is_normalised() {
     let sim = sim().await;
     let single = r#"{"ok": true, "subscriptionId": "a1", "subscriptionIds": ["a1"], "subscription": {"subscriptionId": "a1", "status": "active", "activeUntil": 1767776000000, "label": "12001 - NL - Private", "networkLabel": "NL-AMS Amsterdam"}}"#;
-    sim.fault("purchase", canned(single), 1);
+    sim.fault("purchase", canned_ok(single), 1);
     let req = PurchaseRequest {
         plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
         coupon_code: None,
@@ -140,7 +140,7 @@ async fn purchase_single_subscription_shape_is_normalised() {
 #[tokio::test]
 async fn renew_request_and_response_match_the_reference() {
     let sim = sim().await;
-    sim.fault("renew", canned(&fixture("renew-response.json")), 1);
+    sim.fault("renew", canned_ok(&fixture("renew-response.json")), 1);
     let req = RenewRequest {
         subscription_id: id("j97b2f6m1k4n8p3r5t7v9x0z"),
         plan_id: PlanId::parse("q2w4e6r8t0y2u4i6o8p0a2s4").unwrap(),
@@ -156,8 +156,8 @@ async fn renew_request_and_response_match_the_reference() {
 #[tokio::test]
 async fn change_credentials_and_switch_network_match_the_reference() {
     let sim = sim().await;
-    sim.fault("change-credentials", canned(&fixture("change-credentials-response.json")), 1);
-    sim.fault("switch-network", canned(&fixture("switch-network-response.json")), 1);
+    sim.fault("change-credentials", canned_ok(&fixture("change-credentials-response.json")), 1);
+    sim.fault("switch-network", canned_ok(&fixture("switch-network-response.json")), 1);
     let c = client(&sim);
     let sub = id("j97b2f6m1k4n8p3r5t7v9x0z");
     let creds = c.change_credentials(&sub).await.unwrap();
@@ -181,7 +181,7 @@ async fn change_credentials_and_switch_network_match_the_reference() {
 async fn unknown_fields_are_ignored_and_optional_fields_optional() {
     let sim = sim().await;
     let body = r#"{"ok": true, "newTopLevel": {"x": 1}, "subscriptions": [{"subscriptionId": "abc1", "status": "active", "activeUntil": 1762592000000, "brandNewField": [1, 2]}]}"#;
-    sim.fault("subscriptions", canned(body), 1);
+    sim.fault("subscriptions", canned_ok(body), 1);
     let list = client(&sim).subscriptions().await.unwrap();
     let s = &list.subscriptions[0];
     assert_eq!(s.subscription_id.as_str(), "abc1");
@@ -197,7 +197,7 @@ async fn one_bad_subscription_does_not_hide_the_others() {
         {"subscriptionId": "BAD-ID", "status": "active", "activeUntil": 1},
         {"subscriptionId": "good4", "status": "active", "activeUntil": 1762592000001}
     ]}"#;
-    sim.fault("subscriptions", canned(body), 1);
+    sim.fault("subscriptions", canned_ok(body), 1);
     let list = client(&sim).subscriptions().await.unwrap();
     let good: Vec<&str> = list.subscriptions.iter().map(|s| s.subscription_id.as_str()).collect();
     assert_eq!(good, ["good1", "good4"]);

@@ -53,6 +53,11 @@ pub fn sample_id(i: usize) -> SubscriptionId {
     SubscriptionId::parse(&s).unwrap()
 }
 
+/// A fault that answers exactly `body` with `status`.
+pub fn canned(status: u16, body: impl Into<String>) -> proxy_renewd::sim::FaultKind {
+    proxy_renewd::sim::FaultKind::Canned { status, body: body.into(), headers: vec![] }
+}
+
 /// A fixture copied verbatim from the provider's reference.
 pub fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);

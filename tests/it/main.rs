@@ -6,6 +6,7 @@ mod client_errors;
 mod curl;
 mod fixtures;
 mod helpers;
+mod hostile;
 mod post_once;
 mod retries;
 mod secrets;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use proxy_renewd::api::{ApiError, Client, Failure};
 use proxy_renewd::sim::FaultKind;
 
-use crate::helpers::{client, config_for, sim};
+use crate::helpers::{canned, client, config_for, sim};
 
 #[tokio::test]
 async fn a_read_after_429_waits_for_retry_after_and_succeeds() {
@@ -60,10 +60,10 @@ async fn malformed_answers_and_refusals_are_not_retried() {
     sim.fault("plans", FaultKind::OkFalse, 1);
     let e = client(&sim).plans().await.unwrap_err();
     assert!(matches!(e, ApiError::Failed(Failure::Malformed { .. })), "{e:?}");
-    sim.fault("plans", FaultKind::Canned { status: 200, body: "<html>maintenance</html>".into() }, 1);
+    sim.fault("plans", canned(200, "<html>maintenance</html>"), 1);
     let e = client(&sim).plans().await.unwrap_err();
     assert!(e.to_string().contains("not JSON"), "{e}");
-    sim.fault("plans", FaultKind::Canned { status: 200, body: r#"{"ok": true}"#.into() }, 1);
+    sim.fault("plans", canned(200, r#"{"ok": true}"#), 1);
     let e = client(&sim).plans().await.unwrap_err();
     assert!(e.to_string().contains("missing field `plans`"), "{e}");
     sim.fault("plans", FaultKind::StatusBefore { status: 404 }, 1);

@@ -3,9 +3,8 @@
 
 use proxy_renewd::api::{Client, PlanId, PostError, RenewRequest};
 use proxy_renewd::config::Config;
-use proxy_renewd::sim::FaultKind;
 
-use crate::helpers::{KEY, bin_for, client, config_for, fixture, run, sample_id, sim};
+use crate::helpers::{KEY, bin_for, canned, client, config_for, fixture, run, sample_id, sim};
 
 /// Every secret the sample subscription 1 and the reference fixture carry, and the key.
 fn secrets() -> Vec<&'static str> {
@@ -40,14 +39,10 @@ async fn debug_and_display_of_types_and_errors_show_no_secret() {
     assert_clean("ClientConfig", &format!("{:?}", config_for(&sim)));
     let list = c.subscriptions().await.unwrap();
     assert_clean("SubscriptionList", &format!("{list:?} {:#?}", list.subscriptions[1]));
-    sim.fault(
-        "change-credentials",
-        FaultKind::Canned { status: 200, body: fixture("change-credentials-response.json") },
-        1,
-    );
+    sim.fault("change-credentials", canned(200, fixture("change-credentials-response.json")), 1);
     let creds = c.change_credentials(&sample_id(1)).await.unwrap();
     assert_clean("NewCredentials", &format!("{creds:?}"));
-    sim.fault("switch-network", FaultKind::Canned { status: 200, body: fixture("switch-network-response.json") }, 1);
+    sim.fault("switch-network", canned(200, fixture("switch-network-response.json")), 1);
     let moved = c
         .switch_network(&sample_id(1), &proxy_renewd::api::NetworkId::parse("b1c2d3e4f5g6h7j8k9m0n1p2").unwrap())
         .await
@@ -59,25 +54,19 @@ async fn debug_and_display_of_types_and_errors_show_no_secret() {
     let leaky = fixture("subscriptions.json")
         .replace("\"activeUntil\": 1762592000000", "\"activeUntil\": null")
         .replace("\"ok\": true", "\"ok\": false");
-    sim.fault("subscriptions", FaultKind::Canned { status: 200, body: leaky }, 1);
+    sim.fault("subscriptions", canned(200, leaky), 1);
     let e = c.subscriptions().await.unwrap_err();
     assert_clean("malformed subscriptions error", &format!("{e} {e:?}"));
     sim.fault(
         "plans",
-        FaultKind::Canned {
-            status: 502,
-            body: format!("<html>bad key {KEY} for http://u_6k8s9d:p_2n4m6q@proxy.example.com</html>"),
-        },
+        canned(502, format!("<html>bad key {KEY} for http://u_6k8s9d:p_2n4m6q@proxy.example.com</html>")),
         5,
     );
     let e = c.plans().await.unwrap_err();
     assert_clean("HTML error", &format!("{e} {e:?}"));
     sim.fault(
         "renew",
-        FaultKind::Canned {
-            status: 409,
-            body: format!(r#"{{"ok": false, "error": "state of socks5://u_6k8s9d:p_2n4m6q@h with {KEY}"}}"#),
-        },
+        canned(409, format!(r#"{{"ok": false, "error": "state of socks5://u_6k8s9d:p_2n4m6q@h with {KEY}"}}"#)),
         1,
     );
     let req = RenewRequest {
@@ -90,7 +79,7 @@ async fn debug_and_display_of_types_and_errors_show_no_secret() {
     assert!(matches!(e, PostError::Refused(_)));
     assert_clean("refusal", &format!("{e} {e:?}"));
     let bad_entry = r#"{"ok": true, "subscriptions": [{"subscriptionId": "a1", "status": "active", "activeUntil": 1, "credentials": {"username": "u_6k8s9d", "password": 7}}]}"#;
-    sim.fault("subscriptions", FaultKind::Canned { status: 200, body: bad_entry.into() }, 1);
+    sim.fault("subscriptions", canned(200, bad_entry), 1);
     let list = c.subscriptions().await.unwrap();
     assert_eq!(list.malformed.len(), 1);
     assert_clean("malformed entry", &format!("{:?} {}", list.malformed, list.malformed[0].reason));
