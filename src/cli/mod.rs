@@ -6,6 +6,7 @@
 
 mod api_cmd;
 mod demo;
+mod rules_cmd;
 mod sim_cmd;
 
 use std::path::PathBuf;
@@ -71,6 +72,12 @@ pub enum Command {
         #[arg(long, global = true)]
         show_secrets: bool,
     },
+    /// Manage per-subscription renewal rules (the rest follow [defaults]).
+    Rules {
+        /// What to do.
+        #[command(subcommand)]
+        action: rules_cmd::RulesAction,
+    },
     /// Serve the built-in gateway simulator (the provider API, in memory, with fault injection).
     Sim(sim_cmd::SimArgs),
     /// Start the simulator on loopback with sample data and show the client at work against it.
@@ -101,6 +108,10 @@ pub async fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Some(Command::Api { view, show_secrets }) => match load_config(cli.config.as_deref()) {
             Ok(cfg) => api_cmd::run(&cfg, view, cli.format, show_secrets).await,
+            Err(e) => Err(e),
+        },
+        Some(Command::Rules { action }) => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => rules_cmd::run(&cfg, action, cli.format).await,
             Err(e) => Err(e),
         },
         Some(Command::Sim(args)) => {

@@ -56,7 +56,7 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
     let alerts = Alerts {
         repeat_interval_ms: ms(raw.alerts.repeat_interval),
         lapse_warning_ms: ms(raw.alerts.lapse_warning),
-        email: raw.alerts.email.as_ref().map(|e| check_email(e, &bad)).transpose()?,
+        email: raw.alerts.email.as_ref().map(|e| check_email(e, &bad, &figment)).transpose()?,
     };
     let server_listen = match &raw.server {
         Some(s) => Some(s.listen.parse::<SocketAddr>().map_err(|e| {
@@ -107,7 +107,11 @@ fn check_defaults(raw: &RawConfig, bad: &impl Fn(&str, String) -> ConfigError) -
     })
 }
 
-fn check_email(e: &super::RawEmail, bad: &impl Fn(&str, String) -> ConfigError) -> Result<Email, ConfigError> {
+fn check_email(
+    e: &super::RawEmail,
+    bad: &impl Fn(&str, String) -> ConfigError,
+    figment: &Figment,
+) -> Result<Email, ConfigError> {
     let smtp_url = match (&e.smtp_url, &e.smtp_url_file) {
         (Some(_), Some(_)) => {
             return Err(bad("alerts.email.smtp_url", "both smtp_url and smtp_url_file are set: keep one".into()));
@@ -118,10 +122,11 @@ fn check_email(e: &super::RawEmail, bad: &impl Fn(&str, String) -> ConfigError) 
             super::read_secret_file(&path).map_err(|problem| bad("alerts.email.smtp_url_file", problem))?
         }
         (None, None) => {
-            return Err(bad(
-                "alerts.email.smtp_url",
-                "not set: give smtp_url or smtp_url_file, or remove [alerts.email]".into(),
-            ));
+            return Err(ConfigError::Invalid {
+                key: "alerts.email.smtp_url".into(),
+                origin: super::origin(figment, "alerts.email"),
+                problem: "not set: give smtp_url or smtp_url_file in [alerts.email], or remove the section".into(),
+            });
         }
     };
     if !smtp_url.starts_with("smtp://") && !smtp_url.starts_with("smtps://") {

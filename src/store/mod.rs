@@ -21,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
+pub use ledger::Settlement;
 pub use rules::RuleRow;
 pub use snapshot::{SeenSubscription, SnapshotRow};
 
@@ -45,11 +46,20 @@ impl Store {
     /// [`StoreError`]: cannot open or create, read-only, locked, not a database, or a schema
     /// newer than this program.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let opts = base_options(url)?
+        Store::open_with(url, BUSY_TIMEOUT).await
+    }
+
+    /// [`Store::open`] with another busy timeout: how long a write waits for another
+    /// process's lock before [`StoreError::Locked`].
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_with(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let opts = base_options(url, busy_timeout)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let store = Store::connect(opts, 4).await?;
+        let store = Store::connect(opts, 4, busy_timeout).await?;
         MIGRATOR.run(&store.pool).await.map_err(|e| store.migrate_error(e))?;
         Ok(store)
     }
@@ -61,17 +71,17 @@ impl Store {
     /// [`StoreError::CannotOpen`] when the file does not exist; [`StoreError::Migrate`] when
     /// its schema is older or newer than this program's.
     pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
-        let opts = base_options(url)?.read_only(true).create_if_missing(false);
-        let store = Store::connect(opts, 2).await?;
+        let opts = base_options(url, BUSY_TIMEOUT)?.read_only(true).create_if_missing(false);
+        let store = Store::connect(opts, 2, BUSY_TIMEOUT).await?;
         store.check_schema_current().await?;
         Ok(store)
     }
 
-    async fn connect(opts: SqliteConnectOptions, max: u32) -> Result<Store, StoreError> {
+    async fn connect(opts: SqliteConnectOptions, max: u32, busy_timeout: Duration) -> Result<Store, StoreError> {
         let path = opts.get_filename().display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(BUSY_TIMEOUT * 2)
+            .acquire_timeout(busy_timeout * 2 + Duration::from_secs(1))
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
@@ -148,10 +158,16 @@ impl Store {
     }
 }
 
-fn base_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+fn base_options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOptions, StoreError> {
+    if !url.starts_with("sqlite:") {
+        return Err(StoreError::CannotOpen {
+            path: url.to_owned(),
+            detail: "not a SQLite URL: use sqlite://PATH, e.g. sqlite://proxy-renewd.db".into(),
+        });
+    }
     let opts = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
         path: url.to_owned(),
         detail: format!("not a SQLite URL like sqlite://proxy-renewd.db ({e})"),
     })?;
-    Ok(opts.busy_timeout(BUSY_TIMEOUT).foreign_keys(true))
+    Ok(opts.busy_timeout(busy_timeout).foreign_keys(true))
 }

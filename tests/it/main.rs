@@ -3,11 +3,15 @@
 
 mod cli;
 mod client_errors;
+mod config;
 mod curl;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod policy;
 mod post_once;
 mod retries;
+mod rules;
 mod secrets;
 mod simulator;
+mod store;

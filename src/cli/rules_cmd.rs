@@ -1,0 +1,246 @@
+//! `proxy-renewd rules list | set ID … | remove ID`: the per-subscription renewal rules.
+//!
+//! A row is a complete rule: `set` on a new id starts from `[defaults]` and applies the
+//! flags; on an existing row it changes only what the flags name.
+
+use anyhow::Context;
+use clap::Subcommand;
+use comfy_table::{Table, presets};
+use serde_json::{Value, json};
+
+use super::{Exit, emit};
+use crate::api::{Cents, EpochMs, SubscriptionId};
+use crate::config::Config;
+use crate::output::OutputFormat;
+use crate::rule::{PlanChoice, Rule, check_coupon, format_duration_ms, parse_duration_ms};
+use crate::store::{RuleRow, Store};
+
+/// `rules` actions.
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// Show [defaults] and every stored rule.
+    List,
+    /// Create or change the rule for one subscription (a new rule starts from [defaults]).
+    Set(SetArgs),
+    /// Delete the rule for one subscription; it falls back to [defaults].
+    Remove {
+        /// Subscription id.
+        id: String,
+    },
+}
+
+/// `rules set` flags; each changes one field.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// Subscription id (lowercase letters and digits); it need not be seen yet.
+    pub id: String,
+    /// Renew this subscription automatically.
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Only report this subscription; never renew it automatically.
+    #[arg(long)]
+    pub disable: bool,
+    /// Renew when expiry is this close, e.g. 5d, 36h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub renew_before: Option<i64>,
+    /// cheapest, best-value, longest, or a plan id.
+    #[arg(long, value_name = "PLAN", value_parser = parse_plan)]
+    pub plan: Option<PlanChoice>,
+    /// repeatCount sent with renew (at least 1): multiplies duration and price.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat_count: Option<u32>,
+    /// The most one renewal may cost, in cents (price × repeat count).
+    #[arg(long, value_name = "CENTS", conflicts_with = "no_price_cap", value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_price_cents: Option<i64>,
+    /// No price cap for this subscription.
+    #[arg(long)]
+    pub no_price_cap: bool,
+    /// couponCode sent with renew.
+    #[arg(long, value_name = "CODE", conflicts_with = "no_coupon", value_parser = parse_coupon)]
+    pub coupon_code: Option<String>,
+    /// Send no coupon.
+    #[arg(long)]
+    pub no_coupon: bool,
+    /// Free text for people ("" clears it).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+fn parse_plan(s: &str) -> Result<PlanChoice, String> {
+    s.parse().map_err(|e| format!("{e}; or one of cheapest, best-value, longest"))
+}
+
+fn parse_coupon(s: &str) -> Result<String, String> {
+    check_coupon(s).map(|()| s.to_owned())
+}
+
+impl SetArgs {
+    fn apply(&self, rule: &mut Rule) {
+        if self.enable || self.disable {
+            rule.enabled = self.enable;
+        }
+        if let Some(ms) = self.renew_before {
+            rule.renew_before_ms = ms;
+        }
+        if let Some(plan) = &self.plan {
+            rule.plan = plan.clone();
+        }
+        if let Some(n) = self.repeat_count {
+            rule.repeat_count = n;
+        }
+        if let Some(c) = self.max_price_cents {
+            rule.max_price_cents = Some(Cents(c));
+        }
+        if self.no_price_cap {
+            rule.max_price_cents = None;
+        }
+        if let Some(code) = &self.coupon_code {
+            rule.coupon_code = Some(code.clone());
+        }
+        if self.no_coupon {
+            rule.coupon_code = None;
+        }
+        if let Some(note) = &self.note {
+            rule.note = Some(note.trim().to_owned()).filter(|n| !n.is_empty());
+        }
+    }
+}
+
+/// Runs one `rules` action.
+pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat) -> anyhow::Result<Exit> {
+    let id = match &action {
+        RulesAction::Set(args) => Some(SubscriptionId::parse(&args.id)?),
+        RulesAction::Remove { id } => Some(SubscriptionId::parse(id)?),
+        RulesAction::List => None,
+    };
+    let store = Store::open(&cfg.database_url).await?;
+    let result = match (action, id) {
+        (RulesAction::List, _) => list(&store, cfg, format).await,
+        (RulesAction::Set(args), Some(id)) => set(&store, cfg, &id, &args, format).await,
+        (RulesAction::Remove { .. }, Some(id)) => remove(&store, &id).await,
+        _ => unreachable!("ids are parsed above for the actions that take one"),
+    };
+    store.close().await;
+    result
+}
+
+async fn list(store: &Store, cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
+    let rows = store.rules().await?;
+    let text = match format {
+        OutputFormat::Json => {
+            let doc = json!({
+                "defaults": rule_json(&cfg.defaults),
+                "rules": rows.iter().map(row_json).collect::<Vec<_>>(),
+            });
+            crate::output::pretty(&doc)
+        }
+        OutputFormat::Table => {
+            let mut t = Table::new();
+            t.load_style(presets::NOTHING);
+            t.set_header(vec![
+                "SUBSCRIPTION",
+                "ENABLED",
+                "RENEW BEFORE",
+                "PLAN",
+                "REPEAT",
+                "MAX PRICE",
+                "COUPON",
+                "NOTE",
+                "UPDATED (UTC)",
+            ]);
+            t.add_row(rule_cells("(defaults)", &cfg.defaults, String::new()));
+            for r in &rows {
+                t.add_row(rule_cells(r.subscription_id.as_str(), &r.rule, r.updated_at.to_string()));
+            }
+            format!("{t}\n")
+        }
+    };
+    emit(&text)?;
+    Ok(Exit::Ok)
+}
+
+async fn set(
+    store: &Store,
+    cfg: &Config,
+    id: &SubscriptionId,
+    args: &SetArgs,
+    format: OutputFormat,
+) -> anyhow::Result<Exit> {
+    let existing = store.rule(id).await?;
+    let mut rule = existing.as_ref().map_or_else(|| cfg.defaults.clone(), |r| r.rule.clone());
+    args.apply(&mut rule);
+    store.put_rule(id, &rule, EpochMs::now()).await.with_context(|| format!("cannot store the rule for {id}"))?;
+    if !store.has_seen(id).await? {
+        tracing::warn!(subscription_id = %id, "no poll has listed this subscription yet; the rule is stored and applies once it appears");
+    }
+    let verb = if existing.is_some() { "updated" } else { "created" };
+    let text = match format {
+        OutputFormat::Json => crate::output::pretty(
+            &json!({ "action": verb, "rule": row_json(&RuleRow { subscription_id: id.clone(), rule, created_at: EpochMs::now(), updated_at: EpochMs::now() }) }),
+        ),
+        OutputFormat::Table => format!("rule {verb} for {id}: {}\n", summary(&rule)),
+    };
+    emit(&text)?;
+    Ok(Exit::Ok)
+}
+
+async fn remove(store: &Store, id: &SubscriptionId) -> anyhow::Result<Exit> {
+    if store.remove_rule(id).await? {
+        emit(&format!("rule removed for {id}; it now follows [defaults]\n"))?;
+    } else {
+        emit(&format!("no rule for {id}; nothing removed\n"))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn price_cap(c: Option<Cents>) -> String {
+    c.map_or_else(|| "none".into(), |c| c.0.to_string())
+}
+
+fn rule_cells(id: &str, r: &Rule, updated: String) -> Vec<String> {
+    vec![
+        id.to_owned(),
+        if r.enabled { "yes" } else { "no" }.into(),
+        format_duration_ms(r.renew_before_ms),
+        r.plan.to_string(),
+        r.repeat_count.to_string(),
+        price_cap(r.max_price_cents),
+        r.coupon_code.clone().unwrap_or_default(),
+        r.note.clone().unwrap_or_default(),
+        updated,
+    ]
+}
+
+fn summary(r: &Rule) -> String {
+    format!(
+        "{}, renew {} before expiry with {} × {}, max price {}{}",
+        if r.enabled { "enabled" } else { "disabled" },
+        format_duration_ms(r.renew_before_ms),
+        r.plan,
+        r.repeat_count,
+        price_cap(r.max_price_cents),
+        r.coupon_code.as_ref().map_or(String::new(), |c| format!(", coupon {c}")),
+    )
+}
+
+/// A rule as JSON: snake_case like the config keys, durations in ms and as text.
+fn rule_json(r: &Rule) -> Value {
+    json!({
+        "enabled": r.enabled,
+        "renew_before_ms": r.renew_before_ms,
+        "renew_before": format_duration_ms(r.renew_before_ms),
+        "plan": r.plan.to_string(),
+        "repeat_count": r.repeat_count,
+        "max_price_cents": r.max_price_cents.map(|c| c.0),
+        "coupon_code": r.coupon_code,
+        "note": r.note,
+    })
+}
+
+fn row_json(r: &RuleRow) -> Value {
+    let mut v = rule_json(&r.rule);
+    v["subscription_id"] = json!(r.subscription_id);
+    v["created_at_ms"] = json!(r.created_at.0);
+    v["updated_at_ms"] = json!(r.updated_at.0);
+    v
+}

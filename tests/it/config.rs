@@ -1,0 +1,124 @@
+//! Configuration: the example loads with every key, the environment wins over the file,
+//! and each kind of bad value gives an error naming the key and where it was set.
+
+use proxy_renewd::api::Cents;
+use proxy_renewd::config::Config;
+use proxy_renewd::rule::PlanChoice;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::helpers::{bin, run};
+
+fn example() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
+}
+
+#[test]
+fn the_example_loads_with_every_section() {
+    let cfg = Config::load(Some(&example())).unwrap();
+    let api = cfg.api().unwrap();
+    assert_eq!(api.client.base_url.as_str(), "https://your-domain.com/");
+    assert_eq!(api.client.key.expose_secret(), "rk_your_long_lived_api_key");
+    assert_eq!((api.client.timeout.as_secs(), api.max_concurrency, api.client.retry.max_attempts), (30, 4, 4));
+    assert_eq!((cfg.schedule.cron.as_str(), cfg.schedule.jitter_ms), ("0 */10 * * * *", 30_000));
+    assert_eq!(cfg.database_url, "sqlite://proxy-renewd.db");
+    assert_eq!(
+        (cfg.defaults.plan.clone(), cfg.defaults.renew_before_ms, cfg.defaults.max_price_cents),
+        (PlanChoice::Cheapest, 259_200_000, Some(Cents(5000)))
+    );
+    assert_eq!(cfg.defaults.coupon_code, None, "an empty coupon is none");
+    assert_eq!((cfg.reconcile_after_ms, cfg.max_spend_per_day), (600_000, Some(Cents(20_000))));
+    let email = cfg.alerts.email.as_ref().unwrap();
+    assert_eq!((email.from.as_str(), email.to.len()), ("proxy-renewd <renewd@example.com>", 1));
+    assert_eq!(cfg.server_listen.unwrap().port(), 9187);
+    let debug = format!("{cfg:?} {api:?}");
+    assert!(!debug.contains("rk_your_long_lived_api_key") && !debug.contains("user:pass"), "{debug}");
+}
+
+#[test]
+fn omitted_caps_mean_no_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[defaults]\nplan = \"longest\"\n").unwrap();
+    let cfg = Config::load(Some(&path)).unwrap();
+    assert_eq!((cfg.defaults.max_price_cents, cfg.max_spend_per_day), (None, None));
+    assert!(cfg.alerts.email.is_none() && cfg.server_listen.is_none());
+}
+
+#[test]
+fn each_bad_value_names_its_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[schedule]\ncron = \"*/10 * * * *\"\n", "schedule.cron"),
+        ("[schedule]\njitter = \"soon\"\n", "schedule.jitter"),
+        ("[database]\nurl = \"postgres://db\"\n", "database.url"),
+        ("[defaults]\nplan = \"Cheapest\"\n", "defaults.plan"),
+        ("[defaults]\nrepeat_count = 0\n", "defaults.repeat_count"),
+        ("[defaults]\nrepeat_count = -1\n", "defaults.repeat_count"),
+        ("[defaults]\nmax_price_cents = -5\n", "defaults.max_price_cents"),
+        ("[defaults]\nrenew_before = \"3 fortnights\"\n", "defaults.renew_before"),
+        ("[defaults]\ncoupon_code = \"MY CODE\"\n", "defaults.coupon_code"),
+        ("[defaults]\nenabled = \"yes\"\n", "defaults.enabled"),
+        ("[ledger]\nreconcile_after = \"1m\"\n", "ledger.reconcile_after"),
+        ("[budget]\nmax_spend_cents_per_day = -1\n", "budget.max_spend_cents_per_day"),
+        ("[alerts]\nrepeat_interval = 6\n", "alerts.repeat_interval"),
+        ("[alerts.email]\nfrom = \"a@b\"\nto = [\"c@d\"]\n", "alerts.email.smtp_url"),
+        (
+            "[alerts.email]\nsmtp_url = \"smtp://h\"\nsmtp_url_file = \"/x\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            "alerts.email.smtp_url",
+        ),
+        ("[alerts.email]\nsmtp_url = \"smtp://h\"\nfrom = \"nobody\"\nto = [\"c@d\"]\n", "alerts.email.from"),
+        ("[alerts.email]\nsmtp_url = \"smtp://h\"\nfrom = \"a@b\"\nto = []\n", "alerts.email.to"),
+        ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+        ("[sheduler]\ncron = \"0 * * * * *\"\n", "sheduler"),
+        ("[defaults]\nrenew_befor = \"3d\"\n", "defaults.renew_befor"),
+    ];
+    for (toml, key) in cases {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains(key), "{toml:?} should name {key}: {err}");
+        assert!(err.contains("c.toml"), "{toml:?} should name the file: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_environment_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[defaults]\nplan = \"best-value\"\nrenew_before = \"5d\"\n").unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "list", "--format", "json", "--config"])
+        .arg(&path)
+        .env("PROXY_RENEWD_DEFAULTS__PLAN", "longest")
+        .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", dir.path().join("r.db").display()));
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["defaults"]["plan"], "longest", "env beats file");
+    assert_eq!(doc["defaults"]["renew_before_ms"], 432_000_000, "file beats defaults");
+    let mut cmd = bin();
+    cmd.args(["rules", "list"]).env("PROXY_RENEWD_DEFAULTS__REPEAT_COUNT", "0");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("defaults.repeat_count from PROXY_RENEWD_DEFAULTS__REPEAT_COUNT"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_secret_in_a_file_others_can_read_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[api]\nbase_url = \"http://127.0.0.1:9\"\nkey = \"rk_1234567\"\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = bin();
+        cmd.args(["rules", "list", "--config"]).arg(&path).env("PROXY_RENEWD_DATABASE__URL", &db);
+        let out = run(cmd).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stderr.contains("other users can read it"), warned, "mode {mode:o}: {}", out.stderr);
+        assert!(!out.stderr.contains("rk_1234567"));
+    }
+}

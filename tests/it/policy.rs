@@ -1,0 +1,426 @@
+//! The policy, on hand-written cases (every decision reason, every tie-break) and on random
+//! ones (proptest): it never renews what is not due, never exceeds a cap or the budget,
+//! always picks an offered plan, never opens a second attempt for a period that may have been
+//! charged, and gives the same answer for the same inputs.
+
+use proptest::prelude::*;
+use proxy_renewd::api::{Cents, EpochMs, PlanId, RenewalPlan, SubscriptionId};
+use proxy_renewd::ledger::{LedgerEntry, LedgerState, NewAttempt, Origin};
+use proxy_renewd::policy::{Blocked, Decision, Input, RETRY_BACKOFF_BASE_MS, Skip, decide};
+use proxy_renewd::rule::{PlanChoice, Rule};
+
+const NOW: EpochMs = EpochMs(1_800_000_000_000);
+const DAY: i64 = 86_400_000;
+const MIN: i64 = 60_000;
+
+fn plan(id: &str, days: i64, cents: i64) -> RenewalPlan {
+    RenewalPlan {
+        id: PlanId::parse(id).unwrap(),
+        connection_type: None,
+        duration_ms: days * DAY,
+        price_amount_cents: Cents(cents),
+    }
+}
+
+fn entry(period: EpochMs, attempt: u32, state: LedgerState, status: Option<u16>, at: EpochMs) -> LedgerEntry {
+    LedgerEntry {
+        id: i64::from(attempt),
+        attempt: NewAttempt {
+            subscription_id: SubscriptionId::parse("sub1").unwrap(),
+            active_until_before: period,
+            attempt,
+            plan_id: PlanId::parse("p30").unwrap(),
+            repeat_count: 1,
+            price: Cents(1200),
+            coupon_code: None,
+            expected_end_at: EpochMs(period.0 + 30 * DAY),
+            origin: Origin::Daemon,
+        },
+        state,
+        actual_end_at: None,
+        http_status: status,
+        error: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A due (expires in 1 day), active, default-rule case with two plans.
+#[derive(Debug, Clone)]
+struct Case {
+    status: &'static str,
+    active_until: EpochMs,
+    rule: Rule,
+    plans: Option<Vec<RenewalPlan>>,
+    ledger: Vec<LedgerEntry>,
+    spent: Cents,
+    budget: Option<Cents>,
+}
+
+impl Case {
+    fn due() -> Case {
+        Case {
+            status: "active",
+            active_until: EpochMs(NOW.0 + DAY),
+            rule: Rule::default(),
+            plans: Some(vec![plan("p30", 30, 1200), plan("p90", 90, 3300)]),
+            ledger: vec![],
+            spent: Cents(0),
+            budget: None,
+        }
+    }
+
+    fn decide(&self) -> Decision {
+        decide(&Input {
+            status: self.status,
+            active_until: self.active_until,
+            rule: &self.rule,
+            renewal_plans: self.plans.as_deref(),
+            ledger: &self.ledger,
+            spent_last_24h: self.spent,
+            max_spend_per_day: self.budget,
+            now: NOW,
+        })
+    }
+}
+
+fn renewal(d: Decision) -> proxy_renewd::policy::Renewal {
+    match d {
+        Decision::Renew(r) => r,
+        other => panic!("expected a renewal, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_implausible_expiry_is_malformed_whatever_else_holds() {
+    for bad in [1_762_592_000, 978_307_199_999, 7_258_118_400_000, -1] {
+        let mut c = Case::due();
+        c.active_until = EpochMs(bad);
+        c.status = "suspended";
+        let d = c.decide();
+        assert_eq!(d, Decision::Blocked(Blocked::Malformed { active_until: EpochMs(bad) }));
+        assert!(d.needs_attention() && d.reason() == "malformed");
+    }
+}
+
+#[test]
+fn a_status_other_than_active_is_not_renewable() {
+    let mut c = Case::due();
+    c.status = "expired";
+    let d = c.decide();
+    assert_eq!(d, Decision::Skip(Skip::NotRenewable { status: "expired".into() }));
+    assert!(d.needs_attention());
+}
+
+#[test]
+fn a_disabled_rule_skips_until_expiry_is_near() {
+    let mut c = Case::due();
+    c.rule.enabled = false;
+    assert_eq!(c.decide(), Decision::Blocked(Blocked::ExpiringUnmanaged { expires_in_ms: DAY }));
+    c.active_until = EpochMs(NOW.0 + 10 * DAY);
+    let d = c.decide();
+    assert_eq!(d, Decision::Skip(Skip::Disabled));
+    assert!(!d.needs_attention());
+}
+
+#[test]
+fn not_due_says_when_and_due_starts_at_the_boundary() {
+    let mut c = Case::due();
+    c.active_until = EpochMs(NOW.0 + 3 * DAY + 1);
+    assert_eq!(c.decide(), Decision::Ok { due_in_ms: 1 });
+    c.active_until = EpochMs(NOW.0 + 3 * DAY);
+    assert!(matches!(c.decide(), Decision::Renew(_)), "due when activeUntil - now == renew_before");
+}
+
+#[test]
+fn due_without_plans_asks_for_them() {
+    let mut c = Case::due();
+    c.plans = None;
+    assert_eq!(c.decide(), Decision::FetchPlans);
+}
+
+#[test]
+fn a_renewal_carries_period_attempt_price_and_expected_expiry() {
+    let mut c = Case::due();
+    c.rule.repeat_count = 3;
+    c.rule.coupon_code = Some("MYCODE".into());
+    let r = renewal(c.decide());
+    assert_eq!((r.plan_id.as_str(), r.price, r.attempt, r.repeat_count), ("p30", Cents(3600), 1, 3));
+    assert_eq!(r.active_until_before, c.active_until);
+    assert_eq!(r.expected_end_at, EpochMs(c.active_until.0 + 90 * DAY));
+    assert_eq!(r.coupon_code.as_deref(), Some("MYCODE"));
+    // A lapsed subscription is extended from now.
+    c.active_until = EpochMs(NOW.0 - 5 * DAY);
+    assert_eq!(renewal(c.decide()).expected_end_at, EpochMs(NOW.0 + 90 * DAY));
+}
+
+#[test]
+fn an_open_attempt_for_any_period_blocks() {
+    for state in [LedgerState::Sending, LedgerState::Unknown] {
+        let mut c = Case::due();
+        let older = EpochMs(c.active_until.0 - 30 * DAY);
+        c.ledger = vec![entry(older, 1, state, None, NOW)];
+        assert_eq!(c.decide(), Decision::Blocked(Blocked::InFlight { active_until_before: older, attempt: 1, state }));
+    }
+}
+
+#[test]
+fn a_period_renewed_once_is_not_renewed_again() {
+    let mut c = Case::due();
+    c.ledger = vec![entry(c.active_until, 1, LedgerState::Succeeded, Some(200), NOW)];
+    assert_eq!(c.decide(), Decision::Blocked(Blocked::AlreadyRenewed { attempt: 1 }));
+    // A success for an earlier period does not block this one.
+    c.ledger = vec![entry(EpochMs(c.active_until.0 - 30 * DAY), 1, LedgerState::Succeeded, Some(200), NOW)];
+    assert_eq!(renewal(c.decide()).attempt, 1);
+}
+
+#[test]
+fn a_failed_attempt_allows_the_next_one() {
+    let mut c = Case::due();
+    c.ledger = vec![entry(c.active_until, 1, LedgerState::Failed, None, NOW)];
+    assert_eq!(renewal(c.decide()).attempt, 2);
+}
+
+#[test]
+fn refusals_that_a_retry_cannot_fix_need_a_person() {
+    for status in [400, 401, 403, 404] {
+        let mut c = Case::due();
+        c.ledger = vec![entry(c.active_until, 1, LedgerState::Refused, Some(status), EpochMs(NOW.0 - DAY))];
+        assert_eq!(c.decide(), Decision::Blocked(Blocked::Refused { attempt: 1, status: Some(status) }), "{status}");
+    }
+}
+
+#[test]
+fn balance_and_sold_out_refusals_back_off_then_retry() {
+    let mut c = Case::due();
+    let at = EpochMs(NOW.0 - 5 * MIN);
+    c.ledger = vec![entry(c.active_until, 1, LedgerState::Refused, Some(402), at)];
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff { status: Some(402), until: EpochMs(at.0 + RETRY_BACKOFF_BASE_MS) })
+    );
+    c.ledger[0].updated_at = EpochMs(NOW.0 - RETRY_BACKOFF_BASE_MS);
+    assert_eq!(renewal(c.decide()).attempt, 2);
+    // A second refusal doubles the wait.
+    c.ledger.push(entry(c.active_until, 2, LedgerState::Refused, Some(409), EpochMs(NOW.0 - 15 * MIN)));
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff {
+            status: Some(409),
+            until: EpochMs(NOW.0 - 15 * MIN + 2 * RETRY_BACKOFF_BASE_MS)
+        })
+    );
+}
+
+#[test]
+fn no_eligible_plan() {
+    let mut c = Case::due();
+    c.plans = Some(vec![]);
+    assert_eq!(c.decide(), Decision::Blocked(Blocked::NoEligiblePlan { plan: PlanChoice::Cheapest, offered: 0 }));
+    c.plans = Some(vec![plan("p0", 0, 100), RenewalPlan { price_amount_cents: Cents(-1), ..plan("pneg", 30, 0) }]);
+    assert!(
+        matches!(c.decide(), Decision::Blocked(Blocked::NoEligiblePlan { offered: 2, .. })),
+        "zero duration and negative price are not eligible"
+    );
+    let mut c = Case::due();
+    c.rule.plan = PlanChoice::Plan(PlanId::parse("gone").unwrap());
+    assert_eq!(c.decide().reason(), "no-eligible-plan");
+}
+
+#[test]
+fn the_price_cap_counts_the_repeat_count() {
+    let mut c = Case::due();
+    c.rule.repeat_count = 2;
+    c.rule.max_price_cents = Some(Cents(2400));
+    assert_eq!(renewal(c.decide()).price, Cents(2400), "equal to the cap is allowed");
+    c.rule.max_price_cents = Some(Cents(2399));
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::OverPriceCap {
+            plan_id: PlanId::parse("p30").unwrap(),
+            price: Cents(2400),
+            cap: Cents(2399)
+        })
+    );
+}
+
+#[test]
+fn the_daily_budget_counts_what_was_spent() {
+    let mut c = Case::due();
+    c.budget = Some(Cents(5000));
+    c.spent = Cents(3800);
+    assert!(matches!(c.decide(), Decision::Renew(_)), "3800 + 1200 == budget is allowed");
+    c.spent = Cents(3801);
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::OverBudget {
+            plan_id: PlanId::parse("p30").unwrap(),
+            price: Cents(1200),
+            spent: Cents(3801),
+            budget: Cents(5000)
+        })
+    );
+}
+
+fn chosen(choice: &str, plans: Vec<RenewalPlan>, repeat: u32) -> String {
+    let mut c = Case::due();
+    c.rule.plan = choice.parse().unwrap();
+    c.rule.repeat_count = repeat;
+    c.plans = Some(plans);
+    renewal(c.decide()).plan_id.to_string()
+}
+
+#[test]
+fn cheapest_prefers_the_lower_total_then_the_longer_plan_then_the_smaller_id() {
+    assert_eq!(chosen("cheapest", vec![plan("a", 30, 1200), plan("b", 7, 400)], 1), "b");
+    assert_eq!(chosen("cheapest", vec![plan("a", 30, 1200), plan("b", 60, 1200)], 2), "b");
+    assert_eq!(chosen("cheapest", vec![plan("z", 30, 1200), plan("y", 30, 1200)], 1), "y");
+}
+
+#[test]
+fn best_value_prefers_the_lower_price_per_day_then_the_longer_plan() {
+    assert_eq!(chosen("best-value", vec![plan("a", 30, 1200), plan("b", 90, 3300), plan("c", 7, 300)], 1), "b");
+    assert_eq!(chosen("best-value", vec![plan("a", 30, 1200), plan("b", 60, 2400)], 1), "b");
+}
+
+#[test]
+fn longest_prefers_the_longer_plan_then_the_cheaper() {
+    assert_eq!(chosen("longest", vec![plan("a", 30, 100), plan("b", 90, 9000)], 1), "b");
+    assert_eq!(chosen("longest", vec![plan("a", 90, 3300), plan("b", 90, 3000)], 1), "b");
+}
+
+#[test]
+fn an_explicit_plan_is_taken_even_when_dearer() {
+    assert_eq!(chosen("p90", vec![plan("p30", 30, 1200), plan("p90", 90, 3300)], 1), "p90");
+}
+
+// --- properties ------------------------------------------------------------------------
+
+const IDS: [&str; 4] = ["pa", "pb", "pc", "pd"];
+
+fn arb_plan() -> impl Strategy<Value = RenewalPlan> {
+    (0..IDS.len(), 0i64..120, 0i64..6000).prop_map(|(i, days, cents)| plan(IDS[i], days, cents))
+}
+
+fn arb_state() -> impl Strategy<Value = LedgerState> {
+    prop::sample::select(LedgerState::ALL.to_vec())
+}
+
+fn arb_rule() -> impl Strategy<Value = Rule> {
+    let choice = prop_oneof![
+        Just(PlanChoice::Cheapest),
+        Just(PlanChoice::BestValue),
+        Just(PlanChoice::Longest),
+        (0..IDS.len() + 1)
+            .prop_map(|i| PlanChoice::Plan(PlanId::parse(IDS.get(i).copied().unwrap_or("missing")).unwrap())),
+    ];
+    (any::<bool>(), 0i64..10 * DAY, choice, 1u32..5, prop::option::of(0i64..20_000)).prop_map(
+        |(enabled, renew_before_ms, plan, repeat_count, cap)| Rule {
+            enabled,
+            renew_before_ms,
+            plan,
+            repeat_count,
+            max_price_cents: cap.map(Cents),
+            coupon_code: None,
+            note: None,
+        },
+    )
+}
+
+prop_compose! {
+    fn arb_case()(
+        status in prop::sample::select(vec!["active", "active", "suspended"]),
+        offset in -12 * DAY..12 * DAY,
+        implausible in prop::bool::weighted(0.05),
+        rule in arb_rule(),
+        plans in prop::option::of(prop::collection::vec(arb_plan(), 0..5)),
+        raw_ledger in prop::collection::vec((any::<bool>(), 1u32..4, arb_state(), prop::sample::select(vec![None, Some(200u16), Some(400), Some(402), Some(409), Some(429), Some(500)]), 0i64..30 * MIN), 0..5),
+        spent in 0i64..30_000,
+        budget in prop::option::of(0i64..30_000),
+    ) -> Case {
+        let active_until = if implausible { EpochMs(1_700_000_000) } else { EpochMs(NOW.0 + offset) };
+        let ledger = raw_ledger.into_iter().map(|(this_period, attempt, state, status, ago)| {
+            let period = if this_period { active_until } else { EpochMs(active_until.0 - 30 * DAY) };
+            entry(period, attempt, state, status, EpochMs(NOW.0 - ago))
+        }).collect();
+        Case { status, active_until, rule, plans, ledger, spent: Cents(spent), budget: budget.map(Cents) }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn a_renewal_is_always_due_capped_budgeted_offered_and_unique(c in arb_case()) {
+        let d = c.decide();
+        prop_assert_eq!(&d, &c.decide(), "same inputs, same decision");
+        if matches!(d, Decision::FetchPlans) {
+            prop_assert!(c.plans.is_none());
+        }
+        if let Decision::Renew(r) = d {
+            // Due, active, managed, plausible.
+            prop_assert!(c.status == "active" && c.rule.enabled);
+            prop_assert!(c.active_until.0 - NOW.0 <= c.rule.renew_before_ms);
+            prop_assert!(c.active_until.0 >= 978_307_200_000);
+            // Within the cap and the budget.
+            if let Some(cap) = c.rule.max_price_cents { prop_assert!(r.price <= cap); }
+            if let Some(b) = c.budget { prop_assert!(c.spent.0 + r.price.0 <= b.0); }
+            // One of the offered, eligible plans, priced as offered.
+            let plans = c.plans.as_ref().unwrap();
+            let offered = plans.iter().find(|p| p.id == r.plan_id && p.duration_ms > 0);
+            prop_assert!(offered.is_some(), "chose {} not offered", r.plan_id);
+            prop_assert!(plans.iter().any(|p| p.id == r.plan_id && p.price_amount_cents.0 * i64::from(c.rule.repeat_count) == r.price.0));
+            if let PlanChoice::Plan(id) = &c.rule.plan { prop_assert_eq!(id, &r.plan_id); }
+            // At most one charge per period: nothing open anywhere, nothing succeeded in this
+            // period, every earlier attempt of the period settled without effect.
+            prop_assert!(c.ledger.iter().all(|e| !e.state.is_open()));
+            for e in c.ledger.iter().filter(|e| e.attempt.active_until_before == c.active_until) {
+                prop_assert!(matches!(e.state, LedgerState::Failed | LedgerState::Refused));
+                prop_assert!(e.attempt.attempt < r.attempt);
+            }
+            prop_assert_eq!(r.active_until_before, c.active_until);
+        }
+    }
+
+    #[test]
+    fn cheapest_is_never_beaten(plans in prop::collection::vec(arb_plan(), 1..6), repeat in 1u32..4) {
+        let eligible: Vec<&RenewalPlan> = plans.iter().filter(|p| p.duration_ms > 0).collect();
+        let got = proxy_renewd::policy::choose_plan(&PlanChoice::Cheapest, &plans, repeat);
+        prop_assert_eq!(got.is_some(), !eligible.is_empty());
+        if let Some((p, price, _)) = got {
+            prop_assert!(eligible.iter().all(|q| q.price_amount_cents.0 * i64::from(repeat) >= price.0));
+            prop_assert!(eligible.iter().filter(|q| q.price_amount_cents == p.price_amount_cents).all(|q| q.duration_ms <= p.duration_ms));
+        }
+    }
+}
+
+/// The random cases reach every kind of decision, so the properties above are not vacuous.
+#[test]
+fn the_random_cases_reach_every_decision() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeMap::<&'static str, u32>::new();
+    for _ in 0..4000 {
+        let case = arb_case().new_tree(&mut runner).unwrap().current();
+        *seen.entry(case.decide().reason()).or_default() += 1;
+    }
+    for reason in [
+        "ok",
+        "not-renewable",
+        "disabled",
+        "due",
+        "renew",
+        "malformed",
+        "expiring-unmanaged",
+        "in-flight",
+        "already-renewed",
+        "refused",
+        "backoff",
+        "no-eligible-plan",
+        "over-price-cap",
+        "over-budget",
+    ] {
+        assert!(seen.get(reason).copied().unwrap_or(0) >= 5, "{reason} is rare or missing: {seen:?}");
+    }
+}

@@ -1,0 +1,111 @@
+//! `proxy-renewd rules`: set, list and remove through the real binary on a temp database,
+//! with every flag validated.
+
+use serde_json::Value;
+
+use crate::helpers::{Ran, bin, run};
+
+struct Db {
+    dir: tempfile::TempDir,
+}
+
+impl Db {
+    fn new() -> Db {
+        Db { dir: tempfile::tempdir().unwrap() }
+    }
+
+    async fn rules(&self, args: &[&str]) -> Ran {
+        let mut cmd = bin();
+        cmd.arg("rules")
+            .args(args)
+            .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", self.dir.path().join("r.db").display()));
+        run(cmd).await
+    }
+
+    async fn list(&self) -> Value {
+        let out = self.rules(&["list", "--format", "json"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+}
+
+const SUB: &str = "j97b2f6m1k4n8p3r5t7v9x0z";
+
+#[tokio::test]
+async fn set_list_and_remove_as_daemon_md_shows() {
+    let db = Db::new();
+    let out = db
+        .rules(&["set", SUB, "--renew-before", "5d", "--plan", "k17m3q5v7n9p1r2t4w6y8z0a", "--max-price-cents", "1500"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("rule created") && out.stderr.contains("no poll has listed this subscription"),
+        "{out:?}",
+        out = (&out.stdout, &out.stderr)
+    );
+    let out = db.rules(&["set", SUB, "--disable"]).await;
+    assert!(out.stdout.contains("rule updated"), "{}", out.stdout);
+    let doc = db.list().await;
+    let rule = &doc["rules"][0];
+    assert_eq!(rule["subscription_id"], SUB);
+    assert_eq!((rule["enabled"].as_bool(), rule["renew_before_ms"].as_i64()), (Some(false), Some(432_000_000)));
+    assert_eq!(
+        (rule["plan"].as_str(), rule["max_price_cents"].as_i64()),
+        (Some("k17m3q5v7n9p1r2t4w6y8z0a"), Some(1500)),
+        "--disable kept the rest"
+    );
+    assert_eq!(doc["defaults"]["plan"], "cheapest");
+    let table = db.rules(&["list"]).await.stdout;
+    assert!(table.contains("(defaults)") && table.contains(SUB), "{table}");
+    let out = db.rules(&["remove", SUB]).await;
+    assert!(out.stdout.contains("rule removed"), "{}", out.stdout);
+    assert_eq!(db.list().await["rules"].as_array().unwrap().len(), 0);
+    let out = db.rules(&["remove", SUB]).await;
+    assert!(out.stdout.contains("nothing removed") && out.code == 0, "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn a_new_rule_starts_from_defaults_and_flags_clear_fields() {
+    let db = Db::new();
+    db.rules(&["set", "abc", "--coupon-code", "MYCODE", "--max-price-cents", "100", "--note", "Client A"]).await;
+    db.rules(&["set", "abc", "--no-coupon", "--no-price-cap", "--repeat-count", "3", "--plan", "best-value"]).await;
+    let rule = &db.list().await["rules"][0];
+    assert_eq!(rule["coupon_code"], Value::Null);
+    assert_eq!(rule["max_price_cents"], Value::Null);
+    assert_eq!(
+        (rule["repeat_count"].as_u64(), rule["plan"].as_str(), rule["note"].as_str()),
+        (Some(3), Some("best-value"), Some("Client A"))
+    );
+    assert_eq!(rule["renew_before_ms"], 259_200_000, "from [defaults]");
+}
+
+#[tokio::test]
+async fn every_flag_is_validated() {
+    let db = Db::new();
+    for args in [
+        vec!["set", "abc", "--plan", "best_value"],
+        vec!["set", "abc", "--repeat-count", "0"],
+        vec!["set", "abc", "--renew-before", "soon"],
+        vec!["set", "abc", "--max-price-cents", "-1"],
+        vec!["set", "abc", "--coupon-code", "MY CODE"],
+        vec!["set", "abc", "--enable", "--disable"],
+        vec!["set", "abc", "--max-price-cents", "5", "--no-price-cap"],
+        vec!["set"],
+    ] {
+        let out = db.rules(&args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    }
+    let out = db.rules(&["set", "ABC-1"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("invalid subscription id"), "{}", out.stderr);
+    assert_eq!(db.list().await["rules"].as_array().unwrap().len(), 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn an_unwritable_database_is_a_clear_error() {
+    let mut cmd = bin();
+    cmd.args(["rules", "list"]).env("PROXY_RENEWD_DATABASE__URL", "sqlite:///nonexistent-dir/x/r.db");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("cannot open database") && out.stderr.contains("directory"), "{}", out.stderr);
+}

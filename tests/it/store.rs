@@ -1,0 +1,240 @@
+//! The store on a temp file: rules round-trip, the ledger survives reopening and refuses a
+//! second writer for the same period, the snapshot notices a vanished subscription, the
+//! schema upgrades from every earlier version, and a read-only, locked or foreign database
+//! gives a clear error instead of a panic.
+
+use std::time::{Duration, Instant};
+
+use proxy_renewd::api::{Cents, EpochMs, PlanId, SubscriptionId};
+use proxy_renewd::ledger::{LedgerState, NewAttempt, Origin};
+use proxy_renewd::rule::{PlanChoice, Rule};
+use proxy_renewd::store::{MIGRATOR, SeenSubscription, Settlement, Store, StoreError};
+use sqlx::Connection;
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("renewd.db").display())
+}
+
+fn id(s: &str) -> SubscriptionId {
+    SubscriptionId::parse(s).unwrap()
+}
+
+fn attempt(sub: &str, period: i64, n: u32) -> NewAttempt {
+    NewAttempt {
+        subscription_id: id(sub),
+        active_until_before: EpochMs(period),
+        attempt: n,
+        plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
+        repeat_count: 1,
+        price: Cents(1200),
+        coupon_code: Some("MYCODE".into()),
+        expected_end_at: EpochMs(period + 2_592_000_000),
+        origin: Origin::Daemon,
+    }
+}
+
+#[tokio::test]
+async fn the_file_is_created_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(&url(&dir)).await.unwrap().close().await;
+    assert!(dir.path().join("renewd.db").exists());
+    let mut conn = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn rules_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let rule = Rule {
+        enabled: false,
+        renew_before_ms: 432_000_000,
+        plan: PlanChoice::Plan(PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap()),
+        repeat_count: 3,
+        max_price_cents: Some(Cents(1500)),
+        coupon_code: Some("MYCODE".into()),
+        note: Some("Client A".into()),
+    };
+    store.put_rule(&id("abc"), &rule, EpochMs(1000)).await.unwrap();
+    store.put_rule(&id("xyz"), &Rule::default(), EpochMs(1000)).await.unwrap();
+    let got = store.rule(&id("abc")).await.unwrap().unwrap();
+    assert_eq!((got.rule, got.created_at, got.updated_at), (rule.clone(), EpochMs(1000), EpochMs(1000)));
+    let changed = Rule { plan: PlanChoice::BestValue, max_price_cents: None, ..rule };
+    store.put_rule(&id("abc"), &changed, EpochMs(2000)).await.unwrap();
+    let got = store.rule(&id("abc")).await.unwrap().unwrap();
+    assert_eq!((got.rule, got.created_at, got.updated_at), (changed, EpochMs(1000), EpochMs(2000)));
+    assert_eq!(
+        store.rules().await.unwrap().iter().map(|r| r.subscription_id.to_string()).collect::<Vec<_>>(),
+        ["abc", "xyz"]
+    );
+    assert!(store.remove_rule(&id("abc")).await.unwrap());
+    assert!(!store.remove_rule(&id("abc")).await.unwrap());
+    assert!(store.rule(&id("abc")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn ledger_rows_survive_reopening_and_a_period_key_is_taken_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let a = attempt("abc", 1_762_592_000_000, 1);
+    let row = store.begin_attempt(&a, EpochMs(10)).await.unwrap();
+    let again = store.begin_attempt(&a, EpochMs(11)).await.unwrap_err();
+    assert!(again.is_conflict(), "{again}");
+    assert!(again.to_string().contains("abc, 1762592000000, 1"), "{again}");
+    store.close().await;
+
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let entries = store.ledger_for(&id("abc")).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].id, entries[0].state, &entries[0].attempt), (row, LedgerState::Sending, &a));
+    assert_eq!(store.open_entries().await.unwrap().len(), 1);
+    let done = Settlement {
+        state: LedgerState::Succeeded,
+        actual_end_at: Some(EpochMs(1_765_184_000_000)),
+        http_status: Some(200),
+        error: None,
+    };
+    store.settle(row, &done, EpochMs(20)).await.unwrap();
+    store.close().await;
+
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let e = &store.ledger_for(&id("abc")).await.unwrap()[0];
+    assert_eq!(
+        (e.state, e.actual_end_at, e.http_status, e.updated_at),
+        (LedgerState::Succeeded, Some(EpochMs(1_765_184_000_000)), Some(200), EpochMs(20))
+    );
+    assert!(store.open_entries().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn spend_and_history_count_the_right_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let states =
+        [LedgerState::Succeeded, LedgerState::Unknown, LedgerState::Refused, LedgerState::Failed, LedgerState::Sending];
+    for (i, state) in states.into_iter().enumerate() {
+        let n = u32::try_from(i).unwrap() + 1;
+        let row =
+            store.begin_attempt(&attempt("abc", 1_762_592_000_000, n), EpochMs(1000 + i64::from(n))).await.unwrap();
+        if state != LedgerState::Sending {
+            let s = Settlement { state, actual_end_at: None, http_status: None, error: Some("x".into()) };
+            store.settle(row, &s, EpochMs(2000)).await.unwrap();
+        }
+    }
+    store.begin_attempt(&attempt("other", 1_762_592_000_000, 1), EpochMs(5)).await.unwrap();
+    assert_eq!(store.spend_since(EpochMs(1000)).await.unwrap(), Cents(3 * 1200), "succeeded + unknown + sending");
+    assert_eq!(store.spend_since(EpochMs(0)).await.unwrap(), Cents(4 * 1200));
+    let newest = store.history(None, 2).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.attempt.subscription_id.to_string()).collect::<Vec<_>>(), ["other", "abc"]);
+    assert_eq!(store.history(Some(&id("abc")), 100).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn the_snapshot_notices_a_subscription_that_vanished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let seen = |sid: &str, until: i64| SeenSubscription {
+        subscription_id: id(sid),
+        status: "active".into(),
+        active_until: EpochMs(until),
+        label: Some("12001 - NL - Private".into()),
+        network_label: Some("NL-AMS Amsterdam".into()),
+        user_note: None,
+    };
+    store.record_poll(&[seen("aaa", 1), seen("bbb", 2)], EpochMs(100)).await.unwrap();
+    store.record_poll(&[seen("aaa", 5)], EpochMs(200)).await.unwrap();
+    let rows = store.snapshot().await.unwrap();
+    assert_eq!(
+        (rows[0].seen.active_until, rows[0].first_seen, rows[0].last_seen, rows[0].gone_since),
+        (EpochMs(5), EpochMs(100), EpochMs(200), None)
+    );
+    assert_eq!((rows[1].last_seen, rows[1].gone_since), (EpochMs(100), Some(EpochMs(200))));
+    store.record_poll(&[seen("aaa", 5), seen("bbb", 2)], EpochMs(300)).await.unwrap();
+    assert_eq!(store.snapshot().await.unwrap()[1].gone_since, None, "back again");
+    assert!(store.has_seen(&id("bbb")).await.unwrap() && !store.has_seen(&id("ccc")).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_schema_upgrades_from_every_earlier_version() {
+    let versions: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    // Start from an empty file, then from each version but the last.
+    for k in 0..versions.len() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renewd.db");
+        std::fs::File::create(&path).unwrap();
+        if k > 0 {
+            let mut conn = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+            MIGRATOR.run_to(versions[k - 1], &mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        let store = Store::open(&url(&dir)).await.unwrap_or_else(|e| panic!("from version index {k}: {e}"));
+        store.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap();
+        store.close().await;
+        let ro = Store::open_read_only(&url(&dir)).await.unwrap();
+        assert_eq!(ro.rules().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_program_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(&url(&dir)).await.unwrap().close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'future', 1, x'00', 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let e = Store::open(&url(&dir)).await.unwrap_err();
+    assert!(e.to_string().contains("newer than this program"), "{e}");
+    let e = Store::open_read_only(&url(&dir)).await.unwrap_err();
+    assert!(e.to_string().contains("newer than this program"), "{e}");
+}
+
+#[tokio::test]
+async fn a_read_only_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(&url(&dir)).await.unwrap().close().await;
+    let ro = Store::open_read_only(&url(&dir)).await.unwrap();
+    let e = ro.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::ReadOnly { .. }), "{e:?}");
+    assert!(e.to_string().contains("read-only") && e.to_string().contains("renewd.db"), "{e}");
+    let e = ro.begin_attempt(&attempt("abc", 1, 1), EpochMs(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::ReadOnly { .. }), "no row, no request: {e:?}");
+    // A database that SQLite opens read-only (as for a read-only file or mount): the
+    // up-to-date schema needs no write, the first write fails clearly.
+    let store = Store::open(&format!("{}?mode=ro", url(&dir))).await.unwrap();
+    let e = store.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::ReadOnly { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_locked_database_is_a_clear_error_after_the_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(&url(&dir), Duration::from_millis(300)).await.unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder).await.unwrap();
+    let started = Instant::now();
+    let e = store.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+    assert!(e.to_string().contains("locked") && e.to_string().contains("another process"), "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lock first");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    store.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_directory_or_a_foreign_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Store::open(&format!("sqlite://{}/no/such/dir/renewd.db", dir.path().display())).await.unwrap_err();
+    assert!(matches!(e, StoreError::CannotOpen { .. }), "{e:?}");
+    assert!(e.to_string().contains("directory exists"), "{e}");
+    std::fs::write(dir.path().join("renewd.db"), vec![b'x'; 4096]).unwrap();
+    let e = Store::open(&url(&dir)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    let e = Store::open_read_only(&format!("sqlite://{}/absent.db", dir.path().display())).await.unwrap_err();
+    assert!(matches!(e, StoreError::CannotOpen { .. }), "read-only never creates: {e:?}");
+    let e = Store::open("postgres://x").await.unwrap_err();
+    assert!(e.to_string().contains("sqlite://"), "{e}");
+}
