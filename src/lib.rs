@@ -23,9 +23,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cycle;
+pub mod daemon;
 pub mod ledger;
 pub mod output;
 pub mod policy;
+pub mod reconcile;
+pub mod renewer;
+pub mod report;
 pub mod rule;
 pub mod sim;
 pub mod store;

@@ -31,6 +31,8 @@ pub struct Input<'a> {
     pub renewal_plans: Option<&'a [RenewalPlan]>,
     /// This subscription's ledger entries, any order.
     pub ledger: &'a [LedgerEntry],
+    /// On hold: a renewal left it still due, and a person must act (ledger rule 8).
+    pub on_hold: bool,
     /// Spend that counts against the budget in the 24 h before `now`.
     pub spent_last_24h: Cents,
     /// `[budget] max_spend_cents_per_day`.
@@ -83,6 +85,9 @@ pub enum Blocked {
         /// Until `activeUntil`, in ms (negative once lapsed).
         expires_in_ms: i64,
     },
+    /// A renewal left it still due; no automatic catch-up spending until a person acts
+    /// (`still-due-after-renewal`).
+    OnHold,
     /// An attempt is `sending` or `unknown`: nothing more until reconciliation settles it.
     InFlight {
         /// Its period.
@@ -179,6 +184,7 @@ impl Decision {
             Decision::Blocked(b) => match b {
                 Blocked::Malformed { .. } => "malformed",
                 Blocked::ExpiringUnmanaged { .. } => "expiring-unmanaged",
+                Blocked::OnHold => "on-hold",
                 Blocked::InFlight { .. } => "in-flight",
                 Blocked::AlreadyRenewed { .. } => "already-renewed",
                 Blocked::Refused { .. } => "refused",
@@ -192,7 +198,7 @@ impl Decision {
 }
 
 /// Decides for one subscription, in `daemon.md`'s order: plausibility, status, rule enabled,
-/// due, the ledger, then the plan, the price cap and the budget.
+/// due, hold, the ledger, then the plan, the price cap and the budget.
 pub fn decide(input: &Input<'_>) -> Decision {
     let Input { status, active_until, rule, now, .. } = *input;
     if !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&active_until.0) {
@@ -212,6 +218,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
     }
     if !due {
         return Decision::Ok { due_in_ms: expires_in_ms - rule.renew_before_ms };
+    }
+    if input.on_hold {
+        return Decision::Blocked(Blocked::OnHold);
     }
     let attempt = match ledger_gate(input) {
         Ok(attempt) => attempt,

@@ -5,7 +5,10 @@
 //! `error: …`, that says what to fix.
 
 mod api_cmd;
+mod cycle_cmd;
 mod demo;
+mod history_cmd;
+mod renew_cmd;
 mod rules_cmd;
 mod sim_cmd;
 
@@ -44,7 +47,7 @@ impl From<Exit> for ExitCode {
 /// Keeps prepaid proxy subscriptions from lapsing. This build has the provider client, the
 /// simulator, the renewal rules and the read-only API views; the renewal daemon is coming.
 #[derive(Debug, Parser)]
-#[command(name = "proxy-renewd", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "proxy-renewd", version, about, long_about = None)]
 #[command(
     after_help = "Configuration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL.\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
 )]
@@ -55,6 +58,10 @@ pub struct Cli {
     /// Output of listings and reports.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Audit only: every read as usual, no renewal, no ledger write, no email; prints the report.
+    /// Alone or with `once`: one audit cycle; with `run`: the daemon loop in audit mode.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -63,6 +70,15 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon (the default): one cycle at start-up, then on the cron schedule, until
+    /// SIGTERM/SIGINT.
+    Run,
+    /// Exactly one cycle, then exit: 0 all well, 3 something needs a person, 1 error.
+    Once,
+    /// Renew one subscription now, through the same ledger as the daemon.
+    Renew(renew_cmd::RenewArgs),
+    /// The renewal ledger, newest first.
+    History(history_cmd::HistoryArgs),
     /// Read-only views of the provider API (secrets redacted unless --show-secrets).
     Api {
         /// Which view.
@@ -105,15 +121,22 @@ pub enum ApiView {
 
 /// Runs the parsed command line to its exit code.
 pub async fn run(cli: Cli) -> Exit {
+    let config = cli.config.as_deref();
+    let (format, dry_run) = (cli.format, cli.dry_run);
     let result = match cli.command {
-        Some(Command::Api { view, show_secrets }) => match load_config(cli.config.as_deref()) {
-            Ok(cfg) => api_cmd::run(&cfg, view, cli.format, show_secrets).await,
-            Err(e) => Err(e),
-        },
-        Some(Command::Rules { action }) => match load_config(cli.config.as_deref()) {
-            Ok(cfg) => rules_cmd::run(&cfg, action, cli.format).await,
-            Err(e) => Err(e),
-        },
+        None if dry_run => with_config(config, async |cfg| cycle_cmd::once(cfg, format, true).await).await,
+        None | Some(Command::Run) => with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run).await).await,
+        Some(Command::Once) => with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run).await).await,
+        Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
+        Some(Command::History(args)) => {
+            with_config(config, async |cfg| history_cmd::run(cfg, args, format).await).await
+        }
+        Some(Command::Api { view, show_secrets }) => {
+            with_config(config, async |cfg| api_cmd::run(cfg, view, format, show_secrets).await).await
+        }
+        Some(Command::Rules { action }) => {
+            with_config(config, async |cfg| rules_cmd::run(cfg, action, format).await).await
+        }
         Some(Command::Sim(args)) => {
             init_tracing(LogFormat::Auto);
             sim_cmd::run(args).await
@@ -122,7 +145,6 @@ pub async fn run(cli: Cli) -> Exit {
             init_tracing(LogFormat::Auto);
             demo::run().await
         }
-        None => Ok(Exit::Usage),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", one_line(&e));
@@ -130,14 +152,15 @@ pub async fn run(cli: Cli) -> Exit {
     })
 }
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    // Logging first, so that warnings raised while loading are seen.
-    let format = std::env::var("PROXY_RENEWD_LOG__FORMAT")
-        .ok()
-        .and_then(|f| <LogFormat as clap::ValueEnum>::from_str(&f, true).ok())
-        .unwrap_or_default();
-    init_tracing(format);
-    Ok(Config::load(path)?)
+/// Loads the config, sets up logging as `[log] format` says, and runs `f` with it.
+async fn with_config(
+    path: Option<&std::path::Path>,
+    f: impl AsyncFnOnce(&Config) -> anyhow::Result<Exit>,
+) -> anyhow::Result<Exit> {
+    let cfg = Config::load(path)?;
+    init_tracing(cfg.log_format);
+    cfg.warn_if_secret_readable();
+    f(&cfg).await
 }
 
 /// Writes `text` to stdout. A closed pipe (`| head`) ends the output quietly; any other

@@ -170,6 +170,9 @@ async fn set(
     let mut rule = existing.as_ref().map_or_else(|| cfg.defaults.clone(), |r| r.rule.clone());
     args.apply(&mut rule);
     store.put_rule(id, &rule, EpochMs::now()).await.with_context(|| format!("cannot store the rule for {id}"))?;
+    if args.enable && store.clear_hold(id).await? {
+        tracing::info!(subscription_id = %id, "hold lifted: the daemon may renew it again");
+    }
     if !store.has_seen(id).await? {
         tracing::warn!(subscription_id = %id, "no poll has listed this subscription yet; the rule is stored and applies once it appears");
     }

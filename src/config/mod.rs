@@ -161,9 +161,7 @@ impl Config {
         }
         figment = figment.merge(env);
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
-        let cfg = check::check(raw, file, figment)?;
-        cfg.warn_if_secret_readable();
-        Ok(cfg)
+        check::check(raw, file, figment)
     }
 
     /// ` in FILE` / ` from PROXY_RENEWD_X__Y` / ` (default)`, or empty when not set.
@@ -250,8 +248,9 @@ impl Config {
         Ok(SecretString::from(key))
     }
 
-    /// Warns (log, `warn`) when the config file holds a secret and others can read it.
-    fn warn_if_secret_readable(&self) {
+    /// Warns (log, `warn`) when the config file holds a secret and others can read it. Call
+    /// once logging is set up.
+    pub fn warn_if_secret_readable(&self) {
         let Some(file) = &self.file else { return };
         let holds_secret = self.origin("api.key").starts_with(" in ")
             || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some())

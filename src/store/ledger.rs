@@ -153,6 +153,31 @@ impl Store {
         self.ledger_entries(rows)
     }
 
+    /// Every entry of the given periods `(subscription, activeUntil)`, oldest first: one query
+    /// for a whole cycle, however many subscriptions.
+    ///
+    /// # Errors
+    /// As [`Store::ledger_for`].
+    #[tracing::instrument(skip_all, fields(periods = periods.len()))]
+    pub async fn ledger_for_periods(
+        &self,
+        periods: &[(SubscriptionId, EpochMs)],
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let keys: Vec<(&str, i64)> = periods.iter().map(|(id, t)| (id.as_str(), t.0)).collect();
+        let json = serde_json::to_string(&keys)
+            .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
+        let rows = sqlx::query_as(concat!(
+            select_ledger!(),
+            " WHERE (subscription_id, active_until_before_ms) IN
+               (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) ORDER BY id"
+        ))
+        .bind(json)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        self.ledger_entries(rows)
+    }
+
     /// Every `sending` or `unknown` entry, oldest first: what reconciliation must settle.
     ///
     /// # Errors
@@ -182,6 +207,25 @@ impl Store {
         .await
         .map_err(|e| self.err(e))?;
         self.ledger_entries(rows)
+    }
+
+    /// Marks every `sending` row `unknown`: run at start-up, since a row left `sending` means
+    /// a process stopped mid-request and the provider may have applied it. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    #[tracing::instrument(skip_all)]
+    pub async fn sending_to_unknown(&self, now: EpochMs) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE ledger SET state = 'unknown', updated_at_ms = ?, error = coalesce(error, 'the process stopped while the request was in flight') WHERE state = 'sending'",
+        )
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(done.rows_affected())
     }
 
     /// What counts against the budget since `since`: the expected price of every attempt

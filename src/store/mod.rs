@@ -1,6 +1,7 @@
 //! All SQL lives here: [`Store`] opens the SQLite database (creating it and running the
 //! embedded migrations on first use), and its methods read and write rules (`rules.rs`), the
-//! renewal ledger (`ledger.rs`) and the subscription snapshot (`snapshot.rs`).
+//! renewal ledger (`ledger.rs`), holds (`holds.rs`) and the subscription snapshot
+//! (`snapshot.rs`).
 //!
 //! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
 //! busy timeout, and write transactions that take the write lock up front (`BEGIN
@@ -9,6 +10,7 @@
 //! Driver errors become [`StoreError`]s that say what to do.
 
 mod error;
+mod holds;
 mod ledger;
 mod rules;
 mod snapshot;
@@ -21,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
+pub use holds::Hold;
 pub use ledger::Settlement;
 pub use rules::RuleRow;
 pub use snapshot::{SeenSubscription, SnapshotRow};
@@ -156,6 +159,17 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file behind a database URL; `None` for an in-memory database.
+///
+/// # Errors
+/// [`StoreError::CannotOpen`] for a URL that is not `sqlite:…`.
+pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let opts = base_options(url, BUSY_TIMEOUT)?;
+    let file = opts.get_filename();
+    let memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || url.contains("mode=memory");
+    Ok((!memory).then(|| file.to_path_buf()))
 }
 
 fn base_options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOptions, StoreError> {

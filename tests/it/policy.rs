@@ -53,6 +53,7 @@ struct Case {
     rule: Rule,
     plans: Option<Vec<RenewalPlan>>,
     ledger: Vec<LedgerEntry>,
+    on_hold: bool,
     spent: Cents,
     budget: Option<Cents>,
 }
@@ -65,6 +66,7 @@ impl Case {
             rule: Rule::default(),
             plans: Some(vec![plan("p30", 30, 1200), plan("p90", 90, 3300)]),
             ledger: vec![],
+            on_hold: false,
             spent: Cents(0),
             budget: None,
         }
@@ -77,6 +79,7 @@ impl Case {
             rule: &self.rule,
             renewal_plans: self.plans.as_deref(),
             ledger: &self.ledger,
+            on_hold: self.on_hold,
             spent_last_24h: self.spent,
             max_spend_per_day: self.budget,
             now: NOW,
@@ -172,6 +175,17 @@ fn a_period_renewed_once_is_not_renewed_again() {
     // A success for an earlier period does not block this one.
     c.ledger = vec![entry(EpochMs(c.active_until.0 - 30 * DAY), 1, LedgerState::Succeeded, Some(200), NOW)];
     assert_eq!(renewal(c.decide()).attempt, 1);
+}
+
+#[test]
+fn a_held_subscription_waits_for_a_person() {
+    let mut c = Case::due();
+    c.on_hold = true;
+    let d = c.decide();
+    assert_eq!(d, Decision::Blocked(Blocked::OnHold));
+    assert!(d.needs_attention());
+    c.active_until = EpochMs(NOW.0 + 10 * DAY);
+    assert!(matches!(c.decide(), Decision::Ok { .. }), "a hold matters only when due");
 }
 
 #[test]
@@ -335,6 +349,7 @@ prop_compose! {
         rule in arb_rule(),
         plans in prop::option::of(prop::collection::vec(arb_plan(), 0..5)),
         raw_ledger in prop::collection::vec((any::<bool>(), 1u32..4, arb_state(), prop::sample::select(vec![None, Some(200u16), Some(400), Some(402), Some(409), Some(429), Some(500)]), 0i64..30 * MIN), 0..5),
+        on_hold in prop::bool::weighted(0.1),
         spent in 0i64..30_000,
         budget in prop::option::of(0i64..30_000),
     ) -> Case {
@@ -343,7 +358,7 @@ prop_compose! {
             let period = if this_period { active_until } else { EpochMs(active_until.0 - 30 * DAY) };
             entry(period, attempt, state, status, EpochMs(NOW.0 - ago))
         }).collect();
-        Case { status, active_until, rule, plans, ledger, spent: Cents(spent), budget: budget.map(Cents) }
+        Case { status, active_until, rule, plans, ledger, on_hold, spent: Cents(spent), budget: budget.map(Cents) }
     }
 }
 
@@ -359,7 +374,7 @@ proptest! {
         }
         if let Decision::Renew(r) = d {
             // Due, active, managed, plausible.
-            prop_assert!(c.status == "active" && c.rule.enabled);
+            prop_assert!(c.status == "active" && c.rule.enabled && !c.on_hold);
             prop_assert!(c.active_until.0 - NOW.0 <= c.rule.renew_before_ms);
             prop_assert!(c.active_until.0 >= 978_307_200_000);
             // Within the cap and the budget.
@@ -413,6 +428,7 @@ fn the_random_cases_reach_every_decision() {
         "renew",
         "malformed",
         "expiring-unmanaged",
+        "on-hold",
         "in-flight",
         "already-renewed",
         "refused",

@@ -1,0 +1,92 @@
+//! `proxy-renewd once`, `run` and `--dry-run`: one cycle or the daemon, for real or as an
+//! audit.
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, emit, shutdown_signal};
+use crate::api::Client;
+use crate::config::Config;
+use crate::cycle::Cycle;
+use crate::daemon::{self, InstanceLock};
+use crate::output::OutputFormat;
+use crate::report;
+use crate::store::{self, Store};
+
+/// The database for a real cycle: the instance lock first, then the store, then start-up
+/// recovery.
+async fn open_for_cycles(cfg: &Config) -> anyhow::Result<(Store, Option<InstanceLock>)> {
+    let lock = match store::database_file(&cfg.database_url)? {
+        Some(file) => Some(InstanceLock::acquire(&file)?),
+        None => None,
+    };
+    let store = Store::open(&cfg.database_url).await?;
+    daemon::recover(&store).await?;
+    Ok((store, lock))
+}
+
+/// The database for an audit: read-only, and none at all when the file does not exist yet.
+async fn open_for_audit(cfg: &Config) -> anyhow::Result<Option<Store>> {
+    match store::database_file(&cfg.database_url)? {
+        Some(file) if !file.exists() => {
+            tracing::info!(database = %file.display(), "no database yet: auditing with [defaults] and an empty ledger");
+            Ok(None)
+        }
+        _ => Ok(Some(Store::open_read_only(&cfg.database_url).await?)),
+    }
+}
+
+/// A token cancelled by SIGTERM or Ctrl-C.
+fn cancel_on_signal() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: no new renewals; those in flight finish");
+        on_signal.cancel();
+    });
+    cancel
+}
+
+/// One cycle, printed as the report: exit 0, or 3 when something needs a person.
+pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> anyhow::Result<Exit> {
+    let api = cfg.api()?;
+    let client = Client::new(api.client).context("cannot set up the provider client")?;
+    let (store, _lock) = if dry_run {
+        (open_for_audit(cfg).await?, None)
+    } else {
+        open_for_cycles(cfg).await.map(|(s, l)| (Some(s), l))?
+    };
+    let cycle = Cycle {
+        client: &client,
+        store: store.as_ref(),
+        config: cfg,
+        max_concurrency: api.max_concurrency as usize,
+        dry_run,
+        cancel: cancel_on_signal(),
+    };
+    let result = cycle.run().await;
+    if let Some(s) = &store {
+        s.close().await;
+    }
+    let report = result?;
+    emit(&report::render(&report, format))?;
+    Ok(if report.needs_attention() { Exit::Attention } else { Exit::Ok })
+}
+
+/// The daemon until SIGTERM/SIGINT; exit 0 after a clean stop.
+pub(super) async fn daemon(cfg: &Config, dry_run: bool) -> anyhow::Result<Exit> {
+    let api = cfg.api()?;
+    let client = Client::new(api.client).context("cannot set up the provider client")?;
+    let (store, _lock) = if dry_run {
+        (open_for_audit(cfg).await?, None)
+    } else {
+        open_for_cycles(cfg).await.map(|(s, l)| (Some(s), l))?
+    };
+    daemon::run(cfg, &client, store.as_ref(), dry_run, cancel_on_signal()).await?;
+    if let Some(s) = &store {
+        s.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,101 @@
+//! `proxy-renewd history [--subscription ID] [--limit N]`: the ledger, newest first.
+
+use comfy_table::{Table, presets};
+use serde_json::json;
+
+use super::{Exit, emit};
+use crate::api::SubscriptionId;
+use crate::config::Config;
+use crate::ledger::LedgerEntry;
+use crate::output::{OutputFormat, pretty};
+use crate::store::{self, Store};
+
+/// `history` options.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only this subscription.
+    #[arg(long, value_name = "ID")]
+    pub subscription: Option<String>,
+    /// At most this many rows.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+pub(super) async fn run(cfg: &Config, args: HistoryArgs, format: OutputFormat) -> anyhow::Result<Exit> {
+    let id = args.subscription.as_deref().map(SubscriptionId::parse).transpose()?;
+    if let Some(file) = store::database_file(&cfg.database_url)?.filter(|f| !f.exists()) {
+        emit(&match format {
+            OutputFormat::Json => pretty(&json!({ "ledger": [] })),
+            OutputFormat::Table => format!("no ledger yet: {} does not exist\n", file.display()),
+        })?;
+        return Ok(Exit::Ok);
+    }
+    let store = Store::open_read_only(&cfg.database_url).await?;
+    let entries = store.history(id.as_ref(), args.limit).await;
+    store.close().await;
+    let entries = entries?;
+    emit(&match format {
+        OutputFormat::Json => pretty(&json!({ "ledger": entries.iter().map(entry_json).collect::<Vec<_>>() })),
+        OutputFormat::Table => table(&entries),
+    })?;
+    Ok(Exit::Ok)
+}
+
+fn entry_json(e: &LedgerEntry) -> serde_json::Value {
+    let a = &e.attempt;
+    json!({
+        "id": e.id,
+        "subscription_id": a.subscription_id,
+        "active_until_before_ms": a.active_until_before.0,
+        "attempt": a.attempt,
+        "plan_id": a.plan_id,
+        "repeat_count": a.repeat_count,
+        "price_cents": a.price.0,
+        "coupon_code": a.coupon_code,
+        "expected_end_at_ms": a.expected_end_at.0,
+        "actual_end_at_ms": e.actual_end_at.map(|t| t.0),
+        "state": e.state.as_str(),
+        "http_status": e.http_status,
+        "error": e.error,
+        "origin": a.origin.as_str(),
+        "created_at_ms": e.created_at.0,
+        "updated_at_ms": e.updated_at.0,
+    })
+}
+
+fn table(entries: &[LedgerEntry]) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(vec![
+        "ID",
+        "CREATED (UTC)",
+        "SUBSCRIPTION",
+        "PERIOD (activeUntil)",
+        "ATTEMPT",
+        "PLAN",
+        "PRICE",
+        "STATE",
+        "HTTP",
+        "NEW EXPIRY",
+        "ORIGIN",
+        "ERROR",
+    ]);
+    for e in entries {
+        let a = &e.attempt;
+        t.add_row(vec![
+            e.id.to_string(),
+            e.created_at.to_string(),
+            a.subscription_id.to_string(),
+            a.active_until_before.to_string(),
+            a.attempt.to_string(),
+            format!("{} × {}", a.plan_id, a.repeat_count),
+            a.price.to_string(),
+            e.state.to_string(),
+            e.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            e.actual_end_at.unwrap_or(a.expected_end_at).to_string(),
+            a.origin.as_str().into(),
+            e.error.as_deref().map(|m| m.chars().take(80).collect()).unwrap_or_default(),
+        ]);
+    }
+    format!("{t}\n")
+}

@@ -1,0 +1,347 @@
+//! One cycle (`daemon.md`, *Ledger*; issue "The cycle"): read `subscriptions` → update the
+//! snapshot → reconcile open ledger entries → decide with the policy → for each due
+//! subscription fetch `renewal-plans`, choose, commit the ledger row, send `renew`, record the
+//! outcome. Returns a [`CycleReport`] of every subscription's decision and outcome.
+//!
+//! A dry run does every read and none of the writes: no POST, no ledger or snapshot write,
+//! and the database (if any) opened read-only; reconciliation and holds are applied in memory
+//! so that the report shows what a real cycle would decide.
+//!
+//! Budget: subscriptions are decided most urgent first, and each renewal reserves its price,
+//! so that concurrent renewals in one cycle cannot together exceed the daily budget.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiError, Cents, Client, EpochMs, MalformedEntry, RenewalPlan, Subscription, SubscriptionId};
+use crate::config::Config;
+use crate::ledger::{LedgerEntry, Origin};
+use crate::policy::{self, Decision, Input};
+use crate::reconcile::{self, Reconciled};
+use crate::renewer::{self, RenewOutcome};
+use crate::rule::Rule;
+use crate::store::{Hold, SeenSubscription, Store, StoreError};
+
+/// Whether a subscription follows its own rule or `[defaults]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSource {
+    /// A row in the rules table.
+    Row,
+    /// `[defaults]`.
+    Defaults,
+}
+
+/// One subscription in a cycle.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Its non-secret fields as read.
+    pub subscription: SeenSubscription,
+    /// Where its rule came from.
+    pub rule_source: RuleSource,
+    /// The effective rule.
+    pub rule: Rule,
+    /// What the policy decided.
+    pub decision: Decision,
+    /// `renewal-plans` could not be read (the decision is then `FetchPlans`).
+    pub plans_error: Option<String>,
+    /// What the renewal came to (real cycles only; `None` when not attempted).
+    pub outcome: Option<RenewOutcome>,
+}
+
+impl Item {
+    /// A person should look: a blocked or skipped-for-cause decision, unreadable plans, or a
+    /// renewal that did not cleanly succeed.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        self.decision.needs_attention()
+            || self.plans_error.is_some()
+            || self.outcome.as_ref().is_some_and(|o| !o.is_clean_success() && *o != RenewOutcome::Conflict)
+    }
+}
+
+/// Everything one cycle saw and did.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    /// When the `subscriptions` read started.
+    pub read_at: EpochMs,
+    /// When the cycle ended.
+    pub finished_at: EpochMs,
+    /// A dry run: nothing was written or sent.
+    pub dry_run: bool,
+    /// Every subscription read, most urgent first.
+    pub items: Vec<Item>,
+    /// `subscriptions[]` entries that did not parse.
+    pub malformed: Vec<MalformedEntry>,
+    /// Ledger entries settled by reconciliation.
+    pub reconciled: Vec<Reconciled>,
+    /// Open attempts whose subscription the read did not list.
+    pub unaccounted: Vec<LedgerEntry>,
+    /// Stopped early by a shutdown request: some renewals were not started.
+    pub interrupted: bool,
+}
+
+impl CycleReport {
+    /// Exit code 3 material: anything a person should act on.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        self.items.iter().any(Item::needs_attention) || !self.malformed.is_empty() || !self.unaccounted.is_empty()
+    }
+
+    /// The renewals a dry run would make, or a real one attempted, and their total price.
+    #[must_use]
+    pub fn planned_spend(&self) -> (usize, Cents) {
+        self.items
+            .iter()
+            .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price) } else { None })
+            .fold((0, Cents(0)), |(n, sum), p| (n + 1, Cents(sum.0 + p.0)))
+    }
+}
+
+/// Why a cycle could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CycleError {
+    /// `op=subscriptions` failed: nothing can be decided.
+    #[error("cannot read subscriptions: {0}")]
+    Read(#[from] ApiError),
+    /// The database failed before anything was sent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A shutdown request arrived before any renewal started.
+    #[error("stopped by a shutdown request")]
+    Cancelled,
+}
+
+/// What a cycle runs with.
+#[derive(Debug, Clone)]
+pub struct Cycle<'a> {
+    /// The provider client.
+    pub client: &'a Client,
+    /// The database; `None` only for a dry run without a database file.
+    pub store: Option<&'a Store>,
+    /// The configuration (rules' defaults, budget, reconcile window).
+    pub config: &'a Config,
+    /// Requests in flight at once (`api.max_concurrency`).
+    pub max_concurrency: usize,
+    /// Reads only.
+    pub dry_run: bool,
+    /// Stops starting renewals once cancelled; those under way finish.
+    pub cancel: CancellationToken,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What the database knows that the policy needs, for this read.
+struct Known {
+    rules: HashMap<SubscriptionId, Rule>,
+    held: HashSet<SubscriptionId>,
+    ledger: HashMap<SubscriptionId, Vec<LedgerEntry>>,
+    spent: Cents,
+    reconciled: Vec<Reconciled>,
+    unaccounted: Vec<LedgerEntry>,
+}
+
+impl Cycle<'_> {
+    /// Runs one cycle.
+    ///
+    /// # Errors
+    /// [`CycleError::Read`] when `subscriptions` cannot be read (after retries);
+    /// [`CycleError::Store`] when the database fails before any renewal is sent.
+    pub async fn run(&self) -> Result<CycleReport, CycleError> {
+        let read_at = EpochMs::now();
+        let list = tokio::select! {
+            r = self.client.subscriptions() => r?,
+            () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
+        };
+        tracing::info!(
+            subscriptions = list.subscriptions.len(),
+            malformed = list.malformed.len(),
+            "subscriptions read"
+        );
+        let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(SeenSubscription::from).collect();
+        if let (Some(store), false) = (self.store, self.dry_run) {
+            store.record_poll(&seen, read_at).await?;
+        }
+        let known = self.load(&list.subscriptions, read_at).await?;
+        let mut items = tokio::select! {
+            items = self.decide_all(&list.subscriptions, &known, read_at) => items,
+            () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
+        };
+        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items).await };
+        items.iter().filter(|i| i.needs_attention()).for_each(|i| {
+            tracing::warn!(subscription_id = %i.subscription.subscription_id, reason = i.decision.reason(), outcome = i.outcome.as_ref().map(RenewOutcome::name), "needs attention");
+        });
+        Ok(CycleReport {
+            read_at,
+            finished_at: EpochMs::now(),
+            dry_run: self.dry_run,
+            items,
+            malformed: list.malformed,
+            reconciled: known.reconciled,
+            unaccounted: known.unaccounted,
+            interrupted,
+        })
+    }
+
+    /// Rules, holds, the relevant ledger (reconciled), and the last 24 h of spend.
+    async fn load(&self, subs: &[Subscription], read_at: EpochMs) -> Result<Known, StoreError> {
+        let Some(store) = self.store else {
+            return Ok(Known {
+                rules: HashMap::new(),
+                held: HashSet::new(),
+                ledger: HashMap::new(),
+                spent: Cents(0),
+                reconciled: vec![],
+                unaccounted: vec![],
+            });
+        };
+        let rules: HashMap<SubscriptionId, Rule> =
+            store.rules().await?.into_iter().map(|r| (r.subscription_id, r.rule)).collect();
+        let mut held: HashSet<SubscriptionId> = store.holds().await?.into_iter().map(|h| h.subscription_id).collect();
+        let periods: Vec<(SubscriptionId, EpochMs)> =
+            subs.iter().map(|s| (s.subscription_id.clone(), s.active_until)).collect();
+        let mut entries = store.ledger_for_periods(&periods).await?;
+        let known_ids: HashSet<i64> = entries.iter().map(|e| e.id).collect();
+        entries.extend(store.open_entries().await?.into_iter().filter(|e| !known_ids.contains(&e.id)));
+        let active_until: HashMap<SubscriptionId, EpochMs> = periods.iter().cloned().collect();
+        let reconciled = reconcile::reconcile(&entries, &active_until, read_at, self.config.reconcile_after_ms);
+        let now = EpochMs::now();
+        for r in &reconciled {
+            tracing::info!(subscription_id = %r.subscription_id, ledger_id = r.ledger_id, state = %r.settlement.state, "reconciled");
+            let rule = rules.get(&r.subscription_id).unwrap_or(&self.config.defaults);
+            let still_due = r.settlement.actual_end_at.is_some_and(|t| t.since(now) <= rule.renew_before_ms);
+            if still_due {
+                held.insert(r.subscription_id.clone());
+            }
+            if !self.dry_run {
+                store.settle(r.ledger_id, &r.settlement, now).await?;
+                if still_due {
+                    let hold = Hold {
+                        subscription_id: r.subscription_id.clone(),
+                        since: now,
+                        active_until: r.settlement.actual_end_at.unwrap_or(now),
+                        ledger_id: Some(r.ledger_id),
+                        reason: "reconciled renewal left it still within renew_before: no automatic catch-up".into(),
+                    };
+                    store.put_hold(&hold).await?;
+                }
+            }
+        }
+        reconcile::apply(&mut entries, &reconciled, now);
+        let unaccounted: Vec<LedgerEntry> = entries
+            .iter()
+            .filter(|e| e.state.is_open() && !active_until.contains_key(&e.attempt.subscription_id))
+            .cloned()
+            .collect();
+        let mut ledger: HashMap<SubscriptionId, Vec<LedgerEntry>> = HashMap::new();
+        for e in entries {
+            ledger.entry(e.attempt.subscription_id.clone()).or_default().push(e);
+        }
+        let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
+        Ok(Known { rules, held, ledger, spent, reconciled, unaccounted })
+    }
+
+    /// Decides every subscription, fetching renewal plans for the due ones.
+    async fn decide_all(&self, subs: &[Subscription], known: &Known, now: EpochMs) -> Vec<Item> {
+        let mut order: Vec<&Subscription> = subs.iter().collect();
+        order.sort_by_key(|s| (s.active_until, s.subscription_id.clone()));
+        let rule_of = |s: &Subscription| match known.rules.get(&s.subscription_id) {
+            Some(r) => (RuleSource::Row, r.clone()),
+            None => (RuleSource::Defaults, self.config.defaults.clone()),
+        };
+        let no_entries: Vec<LedgerEntry> = Vec::new();
+        let input = |s: &'_ Subscription, rule: &'_ Rule, plans: Option<&'_ [RenewalPlan]>, spent: Cents| -> Decision {
+            policy::decide(&Input {
+                status: &s.status,
+                active_until: s.active_until,
+                rule,
+                renewal_plans: plans,
+                ledger: known.ledger.get(&s.subscription_id).unwrap_or(&no_entries),
+                on_hold: known.held.contains(&s.subscription_id),
+                spent_last_24h: spent,
+                max_spend_per_day: self.config.max_spend_per_day,
+                now,
+            })
+        };
+        // First pass without plans: which are due?
+        let due: Vec<SubscriptionId> = order
+            .iter()
+            .filter(|s| input(s, &rule_of(s).1, None, known.spent) == Decision::FetchPlans)
+            .map(|s| s.subscription_id.clone())
+            .collect();
+        let plans = self.fetch_plans(&due).await;
+        // Second pass, most urgent first, each renewal reserving its price against the budget.
+        let mut spent = known.spent;
+        order
+            .into_iter()
+            .map(|s| {
+                let (rule_source, rule) = rule_of(s);
+                let (decision, plans_error) = match plans.get(&s.subscription_id) {
+                    Some(Ok(p)) => (input(s, &rule, Some(p), spent), None),
+                    Some(Err(e)) => (Decision::FetchPlans, Some(e.clone())),
+                    None => (input(s, &rule, None, spent), None),
+                };
+                if let Decision::Renew(r) = &decision {
+                    spent = Cents(spent.0.saturating_add(r.price.0));
+                }
+                Item {
+                    subscription: SeenSubscription::from(s),
+                    rule_source,
+                    rule,
+                    decision,
+                    plans_error,
+                    outcome: None,
+                }
+            })
+            .collect()
+    }
+
+    async fn fetch_plans(&self, due: &[SubscriptionId]) -> HashMap<SubscriptionId, Result<Vec<RenewalPlan>, String>> {
+        stream::iter(due.iter().cloned())
+            .map(|id| async move {
+                let got = self.client.renewal_plans(&id).await.map_err(|e| {
+                    tracing::warn!(subscription_id = %id, error = %e, "cannot read renewal plans");
+                    e.to_string()
+                });
+                (id, got)
+            })
+            .buffer_unordered(self.max_concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Sends the renewals, `max_concurrency` at a time; returns true when a shutdown request
+    /// left some unstarted.
+    async fn renew_all(&self, items: &mut [Item]) -> bool {
+        let Some(store) = self.store else { return false };
+        let jobs: Vec<(usize, SubscriptionId, policy::Renewal, i64)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match &item.decision {
+                Decision::Renew(r) => {
+                    Some((i, item.subscription.subscription_id.clone(), r.clone(), item.rule.renew_before_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        let results: Vec<(usize, Option<RenewOutcome>)> = stream::iter(jobs)
+            .map(|(i, id, r, renew_before_ms)| async move {
+                if self.cancel.is_cancelled() {
+                    return (i, None);
+                }
+                (i, Some(renewer::renew(self.client, store, &id, &r, renew_before_ms, Origin::Daemon).await))
+            })
+            .buffer_unordered(self.max_concurrency.max(1))
+            .collect()
+            .await;
+        let mut interrupted = false;
+        for (i, outcome) in results {
+            interrupted |= outcome.is_none();
+            items[i].outcome = outcome;
+        }
+        interrupted
+    }
+}

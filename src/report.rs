@@ -1,0 +1,233 @@
+//! The cycle report for people (table) and scripts (JSON): per subscription its id, label,
+//! network, status, expiry (UTC and relative), rule source, decision and reason, plan and
+//! price if due, and what the renewal came to; then the totals. `--dry-run` prints it as the
+//! audit; `once` prints it after acting.
+
+use comfy_table::{Table, presets};
+use serde_json::{Value, json};
+
+use crate::api::EpochMs;
+use crate::api::excerpt::clean_text;
+use crate::cycle::{CycleReport, Item, RuleSource};
+use crate::output::{OutputFormat, pretty, relative};
+use crate::policy::{Blocked, Decision, Skip};
+use crate::renewer::RenewOutcome;
+use crate::rule::format_duration_ms;
+
+/// The report in `format`.
+#[must_use]
+pub fn render(report: &CycleReport, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => pretty(&json_doc(report)),
+        OutputFormat::Table => table(report),
+    }
+}
+
+/// Counts for the totals line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Subscriptions read.
+    pub subscriptions: usize,
+    /// Due now (renewable or not).
+    pub due: usize,
+    /// Due and renewable.
+    pub renewable: usize,
+    /// Needing a person.
+    pub attention: usize,
+    /// Sum of the renewable ones' prices, in cents.
+    pub spend_cents: i64,
+    /// Renewals that succeeded (real cycles).
+    pub renewed: usize,
+}
+
+/// The totals of a report.
+#[must_use]
+pub fn totals(report: &CycleReport) -> Totals {
+    let (renewable, spend) = report.planned_spend();
+    Totals {
+        subscriptions: report.items.len(),
+        due: report.items.iter().filter(|i| is_due(i)).count(),
+        renewable,
+        attention: report.items.iter().filter(|i| i.needs_attention()).count() + report.malformed.len(),
+        spend_cents: spend.0,
+        renewed: report.items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
+    }
+}
+
+fn is_due(i: &Item) -> bool {
+    match &i.decision {
+        Decision::FetchPlans | Decision::Renew(_) => true,
+        Decision::Blocked(b) => !matches!(b, Blocked::Malformed { .. }),
+        Decision::Ok { .. } | Decision::Skip(_) => false,
+    }
+}
+
+/// What the decision means, in a few words.
+#[must_use]
+pub fn detail(i: &Item) -> String {
+    if let Some(e) = &i.plans_error {
+        return format!("renewal plans unreadable: {e}");
+    }
+    match &i.decision {
+        Decision::Ok { due_in_ms } => format!("renews in {}", short(*due_in_ms)),
+        Decision::Skip(Skip::NotRenewable { status }) => format!("status {:?} is not renewable", clean_text(status)),
+        Decision::Skip(Skip::Disabled) => "rule disabled".into(),
+        Decision::FetchPlans => "due".into(),
+        Decision::Renew(r) => format!("plan {} × {}, {}, to {}", r.plan_id, r.repeat_count, r.price, r.expected_end_at),
+        Decision::Blocked(b) => match b {
+            Blocked::Malformed { active_until } => {
+                format!("activeUntil {} is not a plausible ms expiry", active_until.0)
+            }
+            Blocked::ExpiringUnmanaged { expires_in_ms } => {
+                format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
+            }
+            Blocked::OnHold => "on hold: renewed but still due; run `rules set ID --enable` or `renew ID`".into(),
+            Blocked::InFlight { attempt, state, .. } => {
+                format!("attempt {attempt} is {state}; waiting for reconciliation")
+            }
+            Blocked::AlreadyRenewed { attempt } => {
+                format!("attempt {attempt} succeeded; waiting for activeUntil to move")
+            }
+            Blocked::Refused { status, .. } => {
+                format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
+            }
+            Blocked::Backoff { status, until } => {
+                format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
+            }
+            Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
+            Blocked::OverPriceCap { plan_id, price, cap } => {
+                format!("plan {plan_id} costs {price}, over the cap {cap}")
+            }
+            Blocked::OverBudget { plan_id, price, spent, budget } => {
+                format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
+            }
+        },
+    }
+}
+
+fn short(ms: i64) -> String {
+    relative(EpochMs(ms), EpochMs(0)).trim_start_matches("in ").to_owned()
+}
+
+fn rel_ms(ms: i64) -> String {
+    relative(EpochMs(ms), EpochMs(0))
+}
+
+fn outcome_text(o: &RenewOutcome) -> String {
+    match o {
+        RenewOutcome::Succeeded { end_at, held: false, .. } => format!("renewed to {end_at}"),
+        RenewOutcome::Succeeded { end_at, held: true, .. } => format!("renewed to {end_at}, still due: on hold"),
+        RenewOutcome::Refused { status, .. } => format!("refused (HTTP {status})"),
+        RenewOutcome::Unknown { status, .. } => {
+            format!("outcome unknown{}", status.map_or(String::new(), |s| format!(" (HTTP {s})")))
+        }
+        RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
+        RenewOutcome::Conflict => "another process is renewing it".into(),
+        RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),
+    }
+}
+
+fn table(report: &CycleReport) -> String {
+    let now = report.read_at;
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    let mut header =
+        vec!["SUBSCRIPTION", "LABEL", "NETWORK", "STATUS", "EXPIRES (UTC)", "EXPIRES", "RULE", "DECISION", "DETAIL"];
+    if !report.dry_run {
+        header.push("OUTCOME");
+    }
+    t.set_header(header);
+    for i in &report.items {
+        let s = &i.subscription;
+        let mut row = vec![
+            s.subscription_id.to_string(),
+            s.label.clone().unwrap_or_default(),
+            s.network_label.clone().unwrap_or_default(),
+            s.status.clone(),
+            s.active_until.to_string(),
+            relative(s.active_until, now),
+            match i.rule_source {
+                RuleSource::Row => "row".into(),
+                RuleSource::Defaults => "defaults".into(),
+            },
+            format!("{}{}", i.decision.reason(), if i.needs_attention() { " !" } else { "" }),
+            detail(i),
+        ];
+        if !report.dry_run {
+            row.push(i.outcome.as_ref().map(outcome_text).unwrap_or_default());
+        }
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+    for m in &report.malformed {
+        let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
+        out.push_str(&format!("malformed: {id}: {}\n", m.reason));
+    }
+    for e in &report.unaccounted {
+        out.push_str(&format!(
+            "unaccounted: attempt {} for {} is {} but the subscription was not listed\n",
+            e.attempt.attempt, e.attempt.subscription_id, e.state
+        ));
+    }
+    let t = totals(report);
+    let verb = if report.dry_run { "would spend" } else { "spending" };
+    out.push_str(&format!(
+        "{} subscriptions: {} due, {} renewable ({verb} {}), {} need attention{}{}\n",
+        t.subscriptions,
+        t.due,
+        t.renewable,
+        crate::api::Cents(t.spend_cents),
+        t.attention,
+        if report.dry_run { String::new() } else { format!(", {} renewed", t.renewed) },
+        if report.dry_run { "; dry run: nothing was sent or written" } else { "" },
+    ));
+    out
+}
+
+fn json_doc(report: &CycleReport) -> Value {
+    let t = totals(report);
+    let items: Vec<Value> = report.items.iter().map(|i| item_json(i, report.read_at)).collect();
+    json!({
+        "dry_run": report.dry_run,
+        "read_at_ms": report.read_at.0,
+        "read_at": report.read_at.to_string(),
+        "subscriptions": items,
+        "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
+        "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
+        "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.attempt.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
+        "interrupted": report.interrupted,
+        "totals": {
+            "subscriptions": t.subscriptions,
+            "due": t.due,
+            "renewable": t.renewable,
+            "needs_attention": t.attention,
+            "spend_cents": t.spend_cents,
+            "renewed": t.renewed,
+        },
+    })
+}
+
+fn item_json(i: &Item, now: EpochMs) -> Value {
+    let s = &i.subscription;
+    let mut v = json!({
+        "subscription_id": s.subscription_id,
+        "label": s.label,
+        "network_label": s.network_label,
+        "status": s.status,
+        "active_until_ms": s.active_until.0,
+        "active_until": s.active_until.to_rfc3339(),
+        "expires_in_ms": s.active_until.since(now),
+        "rule_source": match i.rule_source { RuleSource::Row => "row", RuleSource::Defaults => "defaults" },
+        "rule": { "enabled": i.rule.enabled, "renew_before": format_duration_ms(i.rule.renew_before_ms), "plan": i.rule.plan.to_string(), "repeat_count": i.rule.repeat_count, "max_price_cents": i.rule.max_price_cents.map(|c| c.0) },
+        "decision": i.decision.reason(),
+        "detail": detail(i),
+        "needs_attention": i.needs_attention(),
+    });
+    if let Decision::Renew(r) = &i.decision {
+        v["renewal"] = json!({ "plan_id": r.plan_id, "repeat_count": r.repeat_count, "price_cents": r.price.0, "attempt": r.attempt, "expected_end_at_ms": r.expected_end_at.0 });
+    }
+    if let Some(o) = &i.outcome {
+        v["outcome"] = json!({ "result": o.name(), "detail": outcome_text(o) });
+    }
+    v
+}
