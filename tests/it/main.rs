@@ -5,6 +5,8 @@ mod cli;
 mod client_errors;
 mod config;
 mod curl;
+mod cycle;
+mod daemon;
 mod fixtures;
 mod helpers;
 mod hostile;

@@ -1,0 +1,231 @@
+//! The cycle through the library against the simulator: a due subscription is renewed once;
+//! the fault matrix on `renew` settles to exactly the renewals the simulator applied; a
+//! long-lapsed subscription is renewed once, then held; two renewers racing on one period
+//! send one POST; the budget holds across one cycle.
+
+use proxy_renewd::api::{Client, EpochMs, SubscriptionId};
+use proxy_renewd::config::Config;
+use proxy_renewd::cycle::{Cycle, CycleReport};
+use proxy_renewd::ledger::{LedgerState, Origin};
+use proxy_renewd::policy::{Decision, RETRY_BACKOFF_BASE_MS};
+use proxy_renewd::renewer::{self, RenewOutcome};
+use proxy_renewd::sim::{FaultKind, SimState, Simulator};
+use proxy_renewd::store::Store;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{KEY, sim_with};
+
+pub const DAY: i64 = 86_400_000;
+
+/// One plan (30 days, 12.00), one network, and subscriptions expiring at the given offsets
+/// from now (ids `sub0`, `sub1`, …).
+pub fn world(offsets_ms: &[i64]) -> SimState {
+    let mut s = SimState::sample(EpochMs::now().0);
+    let now = EpochMs::now().0;
+    let template = s.subscriptions[1].clone();
+    s.subscriptions = offsets_ms
+        .iter()
+        .enumerate()
+        .map(|(i, off)| {
+            let mut sub = template.clone();
+            sub.id = format!("sub{i}");
+            sub.active_until_ms = now + off;
+            sub.renewal_plan_ids = vec!["k17m3q5v7n9p1r2t4w6y8z0a".into()];
+            sub.port = 13000 + u16::try_from(i).unwrap();
+            sub
+        })
+        .collect();
+    s.balance_cents = 1_000_000;
+    s
+}
+
+/// A temp directory with a config for `sim` and a database in it.
+pub struct Setup {
+    pub _dir: tempfile::TempDir,
+    pub config: Config,
+    pub client: Client,
+    pub store: Store,
+}
+
+impl Setup {
+    pub async fn new(sim: &Simulator, extra_toml: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let toml = format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"sqlite://{}\"\n{extra_toml}",
+            sim.base_url(),
+            dir.path().join("renewd.db").display()
+        );
+        std::fs::write(&path, toml).unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let client = Client::new(config.api().unwrap().client).unwrap();
+        let store = Store::open(&config.database_url).await.unwrap();
+        Setup { _dir: dir, config, client, store }
+    }
+
+    pub async fn cycle(&self) -> CycleReport {
+        self.cycle_with(false).await
+    }
+
+    pub async fn cycle_with(&self, dry_run: bool) -> CycleReport {
+        Cycle {
+            client: &self.client,
+            store: Some(&self.store),
+            config: &self.config,
+            max_concurrency: 4,
+            dry_run,
+            cancel: CancellationToken::new(),
+        }
+        .run()
+        .await
+        .unwrap()
+    }
+
+    /// Moves every ledger row `ms` into the past: time passing, without sleeping.
+    pub async fn age_ledger(&self, ms: i64) {
+        let mut conn = sqlx::SqliteConnection::connect(&self.config.database_url).await.unwrap();
+        sqlx::query("UPDATE ledger SET created_at_ms = created_at_ms - ?1, updated_at_ms = updated_at_ms - ?1")
+            .bind(ms)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+
+    pub async fn states(&self, id: &str) -> Vec<LedgerState> {
+        self.store.ledger_for(&SubscriptionId::parse(id).unwrap()).await.unwrap().iter().map(|e| e.state).collect()
+    }
+}
+
+fn applied_renewals(sim: &Simulator) -> usize {
+    sim.calls_of("renew").iter().filter(|c| c.applied).count()
+}
+
+#[tokio::test]
+async fn a_due_subscription_is_renewed_once_and_the_next_cycle_does_nothing() {
+    let sim = sim_with(world(&[DAY, 10 * DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    let before = sim.state().subscriptions[0].active_until_ms;
+    let report = s.cycle().await;
+    assert!(!report.needs_attention(), "{report:?}");
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { held: false, .. })));
+    assert_eq!(sim.state().subscriptions[0].active_until_ms, before + 30 * DAY);
+    assert_eq!(sim.state().balance_cents, 1_000_000 - 1200);
+    let report = s.cycle().await;
+    assert!(report.items.iter().all(|i| matches!(i.decision, Decision::Ok { .. })), "{report:?}");
+    assert_eq!(sim.calls_of("renew").len(), 1);
+    assert_eq!(sim.calls_of("renewal-plans").len(), 1, "plans are read only for due subscriptions");
+    assert_eq!(s.states("sub0").await, [LedgerState::Succeeded]);
+}
+
+/// One fault on the first renew; then cycles: right away, and after the windows have passed.
+async fn matrix_case(kind: FaultKind) -> (Simulator, Setup) {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    sim.fault("renew", kind, 1);
+    s.cycle().await;
+    s.cycle().await;
+    s.age_ledger(RETRY_BACKOFF_BASE_MS.max(3_000)).await;
+    s.cycle().await;
+    s.cycle().await;
+    (sim, s)
+}
+
+#[tokio::test]
+async fn faults_that_apply_the_renewal_are_reconciled_never_repeated() {
+    for kind in [FaultKind::DropAfter, FaultKind::StatusAfter { status: 500 }, FaultKind::StallAfter { ms: 3_000 }] {
+        let (sim, s) = matrix_case(kind.clone()).await;
+        assert_eq!(sim.calls_of("renew").len(), 1, "{kind:?}: one POST in all");
+        assert_eq!(applied_renewals(&sim), 1, "{kind:?}");
+        assert_eq!(s.states("sub0").await, [LedgerState::Succeeded], "{kind:?}: unknown, then reconciled");
+        let e = &s.store.ledger_for(&SubscriptionId::parse("sub0").unwrap()).await.unwrap()[0];
+        assert!(e.error.as_deref().unwrap_or_default().contains("reconciled"), "{kind:?}: {e:?}");
+        assert_eq!(e.actual_end_at.map(|t| t.0), Some(sim.state().subscriptions[0].active_until_ms));
+    }
+}
+
+#[tokio::test]
+async fn a_503_before_applying_waits_out_the_window_then_renews_once() {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 503 }, 1);
+    s.cycle().await;
+    assert_eq!(s.states("sub0").await, [LedgerState::Unknown]);
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].decision.reason(), "in-flight", "no second attempt inside the window");
+    assert_eq!(sim.calls_of("renew").len(), 1);
+    s.age_ledger(3_000).await;
+    s.cycle().await;
+    assert_eq!(s.states("sub0").await, [LedgerState::Failed, LedgerState::Succeeded]);
+    assert_eq!((sim.calls_of("renew").len(), applied_renewals(&sim)), (2, 1));
+}
+
+#[tokio::test]
+async fn refusals_402_and_409_back_off_then_succeed_once() {
+    for status in [402, 409] {
+        let (sim, s) = matrix_case(FaultKind::StatusBefore { status }).await;
+        assert_eq!(s.states("sub0").await, [LedgerState::Refused, LedgerState::Succeeded], "{status}");
+        assert_eq!((sim.calls_of("renew").len(), applied_renewals(&sim)), (2, 1), "{status}");
+        let e = &s.store.ledger_for(&SubscriptionId::parse("sub0").unwrap()).await.unwrap()[0];
+        assert_eq!(e.http_status, Some(status));
+    }
+}
+
+#[tokio::test]
+async fn a_long_lapsed_subscription_is_renewed_once_then_held() {
+    let mut state = world(&[-40 * DAY]);
+    state.settings.renew_from_expiry = true;
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "").await;
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { held: true, .. })), "{report:?}");
+    assert!(report.needs_attention());
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].decision.reason(), "on-hold");
+    assert_eq!(sim.calls_of("renew").len(), 1, "no automatic catch-up spending");
+    assert_eq!(s.store.holds().await.unwrap().len(), 1);
+    assert!(s.store.clear_hold(&SubscriptionId::parse("sub0").unwrap()).await.unwrap());
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 2, "a person lifted the hold");
+}
+
+#[tokio::test]
+async fn two_renewers_racing_on_one_period_send_one_post() {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    sim.fault("renew", FaultKind::Latency { ms: 300 }, 1);
+    let report = s.cycle_with(true).await;
+    let Decision::Renew(r) = report.items[0].decision.clone() else { panic!("{report:?}") };
+    let id = SubscriptionId::parse("sub0").unwrap();
+    let other = Store::open(&s.config.database_url).await.unwrap();
+    let (a, b) = tokio::join!(
+        renewer::renew(&s.client, &s.store, &id, &r, 3 * DAY, Origin::Daemon),
+        renewer::renew(&s.client, &other, &id, &r, 3 * DAY, Origin::Manual),
+    );
+    let outcomes = [a.name(), b.name()];
+    assert!(outcomes.contains(&"succeeded") && outcomes.contains(&"conflict"), "{outcomes:?}");
+    assert_eq!(sim.calls_of("renew").len(), 1);
+}
+
+#[tokio::test]
+async fn one_cycle_never_spends_past_the_budget() {
+    let sim = sim_with(world(&[DAY, DAY + 1, DAY + 2, DAY + 3, DAY + 4])).await;
+    let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 3600\n").await;
+    let report = s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 3, "3 × 12.00 fit in 36.00");
+    let reasons: Vec<&str> = report.items.iter().map(|i| i.decision.reason()).collect();
+    assert_eq!(reasons, ["renew", "renew", "renew", "over-budget", "over-budget"], "most urgent first");
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 3, "the rolling 24 h still counts them");
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_no_post_and_writes_nothing() {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    let report = s.cycle_with(true).await;
+    assert!(matches!(report.items[0].decision, Decision::Renew(_)));
+    assert!(sim.calls().iter().all(|c| c.method == "GET"));
+    assert!(s.store.snapshot().await.unwrap().is_empty() && s.store.history(None, 10).await.unwrap().is_empty());
+}

@@ -1,0 +1,195 @@
+//! The real binary as a daemon and a one-shot: killed mid-renewal it renews nothing more when
+//! started again; a second instance is refused; `run` stops on SIGTERM; a manual `renew`
+//! racing the daemon sends no second POST; `--dry-run` leaves the database byte-identical;
+//! exit codes follow `daemon.md`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use proxy_renewd::sim::{FaultKind, Simulator};
+use serde_json::Value;
+
+use crate::cycle::{DAY, world};
+use crate::helpers::{KEY, Ran, bin, run, sim_with};
+
+struct Instance {
+    dir: tempfile::TempDir,
+}
+
+impl Instance {
+    fn new(sim: &Simulator) -> Instance {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"0 0 0 1 1 *\"\njitter = \"0s\"\n",
+            sim.base_url(),
+            dir.path().join("renewd.db").display()
+        );
+        std::fs::write(dir.path().join("config.toml"), toml).unwrap();
+        Instance { dir }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("renewd.db")
+    }
+
+    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(self.dir.path().join("config.toml")).args(args).env("PROXY_RENEWD_LOG__FORMAT", "json");
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Ran {
+        run(self.cmd(args)).await
+    }
+}
+
+/// Polls `check` every 20 ms for up to 15 s.
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sigterm(pid: u32) {
+    let ok = std::process::Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test]
+async fn killed_mid_renewal_and_restarted_it_renews_nothing_more() {
+    let sim = sim_with(world(&[DAY])).await;
+    let inst = Instance::new(&sim);
+    sim.fault("renew", FaultKind::StallAfter { ms: 30_000 }, 1);
+    let mut child = inst.cmd(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the renewal to be applied", || sim.calls_of("renew").iter().any(|c| c.applied)).await;
+    child.kill().await.unwrap();
+    let out = inst.run(&["once", "--format", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(sim.calls_of("renew").len(), 1, "no second POST after the crash");
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["reconciled"][0]["state"], "succeeded", "{doc}");
+    let history: Value = serde_json::from_str(&inst.run(&["history", "--format", "json"]).await.stdout).unwrap();
+    assert_eq!(history["ledger"].as_array().unwrap().len(), 1);
+    assert_eq!(history["ledger"][0]["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_second_instance_is_refused_and_sigterm_stops_the_daemon() {
+    let sim = sim_with(world(&[10 * DAY])).await;
+    let inst = Instance::new(&sim);
+    let mut daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the first cycle", || !sim.calls_of("subscriptions").is_empty()).await;
+    let out = inst.run(&["once"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let line = out.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_owned();
+    assert!(
+        line.contains("another proxy-renewd is running") && line.contains(&format!("pid {}", daemon.id().unwrap())),
+        "{line}"
+    );
+    let started = Instant::now();
+    sigterm(daemon.id().unwrap());
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await.expect("run stops after SIGTERM").unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The lock went with it: a new instance may run.
+    assert_eq!(inst.run(&["once"]).await.code, 0);
+}
+
+#[tokio::test]
+async fn a_stale_lock_from_a_dead_process_is_taken_over() {
+    let sim = sim_with(world(&[10 * DAY])).await;
+    let inst = Instance::new(&sim);
+    std::fs::write(inst.dir.path().join("renewd.db.lock"), "pid 999999 on elsewhere since long ago").unwrap();
+    let out = inst.run(&["once"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_manual_renew_during_the_daemons_renewal_sends_nothing() {
+    let sim = sim_with(world(&[DAY])).await;
+    let inst = Instance::new(&sim);
+    sim.fault("renew", FaultKind::Latency { ms: 1_500 }, 1);
+    let daemon = inst.cmd(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the daemon's renewal to be in flight", || sim.stats().in_flight > 0).await;
+    let manual = inst.run(&["renew", "sub0", "--yes"]).await;
+    assert_eq!(manual.code, 1, "{}", manual.stderr);
+    assert!(manual.stderr.contains("attempt 1 for sub0 is sending"), "{}", manual.stderr);
+    let status = daemon.wait_with_output().await.unwrap().status;
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(sim.calls_of("renew").len(), 1);
+}
+
+#[tokio::test]
+async fn a_manual_renew_asks_unless_yes_and_records_its_origin() {
+    let sim = sim_with(world(&[20 * DAY])).await;
+    let inst = Instance::new(&sim);
+    let out = inst.run(&["renew", "sub0"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("pass --yes"), "{}", out.stderr);
+    assert!(sim.calls_of("renew").is_empty());
+    let out = inst.run(&["renew", "sub0", "--yes", "--repeat-count", "2"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("renewed"), "{}", out.stdout);
+    assert_eq!(sim.calls_of("renew")[0].params["repeatCount"], 2);
+    let history: Value =
+        serde_json::from_str(&inst.run(&["history", "--subscription", "sub0", "--format", "json"]).await.stdout)
+            .unwrap();
+    assert_eq!(history["ledger"][0]["origin"], "manual");
+    let out = inst.run(&["renew", "nosuchsub", "--yes"]).await;
+    assert!(out.code == 1 && out.stderr.contains("not listed by the provider"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_dry_run_leaves_the_database_byte_identical_and_reports() {
+    let sim = sim_with(world(&[10 * DAY, 20 * DAY])).await;
+    let inst = Instance::new(&sim);
+    assert_eq!(inst.run(&["once"]).await.code, 0);
+    let before = std::fs::read(inst.db()).unwrap();
+    sim.update(|s, now| s.subscriptions[0].active_until_ms = now + DAY);
+    sim.clear_calls();
+    let out = inst.run(&["--dry-run", "--format", "json"]).await;
+    assert_eq!(out.code, 0, "a renewable due subscription needs no one: {}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["dry_run"].as_bool(), doc["totals"]["renewable"].as_u64(), doc["totals"]["spend_cents"].as_i64()),
+        (Some(true), Some(1), Some(1200))
+    );
+    assert_eq!(doc["subscriptions"][0]["decision"], "renew");
+    assert!(sim.calls().iter().all(|c| c.method == "GET"), "no POST");
+    assert_eq!(std::fs::read(inst.db()).unwrap(), before, "the database file is byte-identical");
+    // A due subscription that cannot be renewed: exit 3.
+    sim.update(|s, _| s.plans.iter_mut().for_each(|p| p.sold_out = p.id == "k17m3q5v7n9p1r2t4w6y8z0a"));
+    sim.update(|s, _| s.subscriptions[0].renewal_plan_ids = vec![]);
+    let out = inst.run(&["once", "--dry-run"]).await;
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert!(out.stdout.contains("no-eligible-plan") && out.stdout.contains("dry run"), "{}", out.stdout);
+    assert_eq!(std::fs::read(inst.db()).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_dry_run_without_a_database_creates_none() {
+    let sim = sim_with(world(&[DAY])).await;
+    let inst = Instance::new(&sim);
+    let out = inst.run(&["--dry-run"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!inst.db().exists(), "a dry run creates no database");
+}
+
+#[tokio::test]
+async fn once_exits_3_when_a_renewal_is_refused_and_1_when_the_key_is() {
+    let sim = sim_with(world(&[DAY])).await;
+    let inst = Instance::new(&sim);
+    sim.update(|s, _| s.balance_cents = 100);
+    let out = inst.run(&["once"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.contains("refused (HTTP 402)"), "{}", out.stdout);
+    let mut cmd = inst.cmd(&["once"]);
+    cmd.env("PROXY_RENEWD_API__KEY", "rk_wrong");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("cannot read subscriptions") && out.stderr.contains("HTTP 401"), "{}", out.stderr);
+}
