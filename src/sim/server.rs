@@ -143,6 +143,10 @@ async fn api(
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
     let _in_flight = InFlight::enter(&shared);
+    let latency = shared.with_state(|s, _| s.settings.latency_ms);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
     let query: Map<String, Value> = query.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let (op, parsed) = parse_request(is_get, &query, &body);
     let params = parsed.as_ref().map(|m| Value::Object(m.clone())).unwrap_or(Value::Null);

@@ -137,6 +137,9 @@ pub struct SimSettings {
     pub renew_from_expiry: bool,
     /// Added to the wall clock, in ms: moves the simulator's "now" for tests.
     pub clock_offset_ms: i64,
+    /// Every `/api/proxy` request waits this long before it is handled, in ms (a slow
+    /// gateway, for benchmarks).
+    pub latency_ms: u64,
 }
 
 fn yes() -> bool {

@@ -1,0 +1,97 @@
+//! One `proxy-renewd once` cycle (the real binary) against the simulator with 10,000
+//! subscriptions of which 1,000 are due, every request delayed 20 ms. Reports wall time, the
+//! binary's peak RSS (VmHWM, sampled every 20 ms), and API calls made against the floor
+//! (1 `subscriptions` + 2 per due subscription: `renewal-plans` and `renew`).
+//!
+//! Run: `cargo bench --bench cycle` (set `BENCH_SUBSCRIPTIONS`, `BENCH_DUE`,
+//! `BENCH_LATENCY_MS`, `BENCH_CONCURRENCY` to vary it).
+
+use std::time::{Duration, Instant};
+
+use proxy_renewd::api::EpochMs;
+use proxy_renewd::sim::{SimConfig, SimState, Simulator};
+
+const DAY: i64 = 86_400_000;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn world(total: usize, due: usize, latency_ms: u64) -> SimState {
+    let now = EpochMs::now().0;
+    let mut s = SimState::sample(now);
+    let template = s.subscriptions[1].clone();
+    s.subscriptions = (0..total)
+        .map(|i| {
+            let mut sub = template.clone();
+            sub.id = format!("bench{i:06}");
+            // The first `due` expire within a day; the rest in 10 to 40 days.
+            sub.active_until_ms =
+                if i < due { now + DAY / 2 + i as i64 } else { now + 10 * DAY + (i as i64 % 30) * DAY };
+            sub.port = 10_000 + (i % 50_000) as u16;
+            sub.renewal_plan_ids = vec!["k17m3q5v7n9p1r2t4w6y8z0a".into(), "q2w4e6r8t0y2u4i6o8p0a2s4".into()];
+            sub
+        })
+        .collect();
+    s.balance_cents = i64::MAX / 4;
+    s.settings.latency_ms = latency_ms;
+    s
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::main]
+async fn main() {
+    let (total, due) = (env("BENCH_SUBSCRIPTIONS", 10_000) as usize, env("BENCH_DUE", 1_000) as usize);
+    let (latency, concurrency) = (env("BENCH_LATENCY_MS", 20), env("BENCH_CONCURRENCY", 4));
+    let sim = Simulator::start(SimConfig { state: world(total, due, latency), ..SimConfig::sample() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"rk_sim_key\"\nmax_concurrency = {concurrency}\n[database]\nurl = \"sqlite://{}\"\n[defaults]\nrenew_before = \"3d\"\n",
+            sim.base_url(),
+            dir.path().join("bench.db").display()
+        ),
+    )
+    .unwrap();
+    println!(
+        "proxy-renewd once: {total} subscriptions, {due} due, {latency} ms per request, max_concurrency {concurrency}"
+    );
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-renewd"))
+        .args(["once", "--format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        tokio::select! {
+            s = child.wait() => break s.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    };
+    let wall = started.elapsed();
+    let calls = sim.calls();
+    let renewed = calls.iter().filter(|c| c.op == "renew" && c.applied).count();
+    let floor = 1 + 2 * due;
+    println!("exit status:      {}", status.code().unwrap_or(-1));
+    println!("wall time:        {:.2} s", wall.as_secs_f64());
+    println!("peak RSS:         {:.1} MiB (VmHWM, sampled)", peak_kib as f64 / 1024.0);
+    println!("API calls:        {} (floor {floor}: 1 subscriptions + 2 × {due} due)", calls.len());
+    println!("  subscriptions:  {}", calls.iter().filter(|c| c.op == "subscriptions").count());
+    println!("  renewal-plans:  {}", calls.iter().filter(|c| c.op == "renewal-plans").count());
+    println!("  renew:          {} ({renewed} applied)", calls.iter().filter(|c| c.op == "renew").count());
+    println!("peak concurrent:  {}", sim.stats().peak_in_flight);
+    assert_eq!(renewed, due, "every due subscription renewed exactly once");
+}
