@@ -110,6 +110,13 @@ pub fn clean_text(text: &str) -> String {
         .join(" ")
 }
 
+/// Text safe for a terminal line: control characters (escapes, newlines, bells) become
+/// spaces and whitespace is collapsed; nothing else changes.
+#[must_use]
+pub fn printable(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
 /// Replaces every occurrence of each secret (at least 4 characters long) in `text`.
 pub(crate) fn remove_secrets(text: &str, secrets: &[&str]) -> String {
     secrets.iter().filter(|s| s.len() >= 4).fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))

@@ -147,7 +147,9 @@ pub async fn run(cli: Cli) -> Exit {
         }
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {}", one_line(&e));
+        use std::io::Write;
+        // A closed stderr must not turn an error into a panic.
+        let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
         Exit::Error
     })
 }
@@ -191,8 +193,23 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr);
     let _ = if json { builder.json().try_init() } else { builder.compact().try_init() };
+}
+
+/// stderr that drops what it cannot write (a closed pipe) instead of failing.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

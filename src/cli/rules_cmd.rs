@@ -9,6 +9,7 @@ use comfy_table::{Table, presets};
 use serde_json::{Value, json};
 
 use super::{Exit, emit};
+use crate::api::excerpt::printable;
 use crate::api::{Cents, EpochMs, SubscriptionId};
 use crate::config::Config;
 use crate::output::OutputFormat;
@@ -66,6 +67,9 @@ pub struct SetArgs {
     pub note: Option<String>,
 }
 
+/// Notes are cut to this many characters.
+const MAX_NOTE_CHARS: usize = 500;
+
 fn parse_plan(s: &str) -> Result<PlanChoice, String> {
     s.parse().map_err(|e| format!("{e}; or one of cheapest, best-value, longest"))
 }
@@ -101,7 +105,8 @@ impl SetArgs {
             rule.coupon_code = None;
         }
         if let Some(note) = &self.note {
-            rule.note = Some(note.trim().to_owned()).filter(|n| !n.is_empty());
+            let note: String = printable(note).chars().take(MAX_NOTE_CHARS).collect();
+            rule.note = Some(note).filter(|n| !n.is_empty());
         }
     }
 }
@@ -166,22 +171,20 @@ async fn set(
     args: &SetArgs,
     format: OutputFormat,
 ) -> anyhow::Result<Exit> {
-    let existing = store.rule(id).await?;
-    let mut rule = existing.as_ref().map_or_else(|| cfg.defaults.clone(), |r| r.rule.clone());
-    args.apply(&mut rule);
-    store.put_rule(id, &rule, EpochMs::now()).await.with_context(|| format!("cannot store the rule for {id}"))?;
+    let (row, existed) = store
+        .update_rule(id, &cfg.defaults, EpochMs::now(), |rule| args.apply(rule))
+        .await
+        .with_context(|| format!("cannot store the rule for {id}"))?;
     if args.enable && store.clear_hold(id).await? {
         tracing::info!(subscription_id = %id, "hold lifted: the daemon may renew it again");
     }
     if !store.has_seen(id).await? {
         tracing::warn!(subscription_id = %id, "no poll has listed this subscription yet; the rule is stored and applies once it appears");
     }
-    let verb = if existing.is_some() { "updated" } else { "created" };
+    let verb = if existed { "updated" } else { "created" };
     let text = match format {
-        OutputFormat::Json => crate::output::pretty(
-            &json!({ "action": verb, "rule": row_json(&RuleRow { subscription_id: id.clone(), rule, created_at: EpochMs::now(), updated_at: EpochMs::now() }) }),
-        ),
-        OutputFormat::Table => format!("rule {verb} for {id}: {}\n", summary(&rule)),
+        OutputFormat::Json => crate::output::pretty(&json!({ "action": verb, "rule": row_json(&row) })),
+        OutputFormat::Table => format!("rule {verb} for {id}: {}\n", summary(&row.rule)),
     };
     emit(&text)?;
     Ok(Exit::Ok)
@@ -208,8 +211,8 @@ fn rule_cells(id: &str, r: &Rule, updated: String) -> Vec<String> {
         r.plan.to_string(),
         r.repeat_count.to_string(),
         price_cap(r.max_price_cents),
-        r.coupon_code.clone().unwrap_or_default(),
-        r.note.clone().unwrap_or_default(),
+        r.coupon_code.as_deref().map(printable).unwrap_or_default(),
+        r.note.as_deref().map(printable).unwrap_or_default(),
         updated,
     ]
 }

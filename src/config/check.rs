@@ -11,6 +11,46 @@ use super::{Alerts, Config, ConfigError, Email, RawConfig, Schedule, credential_
 use crate::api::Cents;
 use crate::rule::{PlanChoice, Rule, check_coupon};
 
+/// The longest duration any key accepts.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+/// The most attempts a read may make.
+const MAX_ATTEMPTS: u32 = 10;
+/// The most requests in flight at once.
+const MAX_CONCURRENCY: u32 = 64;
+
+/// Six fields, seconds first, that fire at least once in the next five years.
+fn check_cron(expr: &str) -> Result<(), String> {
+    let example = "six fields, seconds first, e.g. \"0 */10 * * * *\"";
+    if expr.split_whitespace().count() != 6 || expr.contains('@') {
+        return Err(format!("{expr:?} is not {example}"));
+    }
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("{expr:?} is not {example} ({e})"))?;
+    let now = chrono::Utc::now();
+    match cron.find_next_occurrence(&now, false) {
+        Ok(next) if next < now + chrono::Duration::days(5 * 366) => Ok(()),
+        _ => Err(format!("{expr:?} never fires (no such date in the next five years)")),
+    }
+}
+
+/// `sqlite://PATH` or `sqlite:PATH` naming a file: no in-memory database (it would lose the
+/// ledger) and no query parameters.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let shown = crate::api::excerpt::clean_text(url);
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+    match path {
+        None => Err(format!("{shown:?} must be a SQLite URL such as sqlite://proxy-renewd.db")),
+        Some(p) if p.contains('?') => Err(format!("{shown:?}: query parameters are not supported; give sqlite://PATH")),
+        Some(p) if p.trim().is_empty() || p.contains(":memory:") => {
+            Err(format!("{shown:?} names no file: the ledger must survive restarts; give sqlite://PATH"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -18,24 +58,29 @@ fn ms(d: std::time::Duration) -> i64 {
 /// Checks every section but the presence of `[api]`'s key and URL (see [`Config::api`]).
 pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> Result<Config, ConfigError> {
     let bad = |key: &str, problem: String| invalid(&figment, key, problem);
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(&raw.schedule.cron)
-        .map_err(|e| {
-            bad(
-                "schedule.cron",
-                format!(
-                    "{:?} is not a six-field cron expression, seconds first, e.g. \"0 */10 * * * *\" ({e})",
-                    raw.schedule.cron
-                ),
-            )
-        })?;
-    if !raw.database.url.starts_with("sqlite:") {
-        return Err(bad(
-            "database.url",
-            format!("{:?} must be a SQLite URL such as sqlite://proxy-renewd.db", raw.database.url),
-        ));
+    check_cron(&raw.schedule.cron).map_err(|problem| bad("schedule.cron", problem))?;
+    check_database_url(&raw.database.url).map_err(|problem| bad("database.url", problem))?;
+    for (key, d) in [
+        ("api.timeout", raw.api.timeout),
+        ("api.connect_timeout", raw.api.connect_timeout),
+        ("schedule.jitter", raw.schedule.jitter),
+        ("defaults.renew_before", raw.defaults.renew_before),
+        ("ledger.reconcile_after", raw.ledger.reconcile_after),
+        ("alerts.repeat_interval", raw.alerts.repeat_interval),
+        ("alerts.lapse_warning", raw.alerts.lapse_warning),
+    ] {
+        if d > MAX_DURATION {
+            return Err(bad(key, format!("{} is longer than the 10 years allowed", humantime::format_duration(d))));
+        }
+    }
+    if !(1..=MAX_ATTEMPTS).contains(&raw.api.max_attempts) {
+        return Err(bad("api.max_attempts", format!("must be from 1 to {MAX_ATTEMPTS}")));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&raw.api.max_concurrency) {
+        return Err(bad("api.max_concurrency", format!("must be from 1 to {MAX_CONCURRENCY}")));
+    }
+    if raw.alerts.repeat_interval < std::time::Duration::from_secs(60) {
+        return Err(bad("alerts.repeat_interval", "must be at least 1m: the same alert again sooner is spam".into()));
     }
     let defaults = check_defaults(&raw, &bad)?;
     let reconcile_after_ms = ms(raw.ledger.reconcile_after);
@@ -45,7 +90,7 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
             "ledger.reconcile_after",
             format!(
                 "must be at least 3 × api.timeout ({}), since the provider may still apply a request the client gave up on",
-                humantime::format_duration(raw.api.timeout * 3)
+                crate::rule::format_duration_ms(timeout_ms.saturating_mul(3))
             ),
         ));
     }
@@ -59,9 +104,15 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
         email: raw.alerts.email.as_ref().map(|e| check_email(e, &bad, &figment)).transpose()?,
     };
     let server_listen = match &raw.server {
-        Some(s) => Some(s.listen.parse::<SocketAddr>().map_err(|e| {
-            bad("server.listen", format!("{:?} is not an address like 127.0.0.1:9187 ({e})", s.listen))
-        })?),
+        Some(s) => {
+            let addr = s.listen.parse::<SocketAddr>().map_err(|e| {
+                bad("server.listen", format!("{:?} is not an address like 127.0.0.1:9187 ({e})", s.listen))
+            })?;
+            if addr.port() == 0 {
+                return Err(bad("server.listen", "needs a port: Prometheus must know where to scrape".into()));
+            }
+            Some(addr)
+        }
         None => None,
     };
     Ok(Config {
@@ -135,7 +186,14 @@ fn check_email(
             "must start with smtp:// or smtps:// (the URL is not shown: it may hold a password)".into(),
         ));
     }
-    let mailbox = |s: &str| s.contains('@') && !s.trim().is_empty();
+    let mailbox = |s: &str| {
+        // No control characters (a newline would inject headers); an address local@domain,
+        // bare or in angle brackets after a display name.
+        let addr = s.rsplit_once('<').map_or(s, |(_, a)| a.strip_suffix('>').unwrap_or("")).trim();
+        !s.chars().any(char::is_control)
+            && !addr.contains(char::is_whitespace)
+            && addr.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+    };
     if !mailbox(&e.from) {
         return Err(bad("alerts.email.from", format!("{:?} is not an email address", e.from)));
     }

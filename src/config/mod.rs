@@ -292,8 +292,36 @@ fn check_toml_file(path: &Path) -> Result<(), ConfigError> {
     })
 }
 
-/// Keys whose values are secret: an error about them never shows the value.
-const SECRET_KEYS: [&str; 2] = ["api.key", "alerts.email.smtp_url"];
+/// May an error quote the value given for `key`? Only for the known, non-secret leaf keys: a
+/// value given for a secret key, a section name or a misspelt key might be a secret.
+fn echo_allowed(key: &str) -> bool {
+    const OPTIONAL: [&str; 6] = [
+        "api.base_url",
+        "api.key_file",
+        "defaults.max_price_cents",
+        "budget.max_spend_cents_per_day",
+        "alerts.email.from",
+        "server.listen",
+    ];
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                }
+            }
+            serde_json::Value::Null => {}
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut out = Vec::new();
+        leaves("", &serde_json::to_value(RawConfig::default()).unwrap_or_default(), &mut out);
+        out
+    });
+    OPTIONAL.contains(&key) || known.iter().any(|k| k == key)
+}
 
 /// figment's errors in our words: `KEY ORIGIN: problem`, one per error, values of secret keys
 /// never shown.
@@ -310,11 +338,9 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                     }
                     format!("unknown key; expected one of: {}", expected.join(", "))
                 }
-                Kind::InvalidType(_, expected) if SECRET_KEYS.contains(&key.as_str()) => {
-                    format!("invalid type, expected {expected} (the value is not shown)")
-                }
-                _ if SECRET_KEYS.contains(&key.as_str()) => "invalid value (not shown)".to_owned(),
-                kind => crate::api::excerpt::clean_text(&kind.to_string()),
+                kind if echo_allowed(&key) => crate::api::excerpt::clean_text(&kind.to_string()),
+                Kind::InvalidType(_, expected) => format!("invalid type, expected {expected} (the value is not shown)"),
+                _ => "invalid value (not shown)".to_owned(),
             };
             let origin = e.metadata.as_ref().map_or(String::new(), |md| format!(" {}", origin_of(md, &key)));
             format!("{key}{origin}: {problem}")

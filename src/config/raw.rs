@@ -93,12 +93,14 @@ pub struct RawDefaults {
     #[serde(with = "humantime_serde")]
     pub renew_before: Duration,
     /// `cheapest`, `best-value`, `longest` or a plan id.
+    #[serde(deserialize_with = "text_scalar")]
     pub plan: String,
     /// `repeatCount` sent with `renew`.
     pub repeat_count: u32,
     /// Cap per renewal in cents, after `repeat_count`; none when absent.
     pub max_price_cents: Option<i64>,
     /// Coupon sent with `renew`; empty for none.
+    #[serde(deserialize_with = "text_scalar")]
     pub coupon_code: String,
 }
 
@@ -224,6 +226,12 @@ pub struct RawConfig {
     pub server: Option<RawServer>,
     /// `[log]`.
     pub log: RawLog,
+}
+
+/// Text given as any scalar: environment values are read as TOML, so an all-digit plan id or
+/// coupon code arrives as an integer.
+fn text_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(secret_scalar(d)?.map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()).unwrap_or_default())
 }
 
 /// A secret given as any scalar: environment values are read as TOML, so an all-digit key

@@ -42,6 +42,26 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// One row cannot be read (edited by hand past the schema's checks); the rest is fine.
+    #[error("database {path}: {detail}: {remedy}")]
+    BadRow {
+        /// The database file.
+        path: String,
+        /// Which row and what is wrong.
+        detail: String,
+        /// What to do.
+        remedy: String,
+    },
+    /// Another application's SQLite database: not touched.
+    #[error(
+        "{path} belongs to another application (it has tables {tables} and no proxy-renewd schema): nothing was changed; use another [database] url"
+    )]
+    Foreign {
+        /// The database file.
+        path: String,
+        /// Some of its tables.
+        tables: String,
+    },
     /// The schema could not be brought up to date.
     #[error("database {path} could not be migrated ({detail})")]
     Migrate {

@@ -58,13 +58,30 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub async fn open_with(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let opts = base_options(url, busy_timeout)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+        let opts = base_options(url, busy_timeout)?.create_if_missing(true);
+        refuse_foreign(&opts).await?;
+        let opts = opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
         let store = Store::connect(opts, 4, busy_timeout).await?;
-        MIGRATOR.run(&store.pool).await.map_err(|e| store.migrate_error(e))?;
+        store.migrate().await?;
         Ok(store)
+    }
+
+    /// Brings the schema up to date. Processes starting together on a new file race to
+    /// create it; SQLite runs each migration in a transaction, so the loser's rolls back and
+    /// a retry finds the work done.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        use sqlx::migrate::MigrateError;
+        let mut tries = 0u64;
+        loop {
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                }
+                Err(e) => return Err(self.migrate_error(e)),
+            }
+        }
     }
 
     /// Opens an existing database read-only (for `--dry-run`): nothing is created, migrated
@@ -131,7 +148,7 @@ impl Store {
             MigrateError::VersionMissing(v) => {
                 self.newer_schema(v, MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0))
             }
-            MigrateError::Execute(inner) => self.err(inner),
+            MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => self.err(inner),
             other => StoreError::Migrate { path: self.path.clone(), detail: other.to_string() },
         }
     }
@@ -159,6 +176,26 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Refuses a SQLite file that holds tables but no proxy-renewd schema (another
+/// application's), before anything is written to it, journal mode included.
+async fn refuse_foreign(opts: &SqliteConnectOptions) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let path = opts.get_filename().display().to_string();
+    let mut conn = opts.connect().await.map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+    let _ = conn.close().await;
+    if tables.is_empty() || tables.iter().any(|t| t == "_sqlx_migrations") {
+        return Ok(());
+    }
+    let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    Err(StoreError::Foreign { path, tables: shown.join(", ") })
 }
 
 /// The file behind a database URL; `None` for an in-memory database.

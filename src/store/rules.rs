@@ -41,13 +41,22 @@ macro_rules! select_rules {
 
 impl Store {
     fn rule_row(&self, r: Raw) -> Result<RuleRow, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt { path: self.path.clone(), detail: what };
+        let corrupt = |what: String| StoreError::BadRow {
+            path: self.path.clone(),
+            detail: what,
+            remedy: "fix the row, or remove it with `proxy-renewd rules remove ID` and set it again".into(),
+        };
         let subscription_id =
             SubscriptionId::parse(&r.subscription_id).map_err(|e| corrupt(format!("rules row: {e}")))?;
         let plan: PlanChoice =
             r.plan.parse().map_err(|e| corrupt(format!("rule for {subscription_id}: plan {:?}: {e}", r.plan)))?;
         let repeat_count = u32::try_from(r.repeat_count)
-            .map_err(|_| corrupt(format!("rule for {subscription_id}: repeat_count {}", r.repeat_count)))?;
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| corrupt(format!("rule for {subscription_id}: repeat_count {}", r.repeat_count)))?;
+        if r.renew_before_ms < 0 || r.max_price_cents.is_some_and(|c| c < 0) {
+            return Err(corrupt(format!("rule for {subscription_id}: a negative renew_before_ms or max_price_cents")));
+        }
         Ok(RuleRow {
             subscription_id,
             rule: Rule {
@@ -98,27 +107,43 @@ impl Store {
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn put_rule(&self, id: &SubscriptionId, rule: &Rule, now: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO rules (subscription_id, enabled, renew_before_ms, plan, repeat_count, max_price_cents, coupon_code, note, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (subscription_id) DO UPDATE SET enabled = excluded.enabled, renew_before_ms = excluded.renew_before_ms,
-               plan = excluded.plan, repeat_count = excluded.repeat_count, max_price_cents = excluded.max_price_cents,
-               coupon_code = excluded.coupon_code, note = excluded.note, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(id.as_str())
-        .bind(rule.enabled)
-        .bind(rule.renew_before_ms)
-        .bind(rule.plan.to_string())
-        .bind(i64::from(rule.repeat_count))
-        .bind(rule.max_price_cents.map(|c| c.0))
-        .bind(rule.coupon_code.as_deref())
-        .bind(rule.note.as_deref())
-        .bind(now.0)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
+        upsert(&mut tx, id, rule, now).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Changes the rule for `id` in one write transaction: reads the stored rule (or starts
+    /// from `defaults`), applies `change`, stores it. Concurrent updates of the same id are
+    /// serialized, so none is lost. Returns the stored row and whether it existed before.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, or a stored row that cannot be read.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    pub async fn update_rule(
+        &self,
+        id: &SubscriptionId,
+        defaults: &Rule,
+        now: EpochMs,
+        change: impl FnOnce(&mut Rule),
+    ) -> Result<(RuleRow, bool), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let existing: Option<Raw> = sqlx::query_as(concat!(select_rules!(), " WHERE subscription_id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let existing = existing.map(|r| self.rule_row(r)).transpose()?;
+        let existed = existing.is_some();
+        let mut row = existing.unwrap_or_else(|| RuleRow {
+            subscription_id: id.clone(),
+            rule: defaults.clone(),
+            created_at: now,
+            updated_at: now,
+        });
+        change(&mut row.rule);
+        row.updated_at = now;
+        upsert(&mut tx, id, &row.rule, now).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok((row, existed))
     }
 
     /// Removes the rule for `id`; `false` when there was none.
@@ -136,4 +161,32 @@ impl Store {
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+async fn upsert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: &SubscriptionId,
+    rule: &Rule,
+    now: EpochMs,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rules (subscription_id, enabled, renew_before_ms, plan, repeat_count, max_price_cents, coupon_code, note, created_at_ms, updated_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (subscription_id) DO UPDATE SET enabled = excluded.enabled, renew_before_ms = excluded.renew_before_ms,
+           plan = excluded.plan, repeat_count = excluded.repeat_count, max_price_cents = excluded.max_price_cents,
+           coupon_code = excluded.coupon_code, note = excluded.note, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(id.as_str())
+    .bind(rule.enabled)
+    .bind(rule.renew_before_ms)
+    .bind(rule.plan.to_string())
+    .bind(i64::from(rule.repeat_count))
+    .bind(rule.max_price_cents.map(|c| c.0))
+    .bind(rule.coupon_code.as_deref())
+    .bind(rule.note.as_deref())
+    .bind(now.0)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
 }

@@ -196,3 +196,131 @@ async fn the_simulator_refuses_nonsense_state_and_faults() {
     assert_eq!(sim.calls().len(), 0);
     let _: Vec<Fault> = http.get(format!("{}__sim/faults", sim.base_url())).send().await.unwrap().json().await.unwrap();
 }
+
+#[tokio::test]
+async fn config_values_at_the_edges_are_refused_without_panics_or_echoes() {
+    let cases = [
+        ("PROXY_RENEWD_API__TIMEOUT", "200000000000y", "api.timeout"),
+        ("PROXY_RENEWD_DEFAULTS__RENEW_BEFORE", "500000000y", "defaults.renew_before"),
+        ("PROXY_RENEWD_API__MAX_ATTEMPTS", "4294967295", "api.max_attempts"),
+        ("PROXY_RENEWD_API__MAX_CONCURRENCY", "0", "api.max_concurrency"),
+        ("PROXY_RENEWD_SCHEDULE__CRON", "*/10 * * * *", "schedule.cron"),
+        ("PROXY_RENEWD_SCHEDULE__CRON", "0 0 0 * * * 1999", "schedule.cron"),
+        ("PROXY_RENEWD_SCHEDULE__CRON", "@yearly", "schedule.cron"),
+        ("PROXY_RENEWD_SCHEDULE__CRON", "0 0 0 30 2 *", "schedule.cron"),
+        ("PROXY_RENEWD_DATABASE__URL", "sqlite::memory:", "database.url"),
+        ("PROXY_RENEWD_DATABASE__URL", "sqlite://", "database.url"),
+        ("PROXY_RENEWD_DATABASE__URL", "sqlite://x.db?mode=memory", "database.url"),
+        ("PROXY_RENEWD_ALERTS__REPEAT_INTERVAL", "0s", "alerts.repeat_interval"),
+        ("PROXY_RENEWD_API", "rk_secret_abc", "api"),
+        ("PROXY_RENEWD_ALERTS__EMAIL", "smtp://u:rk_secret_abc@h", "alerts.email"),
+        ("PROXY_RENEWD_DATABASE__URL", "postgres://u:rk_secret_abc@h/db", "database.url"),
+    ];
+    for (var, value, key) in cases {
+        let mut cmd = bin();
+        cmd.args(["rules", "list"]).env(var, value);
+        let out = run(cmd).await;
+        assert_eq!(out.code, 1, "{var}={value}: {}", out.stderr);
+        let line = out.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+        assert!(line.contains(key), "{var}={value} should name {key}: {}", out.stderr);
+        assert!(!out.stderr.contains("rk_secret_abc") && !out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
+#[tokio::test]
+async fn digits_from_the_environment_are_text_where_text_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "list", "--format", "json"])
+        .env("PROXY_RENEWD_DEFAULTS__PLAN", "12345")
+        .env("PROXY_RENEWD_DEFAULTS__COUPON_CODE", "123456")
+        .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", dir.path().join("r.db").display()));
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["defaults"]["plan"].as_str(), doc["defaults"]["coupon_code"].as_str()),
+        (Some("12345"), Some("123456"))
+    );
+}
+
+#[tokio::test]
+async fn an_email_header_cannot_be_injected_through_from_or_to() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [("a@b\nBcc: victim@x", "c@d"), ("@", "c@d"), ("a@b", "c@d\r\nBcc: v@x"), ("Ops <>", "c@d")] {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[alerts.email]\nsmtp_url = \"smtp://h\"\nfrom = {from:?}\nto = [{to:?}]\n"))
+            .unwrap();
+        let err = proxy_renewd::config::Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("alerts.email.from") || err.contains("alerts.email.to"), "{from:?} {to:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rule_changes_are_all_kept_even_on_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let flags: [&[&str]; 6] = [
+        &["--disable"],
+        &["--note", "hello"],
+        &["--max-price-cents", "42"],
+        &["--repeat-count", "3"],
+        &["--plan", "longest"],
+        &["--coupon-code", "MYCODE"],
+    ];
+    let runs = flags.iter().map(|f| {
+        let mut cmd = bin();
+        cmd.args(["rules", "set", "race"]).args(*f).env("PROXY_RENEWD_DATABASE__URL", &db);
+        run(cmd)
+    });
+    for out in futures_util::future::join_all(runs).await {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let mut cmd = bin();
+    cmd.args(["rules", "list", "--format", "json"]).env("PROXY_RENEWD_DATABASE__URL", &db);
+    let doc: serde_json::Value = serde_json::from_str(&run(cmd).await.stdout).unwrap();
+    let r = &doc["rules"][0];
+    assert_eq!(r["enabled"], false);
+    assert_eq!(
+        (r["note"].as_str(), r["max_price_cents"].as_i64(), r["repeat_count"].as_u64()),
+        (Some("hello"), Some(42), Some(3))
+    );
+    assert_eq!((r["plan"].as_str(), r["coupon_code"].as_str()), (Some("longest"), Some("MYCODE")));
+}
+
+#[tokio::test]
+async fn another_applications_database_is_left_untouched() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("foreign.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc")).await.unwrap();
+    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let before = std::fs::read(dir.path().join("foreign.db")).unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "list"]).env("PROXY_RENEWD_DATABASE__URL", &url);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("belongs to another application") && out.stderr.contains("users"), "{}", out.stderr);
+    assert_eq!(std::fs::read(dir.path().join("foreign.db")).unwrap(), before, "not a byte changed");
+}
+
+#[tokio::test]
+async fn notes_are_stored_printable_and_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let mut cmd = bin();
+    let long = "x".repeat(5000);
+    cmd.args(["rules", "set", "esc", "--note", &format!("a\nb\u{1b}]0;pwned\u{7}\u{1b}[31mRED\rX {long}")])
+        .env("PROXY_RENEWD_DATABASE__URL", &db);
+    assert_eq!(run(cmd).await.code, 0);
+    let mut cmd = bin();
+    cmd.args(["rules", "list"]).env("PROXY_RENEWD_DATABASE__URL", &db);
+    let out = run(cmd).await;
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}') && !out.stdout.contains('\r'),
+        "{:?}",
+        &out.stdout[..200]
+    );
+    assert!(out.stdout.len() < 2000, "the note was cut short");
+}
