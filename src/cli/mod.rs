@@ -44,12 +44,12 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Keeps prepaid proxy subscriptions from lapsing. This build has the provider client, the
-/// simulator, the renewal rules and the read-only API views; the renewal daemon is coming.
+/// Keeps prepaid proxy subscriptions from lapsing: polls the provider, renews what is due by
+/// each subscription's rule, and keeps a ledger so that nothing is ever renewed twice.
 #[derive(Debug, Parser)]
 #[command(name = "proxy-renewd", version, about, long_about = None)]
 #[command(
-    after_help = "Configuration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL.\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
+    after_help = "Without a command: `run` (the daemon); with only --dry-run: one audit cycle.\nConfiguration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL (see config.example.toml).\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
 )]
 pub struct Cli {
     /// Config file (TOML); else $PROXY_RENEWD_CONFIG, ./proxy-renewd.toml, /etc/proxy-renewd/config.toml.
