@@ -193,3 +193,29 @@ async fn once_exits_3_when_a_renewal_is_refused_and_1_when_the_key_is() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("cannot read subscriptions") && out.stderr.contains("HTTP 401"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn the_daemon_cycles_on_its_schedule_and_audits_in_dry_run() {
+    for dry_run in [false, true] {
+        let sim = sim_with(world(&[DAY, 10 * DAY])).await;
+        let inst = Instance::new(&sim);
+        let mut args = vec!["run"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let mut cmd = inst.cmd(&args);
+        cmd.env("PROXY_RENEWD_SCHEDULE__CRON", "* * * * * *").stdout(Stdio::null()).stderr(Stdio::null());
+        let mut daemon = cmd.spawn().unwrap();
+        wait_for("three cycles", || sim.calls_of("subscriptions").len() >= 3).await;
+        sigterm(daemon.id().unwrap());
+        let status = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await.unwrap().unwrap();
+        assert_eq!(status.code(), Some(0));
+        let renews = sim.calls_of("renew").len();
+        assert_eq!(renews, usize::from(!dry_run), "dry run {dry_run}: one renewal in all, however many cycles");
+        assert_eq!(
+            sim.stats().peak_in_flight,
+            1,
+            "cycles never overlap (max_concurrency aside, one request at a time here)"
+        );
+    }
+}
