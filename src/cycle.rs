@@ -233,12 +233,12 @@ impl Cycle<'_> {
         reconcile::apply(&mut entries, &reconciled, now);
         let unaccounted: Vec<LedgerEntry> = entries
             .iter()
-            .filter(|e| e.state.is_open() && !active_until.contains_key(&e.attempt.subscription_id))
+            .filter(|e| e.state.is_open() && !active_until.contains_key(&e.subscription_id))
             .cloned()
             .collect();
         let mut ledger: HashMap<SubscriptionId, Vec<LedgerEntry>> = HashMap::new();
         for e in entries {
-            ledger.entry(e.attempt.subscription_id.clone()).or_default().push(e);
+            ledger.entry(e.subscription_id.clone()).or_default().push(e);
         }
         let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
         Ok(Known { rules, held, ledger, spent, reconciled, unaccounted })

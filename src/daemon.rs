@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
-use tokio_util::sync::CancellationToken;
 
-use crate::api::{Client, EpochMs};
-use crate::config::Config;
+use crate::api::EpochMs;
 use crate::cycle::{Cycle, CycleError, CycleReport};
 use crate::store::Store;
 
@@ -118,15 +116,8 @@ pub async fn recover(store: &Store) -> Result<(), crate::store::StoreError> {
 ///
 /// # Errors
 /// The scheduler could not be set up.
-pub async fn run(
-    cfg: &Config,
-    client: &Client,
-    store: Option<&Store>,
-    dry_run: bool,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    let max_concurrency = cfg.api().map(|a| a.max_concurrency as usize).unwrap_or(4);
-    let cycle = Cycle { client, store, config: cfg, max_concurrency, dry_run, cancel: cancel.clone() };
+pub async fn run(cycle: &Cycle<'_>) -> anyhow::Result<()> {
+    let (cfg, cancel, dry_run) = (cycle.config, &cycle.cancel, cycle.dry_run);
     let busy = Arc::new(AtomicBool::new(false));
     let (tick_tx, mut ticks) = mpsc::channel::<()>(1);
     let mut scheduler = JobScheduler::new().await?;
@@ -142,7 +133,7 @@ pub async fn run(
     scheduler.add(job).await?;
     scheduler.start().await?;
     tracing::info!(cron = %cfg.schedule.cron, dry_run, "daemon started; first cycle now");
-    run_logged(&cycle, &busy).await;
+    run_logged(cycle, &busy).await;
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -152,7 +143,7 @@ pub async fn run(
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_millis(jitter.unsigned_abs())) => {}
                 }
-                run_logged(&cycle, &busy).await;
+                run_logged(cycle, &busy).await;
             }
         }
     }

@@ -106,11 +106,9 @@ impl FromStr for Origin {
     }
 }
 
-/// A renewal attempt about to be sent: what the renewer commits before `renew`.
+/// The terms of one renewal: what the policy decides, the ledger records, and `renew` sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAttempt {
-    /// The subscription.
-    pub subscription_id: SubscriptionId,
+pub struct Renewal {
     /// The period: the `activeUntil` seen when deciding.
     pub active_until_before: EpochMs,
     /// 1 for the first attempt of the period, then 2, 3…
@@ -119,12 +117,21 @@ pub struct NewAttempt {
     pub plan_id: PlanId,
     /// `repeatCount`.
     pub repeat_count: u32,
-    /// Expected price: plan price × repeat count, before any coupon.
+    /// Expected price: plan price × repeat count, before any coupon (which can only lower it).
     pub price: Cents,
     /// `couponCode`.
     pub coupon_code: Option<String>,
     /// max(activeUntil, now) + durationMs × repeatCount.
     pub expected_end_at: EpochMs,
+}
+
+/// A renewal attempt about to be sent: what the renewer commits before `renew`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttempt {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The terms.
+    pub renewal: Renewal,
     /// Daemon or manual.
     pub origin: Origin,
 }
@@ -134,8 +141,12 @@ pub struct NewAttempt {
 pub struct LedgerEntry {
     /// Row id.
     pub id: i64,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
     /// What was committed.
-    pub attempt: NewAttempt,
+    pub renewal: Renewal,
+    /// Daemon or manual.
+    pub origin: Origin,
     /// Where it stands.
     pub state: LedgerState,
     /// `endAt` from the provider, or the advanced `activeUntil` that reconciled it.

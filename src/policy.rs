@@ -6,6 +6,7 @@
 //! [`Decision::FetchPlans`]), then with the plans `op=renewal-plans` returned.
 
 use crate::api::{Cents, EpochMs, PlanId, RenewalPlan};
+pub use crate::ledger::Renewal;
 use crate::ledger::{LedgerEntry, LedgerState};
 use crate::rule::{PlanChoice, Rule};
 
@@ -146,25 +147,6 @@ pub enum Blocked {
     },
 }
 
-/// A renewal to make: what the renewer commits to the ledger, then sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Renewal {
-    /// The period: `activeUntil` when decided.
-    pub active_until_before: EpochMs,
-    /// Attempt number within the period (1, 2, …).
-    pub attempt: u32,
-    /// `planId`.
-    pub plan_id: PlanId,
-    /// `repeatCount`.
-    pub repeat_count: u32,
-    /// Plan price × repeat count (a coupon may lower what is charged).
-    pub price: Cents,
-    /// `couponCode`.
-    pub coupon_code: Option<String>,
-    /// max(activeUntil, now) + durationMs × repeatCount.
-    pub expected_end_at: EpochMs,
-}
-
 impl Decision {
     /// True when a person should look (exit code 3, an alert).
     #[must_use]
@@ -255,23 +237,23 @@ fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
     // Money possibly in flight for any period blocks everything.
     if let Some(open) = input.ledger.iter().find(|e| e.state.is_open()) {
         return Err(Blocked::InFlight {
-            active_until_before: open.attempt.active_until_before,
-            attempt: open.attempt.attempt,
+            active_until_before: open.renewal.active_until_before,
+            attempt: open.renewal.attempt,
             state: open.state,
         });
     }
     let period: Vec<&LedgerEntry> =
-        input.ledger.iter().filter(|e| e.attempt.active_until_before == input.active_until).collect();
+        input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until).collect();
     if let Some(done) = period.iter().find(|e| e.state == LedgerState::Succeeded) {
-        return Err(Blocked::AlreadyRenewed { attempt: done.attempt.attempt });
+        return Err(Blocked::AlreadyRenewed { attempt: done.renewal.attempt });
     }
-    let next = period.iter().map(|e| e.attempt.attempt).max().unwrap_or(0) + 1;
-    let Some(last) = period.iter().max_by_key(|e| (e.attempt.attempt, e.created_at)) else { return Ok(next) };
+    let next = period.iter().map(|e| e.renewal.attempt).max().unwrap_or(0) + 1;
+    let Some(last) = period.iter().max_by_key(|e| (e.renewal.attempt, e.created_at)) else { return Ok(next) };
     if last.state != LedgerState::Refused {
         return Ok(next); // failed: a new attempt is allowed
     }
     if !matches!(last.http_status, Some(402 | 409 | 429)) {
-        return Err(Blocked::Refused { attempt: last.attempt.attempt, status: last.http_status });
+        return Err(Blocked::Refused { attempt: last.renewal.attempt, status: last.http_status });
     }
     let refusals = period.iter().filter(|e| e.state == LedgerState::Refused).count() as u32;
     let wait = RETRY_BACKOFF_BASE_MS.saturating_mul(1 << refusals.saturating_sub(1).min(20)).min(RETRY_BACKOFF_CAP_MS);

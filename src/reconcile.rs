@@ -37,8 +37,8 @@ pub fn reconcile(
     open.iter()
         .filter(|e| e.state.is_open())
         .filter_map(|e| {
-            let seen = *active_until.get(&e.attempt.subscription_id)?;
-            let settlement = if seen > e.attempt.active_until_before {
+            let seen = *active_until.get(&e.subscription_id)?;
+            let settlement = if seen > e.renewal.active_until_before {
                 Settlement {
                     state: LedgerState::Succeeded,
                     actual_end_at: Some(seen),
@@ -55,7 +55,7 @@ pub fn reconcile(
             } else {
                 return None;
             };
-            Some(Reconciled { ledger_id: e.id, subscription_id: e.attempt.subscription_id.clone(), settlement })
+            Some(Reconciled { ledger_id: e.id, subscription_id: e.subscription_id.clone(), settlement })
         })
         .collect()
 }

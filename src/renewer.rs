@@ -92,17 +92,7 @@ pub async fn renew(
     renew_before_ms: i64,
     origin: Origin,
 ) -> RenewOutcome {
-    let attempt = NewAttempt {
-        subscription_id: id.clone(),
-        active_until_before: r.active_until_before,
-        attempt: r.attempt,
-        plan_id: r.plan_id.clone(),
-        repeat_count: r.repeat_count,
-        price: r.price,
-        coupon_code: r.coupon_code.clone(),
-        expected_end_at: r.expected_end_at,
-        origin,
-    };
+    let attempt = NewAttempt { subscription_id: id.clone(), renewal: r.clone(), origin };
     let ledger_id = match store.begin_attempt(&attempt, EpochMs::now()).await {
         Ok(row) => row,
         Err(e) if e.is_conflict() => {

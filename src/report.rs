@@ -166,7 +166,7 @@ fn table(report: &CycleReport) -> String {
     for e in &report.unaccounted {
         out.push_str(&format!(
             "unaccounted: attempt {} for {} is {} but the subscription was not listed\n",
-            e.attempt.attempt, e.attempt.subscription_id, e.state
+            e.renewal.attempt, e.subscription_id, e.state
         ));
     }
     let t = totals(report);
@@ -194,7 +194,7 @@ fn json_doc(report: &CycleReport) -> Value {
         "subscriptions": items,
         "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
         "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
-        "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.attempt.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
+        "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
         "interrupted": report.interrupted,
         "totals": {
             "subscriptions": t.subscriptions,

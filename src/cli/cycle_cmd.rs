@@ -48,25 +48,46 @@ fn cancel_on_signal() -> CancellationToken {
     cancel
 }
 
-/// One cycle, printed as the report: exit 0, or 3 when something needs a person.
-pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> anyhow::Result<Exit> {
+/// What a cycle or the daemon runs with: the client, the database (none for an audit
+/// without one), the lock (none for an audit), and `api.max_concurrency`.
+struct Prepared {
+    client: Client,
+    store: Option<Store>,
+    _lock: Option<InstanceLock>,
+    max_concurrency: usize,
+}
+
+impl Prepared {
+    /// A cycle over these, stopped by SIGTERM or Ctrl-C.
+    fn cycle<'a>(&'a self, config: &'a Config, dry_run: bool) -> Cycle<'a> {
+        Cycle {
+            client: &self.client,
+            store: self.store.as_ref(),
+            config,
+            max_concurrency: self.max_concurrency,
+            dry_run,
+            cancel: cancel_on_signal(),
+        }
+    }
+}
+
+async fn prepare(cfg: &Config, dry_run: bool) -> anyhow::Result<Prepared> {
     let api = cfg.api()?;
     let client = Client::new(api.client).context("cannot set up the provider client")?;
-    let (store, _lock) = if dry_run {
+    let (store, lock) = if dry_run {
         (open_for_audit(cfg).await?, None)
     } else {
-        open_for_cycles(cfg).await.map(|(s, l)| (Some(s), l))?
+        let (store, lock) = open_for_cycles(cfg).await?;
+        (Some(store), lock)
     };
-    let cycle = Cycle {
-        client: &client,
-        store: store.as_ref(),
-        config: cfg,
-        max_concurrency: api.max_concurrency as usize,
-        dry_run,
-        cancel: cancel_on_signal(),
-    };
-    let result = cycle.run().await;
-    if let Some(s) = &store {
+    Ok(Prepared { client, store, _lock: lock, max_concurrency: api.max_concurrency as usize })
+}
+
+/// One cycle, printed as the report: exit 0, or 3 when something needs a person.
+pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> anyhow::Result<Exit> {
+    let p = prepare(cfg, dry_run).await?;
+    let result = p.cycle(cfg, dry_run).run().await;
+    if let Some(s) = &p.store {
         s.close().await;
     }
     let report = result?;
@@ -76,17 +97,12 @@ pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> a
 
 /// The daemon until SIGTERM/SIGINT; exit 0 after a clean stop.
 pub(super) async fn daemon(cfg: &Config, dry_run: bool) -> anyhow::Result<Exit> {
-    let api = cfg.api()?;
-    let client = Client::new(api.client).context("cannot set up the provider client")?;
-    let (store, _lock) = if dry_run {
-        (open_for_audit(cfg).await?, None)
-    } else {
-        open_for_cycles(cfg).await.map(|(s, l)| (Some(s), l))?
-    };
-    daemon::run(cfg, &client, store.as_ref(), dry_run, cancel_on_signal()).await?;
-    if let Some(s) = &store {
+    let p = prepare(cfg, dry_run).await?;
+    let result = daemon::run(&p.cycle(cfg, dry_run)).await;
+    if let Some(s) = &p.store {
         s.close().await;
     }
+    result?;
     tracing::info!("stopped");
     Ok(Exit::Ok)
 }

@@ -42,10 +42,10 @@ pub(super) async fn run(cfg: &Config, args: HistoryArgs, format: OutputFormat) -
 }
 
 fn entry_json(e: &LedgerEntry) -> serde_json::Value {
-    let a = &e.attempt;
+    let a = &e.renewal;
     json!({
         "id": e.id,
-        "subscription_id": a.subscription_id,
+        "subscription_id": e.subscription_id,
         "active_until_before_ms": a.active_until_before.0,
         "attempt": a.attempt,
         "plan_id": a.plan_id,
@@ -57,7 +57,7 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
         "state": e.state.as_str(),
         "http_status": e.http_status,
         "error": e.error,
-        "origin": a.origin.as_str(),
+        "origin": e.origin.as_str(),
         "created_at_ms": e.created_at.0,
         "updated_at_ms": e.updated_at.0,
     })
@@ -81,11 +81,11 @@ fn table(entries: &[LedgerEntry]) -> String {
         "ERROR",
     ]);
     for e in entries {
-        let a = &e.attempt;
+        let a = &e.renewal;
         t.add_row(vec![
             e.id.to_string(),
             e.created_at.to_string(),
-            a.subscription_id.to_string(),
+            e.subscription_id.to_string(),
             a.active_until_before.to_string(),
             a.attempt.to_string(),
             format!("{} × {}", a.plan_id, a.repeat_count),
@@ -93,7 +93,7 @@ fn table(entries: &[LedgerEntry]) -> String {
             e.state.to_string(),
             e.http_status.map(|s| s.to_string()).unwrap_or_default(),
             e.actual_end_at.unwrap_or(a.expected_end_at).to_string(),
-            a.origin.as_str().into(),
+            e.origin.as_str().into(),
             e.error.as_deref().map(|m| m.chars().take(80).collect()).unwrap_or_default(),
         ]);
     }

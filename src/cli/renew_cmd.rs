@@ -100,21 +100,21 @@ async fn renew(
     if let Some(open) = entries.iter().find(|e| e.state.is_open()) {
         bail!(
             "attempt {} for {id} is {} (the provider may have applied it): wait for the daemon to reconcile it, see `proxy-renewd history --subscription {id}`",
-            open.attempt.attempt,
+            open.renewal.attempt,
             open.state
         );
     }
-    let this_period = entries.iter().filter(|e| e.attempt.active_until_before == period);
+    let this_period = entries.iter().filter(|e| e.renewal.active_until_before == period);
     if let Some(done) = this_period.clone().find(|e| e.state == LedgerState::Succeeded) {
         bail!(
             "{id} was already renewed for this period (attempt {}); the provider's activeUntil has not caught up yet",
-            done.attempt.attempt
+            done.renewal.attempt
         );
     }
     let now = EpochMs::now();
     let renewal = Renewal {
         active_until_before: period,
-        attempt: this_period.map(|e| e.attempt.attempt).max().unwrap_or(0) + 1,
+        attempt: this_period.map(|e| e.renewal.attempt).max().unwrap_or(0) + 1,
         plan_id: plan.id.clone(),
         repeat_count: repeat,
         price,

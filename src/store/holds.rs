@@ -55,14 +55,7 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn clear_hold(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM holds WHERE subscription_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(done.rows_affected() > 0)
+        self.delete_for("DELETE FROM holds WHERE subscription_id = ?", id).await
     }
 
     /// Every hold, by subscription id.

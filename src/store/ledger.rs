@@ -8,7 +8,7 @@ use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::api::{Cents, EpochMs, PlanId, SubscriptionId};
-use crate::ledger::{LedgerEntry, LedgerState, NewAttempt};
+use crate::ledger::{LedgerEntry, LedgerState, NewAttempt, Renewal};
 
 #[derive(FromRow)]
 struct Raw {
@@ -61,8 +61,9 @@ impl Store {
         let plan_id = PlanId::parse(&r.plan_id).map_err(|e| corrupt(e.to_string()))?;
         Ok(LedgerEntry {
             id: r.id,
-            attempt: NewAttempt {
-                subscription_id,
+            subscription_id,
+            origin: r.origin.parse().map_err(corrupt)?,
+            renewal: Renewal {
                 active_until_before: EpochMs(r.active_until_before_ms),
                 attempt: u32::try_from(r.attempt).map_err(|_| corrupt(format!("attempt {}", r.attempt)))?,
                 plan_id,
@@ -71,7 +72,6 @@ impl Store {
                 price: Cents(r.price_cents),
                 coupon_code: r.coupon_code,
                 expected_end_at: EpochMs(r.expected_end_at_ms),
-                origin: r.origin.parse().map_err(corrupt)?,
             },
             state: r.state.parse().map_err(corrupt)?,
             actual_end_at: r.actual_end_at_ms.map(EpochMs),
@@ -92,23 +92,24 @@ impl Store {
     /// [`StoreError::Conflict`] when the period key `(subscription, activeUntil, attempt)` is
     /// taken (another process is renewing it); any other [`StoreError`] means nothing was
     /// written and nothing may be sent.
-    #[tracing::instrument(skip_all, fields(subscription_id = %a.subscription_id, attempt = a.attempt))]
+    #[tracing::instrument(skip_all, fields(subscription_id = %a.subscription_id, attempt = a.renewal.attempt))]
     pub async fn begin_attempt(&self, a: &NewAttempt, now: EpochMs) -> Result<i64, StoreError> {
-        let what = format!("ledger attempt ({}, {}, {})", a.subscription_id, a.active_until_before.0, a.attempt);
+        let (id, r) = (&a.subscription_id, &a.renewal);
+        let what = format!("ledger attempt ({id}, {}, {})", r.active_until_before.0, r.attempt);
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO ledger (subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
                                  expected_end_at_ms, state, origin, created_at_ms, updated_at_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?) RETURNING id",
         )
-        .bind(a.subscription_id.as_str())
-        .bind(a.active_until_before.0)
-        .bind(i64::from(a.attempt))
-        .bind(a.plan_id.as_str())
-        .bind(i64::from(a.repeat_count))
-        .bind(a.price.0)
-        .bind(a.coupon_code.as_deref())
-        .bind(a.expected_end_at.0)
+        .bind(id.as_str())
+        .bind(r.active_until_before.0)
+        .bind(i64::from(r.attempt))
+        .bind(r.plan_id.as_str())
+        .bind(i64::from(r.repeat_count))
+        .bind(r.price.0)
+        .bind(r.coupon_code.as_deref())
+        .bind(r.expected_end_at.0)
         .bind(a.origin.as_str())
         .bind(now.0)
         .bind(now.0)

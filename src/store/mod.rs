@@ -172,6 +172,18 @@ impl Store {
         StoreError::from_sqlx(&self.path, "", e)
     }
 
+    /// Runs a `DELETE … WHERE subscription_id = ?` in a write transaction; true when a row went.
+    pub(crate) async fn delete_for(
+        &self,
+        sql: &'static str,
+        id: &crate::api::SubscriptionId,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -152,14 +152,7 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn remove_rule(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM rules WHERE subscription_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(done.rows_affected() > 0)
+        self.delete_for("DELETE FROM rules WHERE subscription_id = ?", id).await
     }
 }
 

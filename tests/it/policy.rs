@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use proxy_renewd::api::{Cents, EpochMs, PlanId, RenewalPlan, SubscriptionId};
-use proxy_renewd::ledger::{LedgerEntry, LedgerState, NewAttempt, Origin};
+use proxy_renewd::ledger::{LedgerEntry, LedgerState, Origin, Renewal};
 use proxy_renewd::policy::{Blocked, Decision, Input, RETRY_BACKOFF_BASE_MS, Skip, decide};
 use proxy_renewd::rule::{PlanChoice, Rule};
 
@@ -25,8 +25,9 @@ fn plan(id: &str, days: i64, cents: i64) -> RenewalPlan {
 fn entry(period: EpochMs, attempt: u32, state: LedgerState, status: Option<u16>, at: EpochMs) -> LedgerEntry {
     LedgerEntry {
         id: i64::from(attempt),
-        attempt: NewAttempt {
-            subscription_id: SubscriptionId::parse("sub1").unwrap(),
+        subscription_id: SubscriptionId::parse("sub1").unwrap(),
+        origin: Origin::Daemon,
+        renewal: Renewal {
             active_until_before: period,
             attempt,
             plan_id: PlanId::parse("p30").unwrap(),
@@ -34,7 +35,6 @@ fn entry(period: EpochMs, attempt: u32, state: LedgerState, status: Option<u16>,
             price: Cents(1200),
             coupon_code: None,
             expected_end_at: EpochMs(period.0 + 30 * DAY),
-            origin: Origin::Daemon,
         },
         state,
         actual_end_at: None,
@@ -389,9 +389,9 @@ proptest! {
             // At most one charge per period: nothing open anywhere, nothing succeeded in this
             // period, every earlier attempt of the period settled without effect.
             prop_assert!(c.ledger.iter().all(|e| !e.state.is_open()));
-            for e in c.ledger.iter().filter(|e| e.attempt.active_until_before == c.active_until) {
+            for e in c.ledger.iter().filter(|e| e.renewal.active_until_before == c.active_until) {
                 prop_assert!(matches!(e.state, LedgerState::Failed | LedgerState::Refused));
-                prop_assert!(e.attempt.attempt < r.attempt);
+                prop_assert!(e.renewal.attempt < r.attempt);
             }
             prop_assert_eq!(r.active_until_before, c.active_until);
         }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use proxy_renewd::api::{Cents, EpochMs, PlanId, SubscriptionId};
-use proxy_renewd::ledger::{LedgerState, NewAttempt, Origin};
+use proxy_renewd::ledger::{LedgerState, NewAttempt, Origin, Renewal};
 use proxy_renewd::rule::{PlanChoice, Rule};
 use proxy_renewd::store::{MIGRATOR, SeenSubscription, Settlement, Store, StoreError};
 use sqlx::Connection;
@@ -22,14 +22,16 @@ fn id(s: &str) -> SubscriptionId {
 fn attempt(sub: &str, period: i64, n: u32) -> NewAttempt {
     NewAttempt {
         subscription_id: id(sub),
-        active_until_before: EpochMs(period),
-        attempt: n,
-        plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
-        repeat_count: 1,
-        price: Cents(1200),
-        coupon_code: Some("MYCODE".into()),
-        expected_end_at: EpochMs(period + 2_592_000_000),
         origin: Origin::Daemon,
+        renewal: Renewal {
+            active_until_before: EpochMs(period),
+            attempt: n,
+            plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
+            repeat_count: 1,
+            price: Cents(1200),
+            coupon_code: Some("MYCODE".into()),
+            expected_end_at: EpochMs(period + 2_592_000_000),
+        },
     }
 }
 
@@ -87,7 +89,10 @@ async fn ledger_rows_survive_reopening_and_a_period_key_is_taken_once() {
     let store = Store::open(&url(&dir)).await.unwrap();
     let entries = store.ledger_for(&id("abc")).await.unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!((entries[0].id, entries[0].state, &entries[0].attempt), (row, LedgerState::Sending, &a));
+    assert_eq!(
+        (entries[0].id, entries[0].state, &entries[0].renewal, entries[0].origin),
+        (row, LedgerState::Sending, &a.renewal, a.origin)
+    );
     assert_eq!(store.open_entries().await.unwrap().len(), 1);
     let done = Settlement {
         state: LedgerState::Succeeded,
@@ -126,7 +131,7 @@ async fn spend_and_history_count_the_right_rows() {
     assert_eq!(store.spend_since(EpochMs(1000)).await.unwrap(), Cents(3 * 1200), "succeeded + unknown + sending");
     assert_eq!(store.spend_since(EpochMs(0)).await.unwrap(), Cents(4 * 1200));
     let newest = store.history(None, 2).await.unwrap();
-    assert_eq!(newest.iter().map(|e| e.attempt.subscription_id.to_string()).collect::<Vec<_>>(), ["other", "abc"]);
+    assert_eq!(newest.iter().map(|e| e.subscription_id.to_string()).collect::<Vec<_>>(), ["other", "abc"]);
     assert_eq!(store.history(Some(&id("abc")), 100).await.unwrap().len(), 5);
 }
 
