@@ -16,12 +16,14 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts;
+use crate::alerts::email::Mailer;
 use crate::api::{ApiError, Cents, Client, EpochMs, MalformedEntry, RenewalPlan, Subscription, SubscriptionId};
-use crate::config::Config;
+use crate::config::{Config, Email};
 use crate::ledger::{LedgerEntry, Origin};
 use crate::policy::{self, Decision, Input};
 use crate::reconcile::{self, Reconciled};
-use crate::renewer::{self, RenewOutcome};
+use crate::renewer::{RenewOutcome, Renewer};
 use crate::rule::Rule;
 use crate::store::{Hold, SeenSubscription, Store, StoreError};
 
@@ -130,12 +132,15 @@ pub struct Cycle<'a> {
     pub dry_run: bool,
     /// Stops starting renewals once cancelled; those under way finish.
     pub cancel: CancellationToken,
+    /// Delivers the outbox at the end of the cycle; `None`: alerts are logged only.
+    pub mailer: Option<(&'a Mailer, &'a Email)>,
 }
 
 const DAY_MS: i64 = 86_400_000;
 
 /// What the database knows that the policy needs, for this read.
 struct Known {
+    alerted: HashSet<String>,
     rules: HashMap<SubscriptionId, Rule>,
     held: HashSet<SubscriptionId>,
     ledger: HashMap<SubscriptionId, Vec<LedgerEntry>>,
@@ -153,7 +158,16 @@ impl Cycle<'_> {
     pub async fn run(&self) -> Result<CycleReport, CycleError> {
         let read_at = EpochMs::now();
         let list = tokio::select! {
-            r = self.client.subscriptions() => r?,
+            r = self.client.subscriptions() => match r {
+                Ok(list) => list,
+                Err(e) => {
+                    if e.refusal().is_some_and(crate::api::Refusal::is_auth) {
+                        self.raise(&[alerts::auth(&e.to_string())], read_at).await;
+                        self.deliver().await;
+                    }
+                    return Err(CycleError::Read(e));
+                }
+            },
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
         tracing::info!(
@@ -170,11 +184,11 @@ impl Cycle<'_> {
             items = self.decide_all(&list.subscriptions, &known, read_at) => items,
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
-        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items).await };
+        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items, &known.alerted).await };
         items.iter().filter(|i| i.needs_attention()).for_each(|i| {
             tracing::warn!(subscription_id = %i.subscription.subscription_id, reason = i.decision.reason(), outcome = i.outcome.as_ref().map(RenewOutcome::name), "needs attention");
         });
-        Ok(CycleReport {
+        let report = CycleReport {
             read_at,
             finished_at: EpochMs::now(),
             dry_run: self.dry_run,
@@ -183,13 +197,38 @@ impl Cycle<'_> {
             reconciled: known.reconciled,
             unaccounted: known.unaccounted,
             interrupted,
-        })
+        };
+        self.raise(&alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms), EpochMs::now()).await;
+        self.deliver().await;
+        Ok(report)
+    }
+
+    /// Sends what the outbox holds that is due (also what earlier cycles failed to send).
+    async fn deliver(&self) {
+        let (Some(store), false) = (self.store, self.dry_run) else { return };
+        if let Err(e) = alerts::deliver::deliver(store, self.mailer, EpochMs::now()).await {
+            tracing::error!(error = %e, "cannot read or update the alert outbox");
+        }
+    }
+
+    /// Queues alerts (deduplicated); a dry run queues nothing. A failure is logged: the
+    /// condition persists and the next cycle raises it again.
+    async fn raise(&self, raised: &[alerts::Alert], now: EpochMs) {
+        let (Some(store), false) = (self.store, self.dry_run) else { return };
+        if raised.is_empty() {
+            return;
+        }
+        match store.enqueue_alerts(raised, None, now, self.config.alerts.repeat_interval_ms).await {
+            Ok(n) => tracing::debug!(raised = raised.len(), queued = n, "alerts queued"),
+            Err(e) => tracing::error!(error = %e, "cannot queue alerts"),
+        }
     }
 
     /// Rules, holds, the relevant ledger (reconciled), and the last 24 h of spend.
     async fn load(&self, subs: &[Subscription], read_at: EpochMs) -> Result<Known, StoreError> {
         let Some(store) = self.store else {
             return Ok(Known {
+                alerted: HashSet::new(),
                 rules: HashMap::new(),
                 held: HashSet::new(),
                 ledger: HashMap::new(),
@@ -241,7 +280,8 @@ impl Cycle<'_> {
             ledger.entry(e.subscription_id.clone()).or_default().push(e);
         }
         let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
-        Ok(Known { rules, held, ledger, spent, reconciled, unaccounted })
+        let alerted = store.alerted_subscriptions().await?;
+        Ok(Known { alerted, rules, held, ledger, spent, reconciled, unaccounted })
     }
 
     /// Decides every subscription, fetching renewal plans for the due ones.
@@ -315,24 +355,31 @@ impl Cycle<'_> {
 
     /// Sends the renewals, `max_concurrency` at a time; returns true when a shutdown request
     /// left some unstarted.
-    async fn renew_all(&self, items: &mut [Item]) -> bool {
+    async fn renew_all(&self, items: &mut [Item], alerted: &HashSet<String>) -> bool {
         let Some(store) = self.store else { return false };
-        let jobs: Vec<(usize, SubscriptionId, policy::Renewal, i64)> = items
+        let renewer = Renewer {
+            client: self.client,
+            store,
+            origin: Origin::Daemon,
+            repeat_interval_ms: self.config.alerts.repeat_interval_ms,
+        };
+        let jobs: Vec<(usize, Item, policy::Renewal)> = items
             .iter()
             .enumerate()
             .filter_map(|(i, item)| match &item.decision {
-                Decision::Renew(r) => {
-                    Some((i, item.subscription.subscription_id.clone(), r.clone(), item.rule.renew_before_ms))
-                }
+                Decision::Renew(r) => Some((i, item.clone(), r.clone())),
                 _ => None,
             })
             .collect();
         let results: Vec<(usize, Option<RenewOutcome>)> = stream::iter(jobs)
-            .map(|(i, id, r, renew_before_ms)| async move {
+            .map(|(i, item, r)| async move {
                 if self.cancel.is_cancelled() {
                     return (i, None);
                 }
-                (i, Some(renewer::renew(self.client, store, &id, &r, renew_before_ms, Origin::Daemon).await))
+                let id = item.subscription.subscription_id.clone();
+                let had_alerted = alerted.contains(id.as_str());
+                let raise = |o: &RenewOutcome| alerts::for_outcome(&item, o, had_alerted);
+                (i, Some(renewer.renew(&id, &r, item.rule.renew_before_ms, raise).await))
             })
             .buffer_unordered(self.max_concurrency.max(1))
             .collect()

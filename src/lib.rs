@@ -20,6 +20,7 @@
 //! - [`output`]: tables and JSON for the command line, with secrets redacted unless asked.
 //! - [`cli`]: the command line (clap) and the commands behind it.
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 //! process holds the period key, this one backs off. If the outcome cannot be recorded, the
 //! row stays `sending`, which the next start treats as `unknown`: never a blind retry.
 
+use crate::alerts::Alert;
 use crate::api::{Client, EpochMs, Failure, PostError, RenewRequest, SubscriptionId};
 use crate::ledger::{LedgerState, NewAttempt, Origin};
 use crate::policy::{MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS, Renewal};
@@ -81,17 +82,43 @@ impl RenewOutcome {
     }
 }
 
-/// Renews `id` as `r` says: commits the attempt, sends `renew` once, records the outcome, and
-/// puts the subscription on hold when the new expiry is still within `renew_before_ms`.
+/// Who renews, and where the outcome and its alerts go.
+#[derive(Debug, Clone, Copy)]
+pub struct Renewer<'a> {
+    /// The provider.
+    pub client: &'a Client,
+    /// The ledger and outbox.
+    pub store: &'a Store,
+    /// Daemon or manual.
+    pub origin: Origin,
+    /// `alerts.repeat_interval`, in ms, for deduplicating the outcome's alerts.
+    pub repeat_interval_ms: i64,
+}
+
+impl Renewer<'_> {
+    /// Renews `id` as `r` says: commits the attempt, sends `renew` once, records the outcome
+    /// together with the alerts `alerts` makes of it (one transaction), and puts the
+    /// subscription on hold when the new expiry is still within `renew_before_ms`.
+    pub async fn renew(
+        &self,
+        id: &SubscriptionId,
+        r: &Renewal,
+        renew_before_ms: i64,
+        alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
+    ) -> RenewOutcome {
+        renew(self, id, r, renew_before_ms, alerts).await
+    }
+}
+
 #[tracing::instrument(skip_all, fields(subscription_id = %id, attempt = r.attempt, plan_id = %r.plan_id))]
-pub async fn renew(
-    client: &Client,
-    store: &Store,
+async fn renew(
+    w: &Renewer<'_>,
     id: &SubscriptionId,
     r: &Renewal,
     renew_before_ms: i64,
-    origin: Origin,
+    alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
 ) -> RenewOutcome {
+    let (client, store, origin) = (w.client, w.store, w.origin);
     let attempt = NewAttempt { subscription_id: id.clone(), renewal: r.clone(), origin };
     let ledger_id = match store.begin_attempt(&attempt, EpochMs::now()).await {
         Ok(row) => row,
@@ -115,7 +142,8 @@ pub async fn renew(
         Err(e) => failed(ledger_id, e),
     };
     let now = EpochMs::now();
-    if let Err(e) = store.settle(ledger_id, &settlement, now).await {
+    let raised = alerts(&outcome);
+    if let Err(e) = store.enqueue_alerts(&raised, Some((ledger_id, &settlement)), now, w.repeat_interval_ms).await {
         // The row stays `sending`: the next start makes it `unknown` and reconciles it.
         tracing::error!(error = %e, ledger_id, outcome = outcome.name(), "cannot record the outcome; the attempt will be reconciled");
     }

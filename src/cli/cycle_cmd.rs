@@ -5,6 +5,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, emit, shutdown_signal};
+use crate::alerts::email::Mailer;
 use crate::api::Client;
 use crate::config::Config;
 use crate::cycle::Cycle;
@@ -52,6 +53,7 @@ fn cancel_on_signal() -> CancellationToken {
 /// without one), the lock (none for an audit), and `api.max_concurrency`.
 struct Prepared {
     client: Client,
+    mailer: Option<Mailer>,
     store: Option<Store>,
     _lock: Option<InstanceLock>,
     max_concurrency: usize,
@@ -67,6 +69,7 @@ impl Prepared {
             max_concurrency: self.max_concurrency,
             dry_run,
             cancel: cancel_on_signal(),
+            mailer: self.mailer.as_ref().zip(config.alerts.email.as_ref()),
         }
     }
 }
@@ -80,7 +83,16 @@ async fn prepare(cfg: &Config, dry_run: bool) -> anyhow::Result<Prepared> {
         let (store, lock) = open_for_cycles(cfg).await?;
         (Some(store), lock)
     };
-    Ok(Prepared { client, store, _lock: lock, max_concurrency: api.max_concurrency as usize })
+    let mailer = match &cfg.alerts.email {
+        Some(email) => Some(Mailer::new(email).map_err(anyhow::Error::msg)?),
+        None => {
+            if !dry_run {
+                tracing::warn!("no [alerts.email]: alerts are recorded and logged, and no one will be emailed");
+            }
+            None
+        }
+    };
+    Ok(Prepared { client, mailer, store, _lock: lock, max_concurrency: api.max_concurrency as usize })
 }
 
 /// One cycle, printed as the report: exit 0, or 3 when something needs a person.

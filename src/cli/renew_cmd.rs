@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::ledger::{LedgerState, Origin};
 use crate::output::{OutputFormat, pretty, relative};
 use crate::policy::{self, Renewal};
-use crate::renewer::{self, RenewOutcome};
+use crate::renewer::{RenewOutcome, Renewer};
 use crate::rule::PlanChoice;
 use crate::store::Store;
 
@@ -134,7 +134,9 @@ async fn renew(
     if store.clear_hold(id).await? {
         tracing::info!(subscription_id = %id, "hold lifted by a manual renewal");
     }
-    Ok(Some(renewer::renew(client, store, id, &renewal, rule.renew_before_ms, Origin::Manual).await))
+    let renewer = Renewer { client, store, origin: Origin::Manual, repeat_interval_ms: cfg.alerts.repeat_interval_ms };
+    // The person sees the outcome right here: no alert is queued for it.
+    Ok(Some(renewer.renew(id, &renewal, rule.renew_before_ms, |_| Vec::new()).await))
 }
 
 /// Asks on the terminal; without one, refuses and says to pass `--yes`.

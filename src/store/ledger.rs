@@ -127,16 +127,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(ledger_id = id, state = %s.state))]
     pub async fn settle(&self, id: i64, s: &Settlement, now: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), updated_at_ms = ? WHERE id = ?")
-            .bind(s.state.as_str())
-            .bind(s.actual_end_at.map(|t| t.0))
-            .bind(s.http_status.map(i64::from))
-            .bind(s.error.as_deref())
-            .bind(now.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        settle_in(&mut tx, id, s, now).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -245,4 +236,23 @@ impl Store {
         .map_err(|e| self.err(e))?;
         Ok(Cents(sum))
     }
+}
+
+/// Records how attempt `id` ended, inside `tx`.
+pub(super) async fn settle_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: i64,
+    s: &Settlement,
+    now: EpochMs,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), updated_at_ms = ? WHERE id = ?")
+        .bind(s.state.as_str())
+        .bind(s.actual_end_at.map(|t| t.0))
+        .bind(s.http_status.map(i64::from))
+        .bind(s.error.as_deref())
+        .bind(now.0)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }

@@ -12,6 +12,7 @@
 mod error;
 mod holds;
 mod ledger;
+mod outbox;
 mod rules;
 mod snapshot;
 
@@ -25,6 +26,7 @@ use sqlx::{Sqlite, Transaction};
 pub use error::StoreError;
 pub use holds::Hold;
 pub use ledger::Settlement;
+pub use outbox::{OutboxRow, delivery_backoff_ms};
 pub use rules::RuleRow;
 pub use snapshot::{SeenSubscription, SnapshotRow};
 

@@ -8,7 +8,7 @@ use proxy_renewd::config::Config;
 use proxy_renewd::cycle::{Cycle, CycleReport};
 use proxy_renewd::ledger::{LedgerState, Origin};
 use proxy_renewd::policy::{Decision, RETRY_BACKOFF_BASE_MS};
-use proxy_renewd::renewer::{self, RenewOutcome};
+use proxy_renewd::renewer::{RenewOutcome, Renewer};
 use proxy_renewd::sim::{FaultKind, SimState, Simulator};
 use proxy_renewd::store::Store;
 use sqlx::Connection;
@@ -76,6 +76,7 @@ impl Setup {
             max_concurrency: 4,
             dry_run,
             cancel: CancellationToken::new(),
+            mailer: None,
         }
         .run()
         .await
@@ -199,10 +200,10 @@ async fn two_renewers_racing_on_one_period_send_one_post() {
     let Decision::Renew(r) = report.items[0].decision.clone() else { panic!("{report:?}") };
     let id = SubscriptionId::parse("sub0").unwrap();
     let other = Store::open(&s.config.database_url).await.unwrap();
-    let (a, b) = tokio::join!(
-        renewer::renew(&s.client, &s.store, &id, &r, 3 * DAY, Origin::Daemon),
-        renewer::renew(&s.client, &other, &id, &r, 3 * DAY, Origin::Manual),
-    );
+    let daemon = Renewer { client: &s.client, store: &s.store, origin: Origin::Daemon, repeat_interval_ms: 3_600_000 };
+    let manual = Renewer { store: &other, origin: Origin::Manual, ..daemon };
+    let (a, b) =
+        tokio::join!(daemon.renew(&id, &r, 3 * DAY, |_| Vec::new()), manual.renew(&id, &r, 3 * DAY, |_| Vec::new()));
     let outcomes = [a.name(), b.name()];
     assert!(outcomes.contains(&"succeeded") && outcomes.contains(&"conflict"), "{outcomes:?}");
     assert_eq!(sim.calls_of("renew").len(), 1);

@@ -1,0 +1,62 @@
+//! Delivery: every due outbox row goes out in one digest; rows are marked sent only after the
+//! SMTP server accepted the message, and a failure schedules a retry with backoff (across
+//! cycles and restarts, since the outbox is in the database). Without email, alerts are
+//! logged at `warn` and marked delivered.
+
+use super::email::{Mailer, digest};
+use crate::api::EpochMs;
+use crate::config::Email;
+use crate::store::{Store, StoreError};
+
+/// After this many failed deliveries an alert is logged at `error` on every further try.
+pub const LOUD_AFTER_ATTEMPTS: u32 = 3;
+
+/// What one delivery round did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delivered {
+    /// Alerts delivered (emailed, or logged without email).
+    pub sent: usize,
+    /// Alerts whose delivery failed and stays queued.
+    pub failed: usize,
+    /// The SMTP server's answer or the error.
+    pub answer: Option<String>,
+}
+
+/// Delivers every due alert: one email for all of them, or log lines without email.
+///
+/// # Errors
+/// [`StoreError`] when the outbox cannot be read or updated.
+pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: EpochMs) -> Result<Delivered, StoreError> {
+    let due = store.due_alerts(now).await?;
+    if due.is_empty() {
+        return Ok(Delivered::default());
+    }
+    let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
+    let Some((mailer, cfg)) = email else {
+        for r in &due {
+            let a = &r.alert;
+            tracing::warn!(kind = a.kind.as_str(), subscription_id = ?a.subscription_id.as_ref().map(ToString::to_string), happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
+        }
+        store.mark_sent(&ids, now).await?;
+        return Ok(Delivered { sent: ids.len(), failed: 0, answer: None });
+    };
+    let alerts: Vec<&super::Alert> = due.iter().map(|r| &r.alert).collect();
+    let d = digest(&alerts, now);
+    match mailer.send(&d.subject, &d.body, cfg).await {
+        Ok(answer) => {
+            store.mark_sent(&ids, now).await?;
+            tracing::info!(alerts = ids.len(), %answer, subject = %d.subject, "alert email sent");
+            Ok(Delivered { sent: ids.len(), failed: 0, answer: Some(answer) })
+        }
+        Err(e) => {
+            store.mark_failed(&ids, &e, now).await?;
+            let attempts = due.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+            if attempts >= LOUD_AFTER_ATTEMPTS {
+                tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
+            } else {
+                tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+            }
+            Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e) })
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The digest email: one message for all alerts due at once, its subject naming the worst
+//! kind and the count, its plain-text body saying per subscription what happened, what the
+//! daemon will do next and what a person should do. Sent through lettre's async SMTP
+//! transport (tokio + rustls), configured by lettre's URL form.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use super::{Alert, AlertKind};
+use crate::api::EpochMs;
+use crate::api::excerpt::clean_text;
+use crate::config::Email;
+use crate::output::relative;
+
+/// The subject and body of a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// e.g. `[proxy-renewd] 3 subscriptions need attention: insufficient balance`.
+    pub subject: String,
+    /// Plain text.
+    pub body: String,
+}
+
+/// Renders alerts (at least one) as one digest, most urgent first.
+#[must_use]
+pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
+    let mut sorted: Vec<&Alert> = alerts.to_vec();
+    sorted.sort_by_key(|a| (a.kind, a.subscription_id.clone()));
+    let problems: Vec<&&Alert> = sorted.iter().filter(|a| a.kind != AlertKind::Recovered).collect();
+    let subject = match problems.first() {
+        Some(worst) => {
+            let n = problems.len();
+            format!(
+                "[proxy-renewd] {n} subscription{} need{} attention: {}",
+                plural(n),
+                if n == 1 { "s" } else { "" },
+                worst.kind.words()
+            )
+        }
+        None => format!("[proxy-renewd] {} subscription{} recovered", sorted.len(), plural(sorted.len())),
+    };
+    let mut body = String::new();
+    for a in &sorted {
+        let who = match (&a.subscription_id, &a.label, &a.network) {
+            (Some(id), Some(l), Some(n)) => format!("{id} ({}, {})", clean_text(l), clean_text(n)),
+            (Some(id), Some(l), None) => format!("{id} ({})", clean_text(l)),
+            (Some(id), _, _) => id.to_string(),
+            (None, _, _) => "the account".into(),
+        };
+        let _ = writeln!(body, "{}: {who}", a.kind.words().to_uppercase());
+        if let Some(t) = a.active_until {
+            let _ = writeln!(body, "  expires:       {t} ({})", relative(t, now));
+        }
+        let _ = writeln!(body, "  what happened: {}", clean_text(&a.happened));
+        let _ = writeln!(body, "  next:          {}", a.next);
+        let _ = writeln!(body, "  what to do:    {}", a.action);
+        body.push('\n');
+    }
+    body.push_str(
+        "-- \nproxy-renewd. The same alert repeats after [alerts] repeat_interval while the problem lasts.\n",
+    );
+    Digest { subject, body }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// An SMTP sender for `[alerts.email]`.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+impl std::fmt::Debug for Mailer {
+    /// The transport is left out: it holds the SMTP password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("to", &self.to.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// Builds the transport from lettre's URL form (`smtp://user:pass@host:587?tls=required`,
+    /// `smtps://…`, `smtp://host:25`). No connection is made.
+    ///
+    /// # Errors
+    /// A sentence naming the bad setting, never the URL (it may hold a password).
+    pub fn new(cfg: &Email) -> Result<Mailer, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(cfg.smtp_url.expose_secret())
+            .map_err(|e| {
+                format!("invalid [alerts.email] smtp_url ({}); the URL is not shown", secret_free(&e.to_string(), cfg))
+            })?
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        let from: Mailbox = cfg.from.parse().map_err(|e| format!("invalid [alerts.email] from {:?}: {e}", cfg.from))?;
+        let to = cfg
+            .to
+            .iter()
+            .map(|t| t.parse::<Mailbox>().map_err(|e| format!("invalid [alerts.email] to {t:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Mailer { transport, from, to })
+    }
+
+    /// Sends one message; returns the server's answer, e.g. `250 OK`.
+    ///
+    /// # Errors
+    /// The SMTP error (connection, TLS, authentication, refusal), secret-free.
+    pub async fn send(&self, subject: &str, body: &str, smtp: &Email) -> Result<String, String> {
+        let mut builder = Message::builder().from(self.from.clone()).subject(subject).header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        let message = builder.body(body.to_owned()).map_err(|e| format!("cannot build the message: {e}"))?;
+        let response = self.transport.send(message).await.map_err(|e| secret_free(&e.to_string(), smtp))?;
+        Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")))
+    }
+}
+
+/// An SMTP error text with the URL's password removed, should the library ever quote it.
+fn secret_free(text: &str, cfg: &Email) -> String {
+    let url = cfg.smtp_url.expose_secret();
+    let password = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned));
+    let mut out = clean_text(text);
+    if let Some(p) = password.filter(|p| p.len() >= 3) {
+        out = out.replace(&p, "<redacted>");
+    }
+    out.replace(url, "<smtp url>")
+}

@@ -1,0 +1,380 @@
+//! Alerts: what a person must act on, derived from a cycle's report ([`from_report`]),
+//! written to the outbox with the event that caused them, deduplicated by
+//! `(kind, subscription, period)` within `alerts.repeat_interval`, and delivered as one digest
+//! email per cycle ([`email`]); without `[alerts.email]` they are logged at `warn`.
+//!
+//! Every field of an alert is secret-free: ids, labels, amounts, statuses and the client's
+//! own (redacted) error texts; never credentials, protocol URLs or the key.
+
+pub mod deliver;
+pub mod email;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Cents, EpochMs, SubscriptionId};
+use crate::cycle::{CycleReport, Item};
+use crate::policy::{Blocked, Decision, Skip};
+use crate::renewer::RenewOutcome;
+
+/// The kinds of `daemon.md`, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKind {
+    /// 401/403 on any call: the key is wrong or revoked.
+    Auth,
+    /// A managed subscription lapsed.
+    Expired,
+    /// 402: the balance does not cover a renewal.
+    InsufficientBalance,
+    /// Due, not renewed, within `lapse_warning` of expiry.
+    LapseImminent,
+    /// A renewal may or may not have been applied.
+    UnknownOutcome,
+    /// 409: sold out, inactive plan or network, or invalid state.
+    Unavailable,
+    /// No renewal plan fits the rule.
+    NoEligiblePlan,
+    /// The chosen plan costs more than the rule's cap.
+    OverPriceCap,
+    /// The renewal would break the daily budget.
+    OverBudget,
+    /// A managed subscription's status is not `active`, or the provider refused for good.
+    NotRenewable,
+    /// An implausible `activeUntil` or `endAt`, or an entry that does not parse.
+    Malformed,
+    /// Renewed, but still due: on hold until a person acts.
+    StillDueAfterRenewal,
+    /// A subscription that had alerted is renewed.
+    Recovered,
+}
+
+impl AlertKind {
+    /// The name in `daemon.md`, e.g. `insufficient-balance`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Auth => "auth",
+            AlertKind::Expired => "expired",
+            AlertKind::InsufficientBalance => "insufficient-balance",
+            AlertKind::LapseImminent => "lapse-imminent",
+            AlertKind::UnknownOutcome => "unknown-outcome",
+            AlertKind::Unavailable => "unavailable",
+            AlertKind::NoEligiblePlan => "no-eligible-plan",
+            AlertKind::OverPriceCap => "over-price-cap",
+            AlertKind::OverBudget => "over-budget",
+            AlertKind::NotRenewable => "not-renewable",
+            AlertKind::Malformed => "malformed",
+            AlertKind::StillDueAfterRenewal => "still-due-after-renewal",
+            AlertKind::Recovered => "recovered",
+        }
+    }
+
+    /// Words for a subject line, e.g. `insufficient balance`.
+    #[must_use]
+    pub fn words(self) -> &'static str {
+        match self {
+            AlertKind::Auth => "API key rejected",
+            AlertKind::Expired => "expired",
+            AlertKind::InsufficientBalance => "insufficient balance",
+            AlertKind::LapseImminent => "about to lapse",
+            AlertKind::UnknownOutcome => "renewal outcome unknown",
+            AlertKind::Unavailable => "plan unavailable",
+            AlertKind::NoEligiblePlan => "no eligible plan",
+            AlertKind::OverPriceCap => "over the price cap",
+            AlertKind::OverBudget => "over the daily budget",
+            AlertKind::NotRenewable => "not renewable",
+            AlertKind::Malformed => "malformed data from the provider",
+            AlertKind::StillDueAfterRenewal => "still due after renewal",
+            AlertKind::Recovered => "recovered",
+        }
+    }
+
+    /// Parses [`AlertKind::as_str`].
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<AlertKind> {
+        ALL_KINDS.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Every kind, most urgent first.
+pub const ALL_KINDS: [AlertKind; 13] = [
+    AlertKind::Auth,
+    AlertKind::Expired,
+    AlertKind::InsufficientBalance,
+    AlertKind::LapseImminent,
+    AlertKind::UnknownOutcome,
+    AlertKind::Unavailable,
+    AlertKind::NoEligiblePlan,
+    AlertKind::OverPriceCap,
+    AlertKind::OverBudget,
+    AlertKind::NotRenewable,
+    AlertKind::Malformed,
+    AlertKind::StillDueAfterRenewal,
+    AlertKind::Recovered,
+];
+
+/// One alert, as stored in the outbox and rendered in the email. Secret-free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// What kind.
+    pub kind: AlertKind,
+    /// The subscription, when it is about one.
+    pub subscription_id: Option<SubscriptionId>,
+    /// Its period (`activeUntil` when it happened), for deduplication.
+    pub period: Option<EpochMs>,
+    /// Label, e.g. `12001 - NL - Private`.
+    pub label: Option<String>,
+    /// Network label, e.g. `NL-AMS Amsterdam`.
+    pub network: Option<String>,
+    /// The expiry it had.
+    pub active_until: Option<EpochMs>,
+    /// What happened, e.g. `renew: HTTP 402: insufficient balance …`.
+    pub happened: String,
+    /// What the daemon will do next.
+    pub next: String,
+    /// What a person should do.
+    pub action: String,
+    /// Money involved (the renewal's price), in cents.
+    pub amount: Option<Cents>,
+}
+
+impl Alert {
+    fn about(kind: AlertKind, item: &Item) -> Alert {
+        let s = &item.subscription;
+        Alert {
+            kind,
+            subscription_id: Some(s.subscription_id.clone()),
+            period: Some(s.active_until),
+            label: s.label.clone(),
+            network: s.network_label.clone(),
+            active_until: Some(s.active_until),
+            happened: String::new(),
+            next: String::new(),
+            action: String::new(),
+            amount: None,
+        }
+    }
+
+    fn with(mut self, happened: impl Into<String>, next: impl Into<String>, action: impl Into<String>) -> Alert {
+        self.happened = happened.into();
+        self.next = next.into();
+        self.action = action.into();
+        self
+    }
+}
+
+const RETRY_LATER: &str = "retry in a later cycle (after 10 min, doubling up to 2 h)";
+
+fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> Alert {
+    let base = |k| Alert::about(k, item);
+    let mut a = match status {
+        402 => base(AlertKind::InsufficientBalance).with(
+            happened,
+            RETRY_LATER,
+            match price {
+                Some(p) => format!("top up the account balance by at least {p} ({} cents), the renewal's price", p.0),
+                None => "top up the account balance".into(),
+            },
+        ),
+        409 => base(AlertKind::Unavailable).with(
+            happened,
+            RETRY_LATER,
+            "choose another plan (`proxy-renewd rules set ID --plan …`), or check the subscription",
+        ),
+        401 | 403 => base(AlertKind::Auth).with(
+            happened,
+            "nothing until the key works",
+            "check [api].key / key_file: the provider rejects it",
+        ),
+        429 => base(AlertKind::Unavailable).with(
+            happened,
+            RETRY_LATER,
+            "nothing, unless it keeps happening: the provider is rate limiting",
+        ),
+        _ => base(AlertKind::NotRenewable).with(
+            happened,
+            "nothing more for this period",
+            "check the subscription and its rule; then `proxy-renewd renew ID`",
+        ),
+    };
+    a.amount = price;
+    a
+}
+
+/// The alerts a renewal's outcome calls for: written in the same transaction as the ledger
+/// change. `had_alerted`: the subscription has an earlier alert not yet followed by
+/// `recovered`.
+#[must_use]
+pub fn for_outcome(item: &Item, outcome: &RenewOutcome, had_alerted: bool) -> Vec<Alert> {
+    let mut out: Vec<Alert> = outcome_alert(item, outcome).into_iter().collect();
+    if outcome.is_clean_success() && had_alerted {
+        out.push(Alert::about(AlertKind::Recovered, item).with(
+            "renewed after earlier alerts",
+            "nothing: back to normal",
+            "nothing",
+        ));
+    }
+    out
+}
+
+/// The alerts a cycle's decisions call for (those without a renewal outcome), the
+/// escalations (`lapse-imminent`, `expired`), and unreadable entries; before deduplication.
+#[must_use]
+pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
+    let now = report.read_at;
+    let mut out = Vec::new();
+    for item in &report.items {
+        if item.outcome.is_none() {
+            out.extend(decision_alert(item));
+        }
+        let s = &item.subscription;
+        let renewed = matches!(item.outcome, Some(RenewOutcome::Succeeded { .. }));
+        let managed = item.rule.enabled && s.status == "active";
+        let due = !matches!(
+            item.decision,
+            Decision::Ok { .. } | Decision::Skip(_) | Decision::Blocked(Blocked::Malformed { .. })
+        );
+        let left = s.active_until.since(now);
+        if managed && due && !renewed {
+            if left < 0 {
+                out.push(Alert::about(AlertKind::Expired, item).with(
+                    format!("expired {} and was not renewed", s.active_until),
+                    "keep trying each cycle while the reason in the other alerts allows",
+                    "renew it now (`proxy-renewd renew ID`) or fix what blocks it",
+                ));
+            } else if left <= lapse_warning_ms {
+                out.push(Alert::about(AlertKind::LapseImminent, item).with(
+                    format!("expires {} and is not renewed yet", s.active_until),
+                    "keep trying each cycle while the reason in the other alerts allows",
+                    "act before it lapses: see the other alerts for this subscription",
+                ));
+            }
+        }
+    }
+    for m in &report.malformed {
+        out.push(Alert {
+            kind: AlertKind::Malformed,
+            subscription_id: m.subscription_id.clone(),
+            period: None,
+            label: None,
+            network: None,
+            active_until: None,
+            happened: format!("subscriptions[{}] cannot be read: {}", m.index, m.reason),
+            next: "skip it each cycle until the provider's data is readable".into(),
+            action: "check the subscription at the provider".into(),
+            amount: None,
+        });
+    }
+    out
+}
+
+/// The alert for a rejected key on any call (`auth`), not about one subscription.
+#[must_use]
+pub fn auth(happened: &str) -> Alert {
+    Alert {
+        kind: AlertKind::Auth,
+        subscription_id: None,
+        period: None,
+        label: None,
+        network: None,
+        active_until: None,
+        happened: happened.to_owned(),
+        next: "try again each cycle; nothing can be renewed meanwhile".into(),
+        action: "check [api].key / key_file: the provider rejects the key (missing, wrong or revoked)".into(),
+        amount: None,
+    }
+}
+
+/// The alert a renewal outcome calls for, if any.
+fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
+    let a = |k| Alert::about(k, item);
+    let price = if let Decision::Renew(r) = &item.decision { Some(r.price) } else { None };
+    match outcome {
+        RenewOutcome::Refused { status, message, .. } => Some(by_status(item, *status, message, price)),
+        RenewOutcome::Unknown { message, .. } => Some(a(AlertKind::UnknownOutcome).with(
+            message.clone(),
+            "no new attempt until a later read shows whether it was applied (after ledger.reconcile_after)",
+            "nothing yet; check `proxy-renewd history` if it persists",
+        )),
+        RenewOutcome::Succeeded { held: true, end_at, .. } => Some(a(AlertKind::StillDueAfterRenewal).with(
+            format!("renewed to {end_at}, which is still within renew_before"),
+            "no further automatic renewal (no catch-up spending)",
+            "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+        )),
+        RenewOutcome::Succeeded { implausible_end: true, end_at, .. } => Some(a(AlertKind::Malformed).with(
+            format!("renewed, but endAt {} is not a plausible expiry", end_at.0),
+            "read activeUntil again next cycle",
+            "check the subscription at the provider",
+        )),
+        RenewOutcome::NotRecorded { message } => Some(a(AlertKind::UnknownOutcome).with(
+            format!("not renewed: the ledger could not be written ({message})"),
+            "try again next cycle",
+            "check the database (disk, permissions)",
+        )),
+        _ => None,
+    }
+}
+
+/// The alert a decision calls for (no renewal was attempted), if any.
+fn decision_alert(item: &Item) -> Option<Alert> {
+    let a = |k| Alert::about(k, item);
+    if let Some(e) = &item.plans_error {
+        return Some(a(AlertKind::NoEligiblePlan).with(
+            format!("renewal plans unreadable: {e}"),
+            "try again next cycle",
+            "check the subscription at the provider",
+        ));
+    }
+    match &item.decision {
+        Decision::Skip(Skip::NotRenewable { status }) if item.rule.enabled => Some(a(AlertKind::NotRenewable).with(
+            format!("status is {status:?}, not active"),
+            "skip it until it is active again",
+            "check the subscription at the provider, or disable its rule",
+        )),
+        Decision::Blocked(b) => match b {
+            Blocked::Malformed { active_until } => Some(a(AlertKind::Malformed).with(
+                format!("activeUntil {} is not a plausible ms expiry", active_until.0),
+                "never act on it",
+                "check the subscription at the provider",
+            )),
+            Blocked::OnHold => Some(a(AlertKind::StillDueAfterRenewal).with(
+                "on hold: a renewal left it still due",
+                "no further automatic renewal",
+                "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+            )),
+            Blocked::InFlight { state, attempt, .. } => Some(a(AlertKind::UnknownOutcome).with(
+                format!("attempt {attempt} is {state}"),
+                "wait for reconciliation",
+                "nothing yet; check `proxy-renewd history`",
+            )),
+            Blocked::Refused { status: Some(s), .. } | Blocked::Backoff { status: Some(s), .. } => {
+                Some(by_status(item, *s, &format!("the last renewal attempt was refused with HTTP {s}"), None))
+            }
+            Blocked::NoEligiblePlan { plan, offered } => Some(a(AlertKind::NoEligiblePlan).with(
+                format!("no renewal plan fits {plan} among the {offered} offered"),
+                "try again each cycle",
+                "choose another plan (`proxy-renewd api renewal-plans ID`, then `rules set ID --plan …`)",
+            )),
+            Blocked::OverPriceCap { plan_id, price, cap } => {
+                let mut x = a(AlertKind::OverPriceCap).with(
+                    format!("plan {plan_id} costs {price}, over the cap {cap}"),
+                    "not renew it while the price is over the cap",
+                    "raise the cap (`rules set ID --max-price-cents …`) or choose a cheaper plan",
+                );
+                x.amount = Some(*price);
+                Some(x)
+            }
+            Blocked::OverBudget { plan_id, price, spent, budget } => {
+                let mut x = a(AlertKind::OverBudget).with(
+                    format!("plan {plan_id} costs {price}; {spent} of the {budget} daily budget is spent"),
+                    "renew it when the rolling 24 h allows",
+                    "raise [budget] max_spend_cents_per_day, or renew by hand",
+                );
+                x.amount = Some(*price);
+                Some(x)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}

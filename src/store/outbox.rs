@@ -1,0 +1,219 @@
+//! The alert outbox: alerts written with the event that caused them, deduplicated by
+//! `(kind, subscription, period)` within the repeat interval, and marked sent only after the
+//! SMTP server accepted them. Failed deliveries are retried with backoff; nothing is dropped.
+
+use sqlx::FromRow;
+
+use super::{Settlement, Store, StoreError};
+use crate::alerts::Alert;
+use crate::api::EpochMs;
+
+/// A stored alert and its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// The alert.
+    pub alert: Alert,
+    /// When it was queued.
+    pub created_at: EpochMs,
+    /// When the SMTP server accepted it (or it was logged, without email).
+    pub sent_at: Option<EpochMs>,
+    /// Delivery attempts that failed.
+    pub attempts: u32,
+    /// Not before this.
+    pub next_attempt_at: EpochMs,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+}
+
+#[derive(FromRow)]
+struct Raw {
+    id: i64,
+    payload: String,
+    created_at_ms: i64,
+    sent_at_ms: Option<i64>,
+    attempts: i64,
+    next_attempt_at_ms: i64,
+    last_error: Option<String>,
+}
+
+macro_rules! select_outbox {
+    () => {
+        "SELECT id, payload, created_at_ms, sent_at_ms, attempts, next_attempt_at_ms, last_error FROM outbox"
+    };
+}
+
+/// Delivery backoff after `attempts` failures: 1 min, doubling, at most 1 h.
+#[must_use]
+pub fn delivery_backoff_ms(attempts: u32) -> i64 {
+    (60_000i64 << attempts.saturating_sub(1).min(6)).min(3_600_000)
+}
+
+impl Store {
+    fn outbox_row(&self, r: Raw) -> Result<OutboxRow, StoreError> {
+        let alert: Alert = serde_json::from_str(&r.payload).map_err(|e| StoreError::BadRow {
+            path: self.path.clone(),
+            detail: format!("outbox row {}: {e}", r.id),
+            remedy: "delete that row from the outbox table".into(),
+        })?;
+        Ok(OutboxRow {
+            id: r.id,
+            alert,
+            created_at: EpochMs(r.created_at_ms),
+            sent_at: r.sent_at_ms.map(EpochMs),
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: EpochMs(r.next_attempt_at_ms),
+            last_error: r.last_error,
+        })
+    }
+
+    /// Queues `alerts`, skipping any whose `(kind, subscription, period)` was queued within
+    /// `repeat_interval_ms`; with `settle`, records a ledger outcome in the same transaction.
+    /// Returns how many were queued.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …; then nothing was written.
+    #[tracing::instrument(skip_all, fields(alerts = alerts.len()))]
+    pub async fn enqueue_alerts(
+        &self,
+        alerts: &[Alert],
+        settle: Option<(i64, &Settlement)>,
+        now: EpochMs,
+        repeat_interval_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if let Some((id, s)) = settle {
+            super::ledger::settle_in(&mut tx, id, s, now).await.map_err(|e| self.err(e))?;
+        }
+        let mut queued = 0;
+        for a in alerts {
+            let (kind, sub, period) =
+                (a.kind.as_str(), a.subscription_id.as_ref().map(|s| s.as_str()), a.period.map(|p| p.0));
+            let recent: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM outbox WHERE kind = ? AND subscription_id IS ? AND period_ms IS ? AND created_at_ms > ?",
+            )
+            .bind(kind)
+            .bind(sub)
+            .bind(period)
+            .bind(now.0.saturating_sub(repeat_interval_ms))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            if recent > 0 {
+                continue;
+            }
+            let payload = serde_json::to_string(a)
+                .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
+            sqlx::query(
+                "INSERT INTO outbox (kind, subscription_id, period_ms, payload, created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(kind)
+            .bind(sub)
+            .bind(period)
+            .bind(payload)
+            .bind(now.0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            queued += 1;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(queued)
+    }
+
+    /// Unsent alerts due for delivery at `now`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database, or `BadRow` for an unreadable row.
+    pub async fn due_alerts(&self, now: EpochMs) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<Raw> = sqlx::query_as(concat!(
+            select_outbox!(),
+            " WHERE sent_at_ms IS NULL AND next_attempt_at_ms <= ? ORDER BY id"
+        ))
+        .bind(now.0)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.into_iter().map(|r| self.outbox_row(r)).collect()
+    }
+
+    /// The outbox, newest first: every row, or only the unsent ones.
+    ///
+    /// # Errors
+    /// As [`Store::due_alerts`].
+    pub async fn outbox(&self, pending_only: bool, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<Raw> = sqlx::query_as(concat!(
+            select_outbox!(),
+            " WHERE (?1 = 0 OR sent_at_ms IS NULL) ORDER BY id DESC LIMIT ?2"
+        ))
+        .bind(i64::from(pending_only))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.into_iter().map(|r| self.outbox_row(r)).collect()
+    }
+
+    /// Marks rows delivered.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn mark_sent(&self, ids: &[i64], now: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET sent_at_ms = ?, last_error = NULL WHERE id = ?")
+                .bind(now.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Records a failed delivery of rows: one more attempt, the next after a backoff.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn mark_failed(&self, ids: &[i64], error: &str, now: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            let attempts: i64 = sqlx::query_scalar(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts",
+            )
+            .bind(error)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            let next = now.0.saturating_add(delivery_backoff_ms(u32::try_from(attempts).unwrap_or(u32::MAX)));
+            sqlx::query("UPDATE outbox SET next_attempt_at_ms = ? WHERE id = ?")
+                .bind(next)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Subscriptions whose latest alert is not `recovered`: those a successful renewal
+    /// should send a `recovered` note for.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn alerted_subscriptions(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT o.subscription_id FROM outbox o
+             WHERE o.subscription_id IS NOT NULL
+               AND o.id = (SELECT max(id) FROM outbox WHERE subscription_id = o.subscription_id)
+               AND o.kind != 'recovered'",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(ids.into_iter().collect())
+    }
+}
