@@ -31,9 +31,17 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
     let mut sorted: Vec<&Alert> = alerts.to_vec();
     sorted.sort_by_key(|a| (a.kind, a.subscription_id.clone()));
     let problems: Vec<&&Alert> = sorted.iter().filter(|a| a.kind != AlertKind::Recovered).collect();
+    // Count subscriptions, not alerts (one may have a cause and its escalation); an alert about
+    // the account as a whole counts as one.
+    let count = |list: &[&&Alert]| {
+        let mut ids: Vec<Option<&str>> = list.iter().map(|a| a.subscription_id.as_ref().map(|s| s.as_str())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
     let subject = match problems.first() {
         Some(worst) => {
-            let n = problems.len();
+            let n = count(&problems);
             format!(
                 "[proxy-renewd] {n} subscription{} need{} attention: {}",
                 plural(n),
@@ -41,9 +49,30 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
                 worst.kind.words()
             )
         }
-        None => format!("[proxy-renewd] {} subscription{} recovered", sorted.len(), plural(sorted.len())),
+        None => {
+            let all: Vec<&&Alert> = sorted.iter().collect();
+            let n = count(&all);
+            format!("[proxy-renewd] {n} subscription{} recovered", plural(n))
+        }
     };
     let mut body = String::new();
+    let mut short: Vec<(&str, i64)> = sorted
+        .iter()
+        .filter(|a| a.kind == AlertKind::InsufficientBalance)
+        .filter_map(|a| Some((a.subscription_id.as_ref()?.as_str(), a.amount?.0)))
+        .collect();
+    short.sort_unstable();
+    short.dedup_by_key(|(id, _)| *id);
+    if !short.is_empty() {
+        let total: i64 = short.iter().map(|(_, c)| c).sum();
+        let _ = writeln!(
+            body,
+            "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} refused for insufficient balance.\n",
+            crate::api::Cents(total),
+            short.len(),
+            plural(short.len())
+        );
+    }
     for a in &sorted {
         let who = match (&a.subscription_id, &a.label, &a.network) {
             (Some(id), Some(l), Some(n)) => format!("{id} ({}, {})", clean_text(l), clean_text(n)),

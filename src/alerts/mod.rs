@@ -16,22 +16,19 @@ use crate::cycle::{CycleReport, Item};
 use crate::policy::{Blocked, Decision, Skip};
 use crate::renewer::RenewOutcome;
 
-/// The kinds of `daemon.md`, most urgent first.
+/// The kinds of `daemon.md`, in the order a digest's subject picks the worst: causes a person
+/// can fix first (their subject says what to do), then the escalations that follow from them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlertKind {
     /// 401/403 on any call: the key is wrong or revoked.
     Auth,
-    /// A managed subscription lapsed.
-    Expired,
     /// 402: the balance does not cover a renewal.
     InsufficientBalance,
-    /// Due, not renewed, within `lapse_warning` of expiry.
-    LapseImminent,
-    /// A renewal may or may not have been applied.
-    UnknownOutcome,
     /// 409: sold out, inactive plan or network, or invalid state.
     Unavailable,
+    /// A renewal may or may not have been applied.
+    UnknownOutcome,
     /// No renewal plan fits the rule.
     NoEligiblePlan,
     /// The chosen plan costs more than the rule's cap.
@@ -44,6 +41,10 @@ pub enum AlertKind {
     Malformed,
     /// Renewed, but still due: on hold until a person acts.
     StillDueAfterRenewal,
+    /// A managed subscription lapsed.
+    Expired,
+    /// Due, not renewed, within `lapse_warning` of expiry.
+    LapseImminent,
     /// A subscription that had alerted is renewed.
     Recovered,
 }
@@ -96,20 +97,20 @@ impl AlertKind {
     }
 }
 
-/// Every kind, most urgent first.
+/// Every kind, in [`AlertKind`]'s order.
 pub const ALL_KINDS: [AlertKind; 13] = [
     AlertKind::Auth,
-    AlertKind::Expired,
     AlertKind::InsufficientBalance,
-    AlertKind::LapseImminent,
-    AlertKind::UnknownOutcome,
     AlertKind::Unavailable,
+    AlertKind::UnknownOutcome,
     AlertKind::NoEligiblePlan,
     AlertKind::OverPriceCap,
     AlertKind::OverBudget,
     AlertKind::NotRenewable,
     AlertKind::Malformed,
     AlertKind::StillDueAfterRenewal,
+    AlertKind::Expired,
+    AlertKind::LapseImminent,
     AlertKind::Recovered,
 ];
 

@@ -4,6 +4,7 @@
 //! Commands print data to stdout and diagnostics to stderr; an error is one line,
 //! `error: …`, that says what to fix.
 
+mod alerts_cmd;
 mod api_cmd;
 mod cycle_cmd;
 mod demo;
@@ -88,6 +89,12 @@ pub enum Command {
         #[arg(long, global = true)]
         show_secrets: bool,
     },
+    /// Alerts: send a test email, or show the outbox.
+    Alerts {
+        /// What to do.
+        #[command(subcommand)]
+        action: alerts_cmd::AlertsAction,
+    },
     /// Manage per-subscription renewal rules (the rest follow [defaults]).
     Rules {
         /// What to do.
@@ -133,6 +140,9 @@ pub async fn run(cli: Cli) -> Exit {
         }
         Some(Command::Api { view, show_secrets }) => {
             with_config(config, async |cfg| api_cmd::run(cfg, view, format, show_secrets).await).await
+        }
+        Some(Command::Alerts { action }) => {
+            with_config(config, async |cfg| alerts_cmd::run(cfg, action, format).await).await
         }
         Some(Command::Rules { action }) => {
             with_config(config, async |cfg| rules_cmd::run(cfg, action, format).await).await

@@ -3,6 +3,7 @@
 //! long-lapsed subscription is renewed once, then held; two renewers racing on one period
 //! send one POST; the budget holds across one cycle.
 
+use proxy_renewd::alerts::email::Mailer;
 use proxy_renewd::api::{Client, EpochMs, SubscriptionId};
 use proxy_renewd::config::Config;
 use proxy_renewd::cycle::{Cycle, CycleReport};
@@ -46,6 +47,7 @@ pub struct Setup {
     pub config: Config,
     pub client: Client,
     pub store: Store,
+    pub mailer: Option<Mailer>,
 }
 
 impl Setup {
@@ -61,7 +63,8 @@ impl Setup {
         let config = Config::load(Some(&path)).unwrap();
         let client = Client::new(config.api().unwrap().client).unwrap();
         let store = Store::open(&config.database_url).await.unwrap();
-        Setup { _dir: dir, config, client, store }
+        let mailer = config.alerts.email.as_ref().map(|e| Mailer::new(e).unwrap());
+        Setup { _dir: dir, config, client, store, mailer }
     }
 
     pub async fn cycle(&self) -> CycleReport {
@@ -76,11 +79,29 @@ impl Setup {
             max_concurrency: 4,
             dry_run,
             cancel: CancellationToken::new(),
-            mailer: None,
+            mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
         }
         .run()
         .await
         .unwrap()
+    }
+
+    /// The same database and config in a new "process": connections reopened.
+    pub async fn restart(self) -> Setup {
+        self.store.close().await;
+        let store = Store::open(&self.config.database_url).await.unwrap();
+        Setup { store, ..self }
+    }
+
+    /// Moves every outbox row's next delivery `ms` into the past.
+    pub async fn age_outbox(&self, ms: i64) {
+        let mut conn = sqlx::SqliteConnection::connect(&self.config.database_url).await.unwrap();
+        sqlx::query("UPDATE outbox SET next_attempt_at_ms = next_attempt_at_ms - ?1")
+            .bind(ms)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
     }
 
     /// Moves every ledger row `ms` into the past: time passing, without sleeping.

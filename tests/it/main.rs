@@ -1,6 +1,7 @@
 //! The integration tests: one binary, driving the real library and the real `proxy-renewd`
 //! binary against the simulator on a loopback port.
 
+mod alerts;
 mod cli;
 mod client_errors;
 mod config;
@@ -16,4 +17,5 @@ mod retries;
 mod rules;
 mod secrets;
 mod simulator;
+mod smtp;
 mod store;

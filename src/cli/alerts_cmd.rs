@@ -1,0 +1,108 @@
+//! `proxy-renewd alerts test | list [--pending]`: try the email transport, or show the outbox.
+
+use clap::Subcommand;
+use comfy_table::{Table, presets};
+use serde_json::json;
+
+use super::{Exit, emit};
+use crate::alerts::email::Mailer;
+use crate::config::Config;
+use crate::output::{OutputFormat, pretty};
+use crate::store::{self, OutboxRow, Store};
+
+/// `alerts` actions.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Send one test email through [alerts.email] and print the SMTP server's answer.
+    Test,
+    /// Show the outbox, newest first.
+    List {
+        /// Only alerts not delivered yet.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many rows.
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+}
+
+pub(super) async fn run(cfg: &Config, action: AlertsAction, format: OutputFormat) -> anyhow::Result<Exit> {
+    match action {
+        AlertsAction::Test => test(cfg).await,
+        AlertsAction::List { pending, limit } => list(cfg, pending, limit, format).await,
+    }
+}
+
+async fn test(cfg: &Config) -> anyhow::Result<Exit> {
+    let Some(email) = &cfg.alerts.email else {
+        anyhow::bail!("no [alerts.email] in the configuration: add smtp_url, from and to (see config.example.toml)");
+    };
+    let mailer = Mailer::new(email).map_err(anyhow::Error::msg)?;
+    let body = "This is a test message from proxy-renewd.\n\nIf you can read it, alerts (402 insufficient balance, 409 sold out, rejected keys, lapsing subscriptions) will reach you here.\n";
+    let answer = mailer
+        .send("[proxy-renewd] test message", body, email)
+        .await
+        .map_err(|e| anyhow::anyhow!("the test message was not accepted: {e}"))?;
+    emit(&format!("sent to {}: the SMTP server answered {answer}\n", email.to.join(", ")))?;
+    Ok(Exit::Ok)
+}
+
+async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> anyhow::Result<Exit> {
+    if store::database_file(&cfg.database_url)?.is_some_and(|f| !f.exists()) {
+        emit(&match format {
+            OutputFormat::Json => pretty(&json!({ "alerts": [] })),
+            OutputFormat::Table => "no alerts yet: the database does not exist\n".into(),
+        })?;
+        return Ok(Exit::Ok);
+    }
+    let store = Store::open_read_only(&cfg.database_url).await?;
+    let rows = store.outbox(pending, limit).await;
+    store.close().await;
+    let rows = rows?;
+    emit(&match format {
+        OutputFormat::Json => pretty(&json!({ "alerts": rows.iter().map(row_json).collect::<Vec<_>>() })),
+        OutputFormat::Table => table(&rows),
+    })?;
+    Ok(Exit::Ok)
+}
+
+fn state(r: &OutboxRow) -> String {
+    match (r.sent_at, r.attempts) {
+        (Some(t), _) => format!("sent {t}"),
+        (None, 0) => "pending".into(),
+        (None, n) => format!("failed ×{n}, next try {}", r.next_attempt_at),
+    }
+}
+
+fn row_json(r: &OutboxRow) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "kind": r.alert.kind.as_str(),
+        "subscription_id": r.alert.subscription_id,
+        "happened": r.alert.happened,
+        "action": r.alert.action,
+        "created_at_ms": r.created_at.0,
+        "sent_at_ms": r.sent_at.map(|t| t.0),
+        "attempts": r.attempts,
+        "next_attempt_at_ms": r.next_attempt_at.0,
+        "last_error": r.last_error,
+    })
+}
+
+fn table(rows: &[OutboxRow]) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(vec!["ID", "CREATED (UTC)", "KIND", "SUBSCRIPTION", "STATE", "WHAT HAPPENED", "LAST ERROR"]);
+    for r in rows {
+        t.add_row(vec![
+            r.id.to_string(),
+            r.created_at.to_string(),
+            r.alert.kind.as_str().into(),
+            r.alert.subscription_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+            state(r),
+            r.alert.happened.chars().take(70).collect(),
+            r.last_error.as_deref().map(|e| e.chars().take(60).collect()).unwrap_or_default(),
+        ]);
+    }
+    format!("{t}\n")
+}

@@ -1,0 +1,171 @@
+//! Alerts through a real SMTP server (aiosmtpd): one digest per cycle, deduplicated within
+//! the repeat interval, `recovered` once, queued while SMTP is down and delivered once it is
+//! back (also across a restart), nothing from a dry run, and no secret in any email or log.
+
+use proxy_renewd::policy::RETRY_BACKOFF_BASE_MS;
+use proxy_renewd::sim::FaultKind;
+
+use crate::cycle::{DAY, Setup, world};
+use crate::helpers::{KEY, bin, run, sim_with};
+use crate::smtp::{SmtpServer, subject};
+
+fn email_toml(smtp: &SmtpServer) -> String {
+    format!(
+        "[alerts]\nrepeat_interval = \"6h\"\n[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
+        smtp.url()
+    )
+}
+
+/// Secrets the simulator's subscriptions and the config carry.
+fn assert_secret_free(what: &str, text: &str) {
+    for s in [KEY, "p_sim01x7", "u_sim01", "socks5://", "vless://", "ss://", "@proxy.example.com"] {
+        assert!(!text.contains(s), "{what} contains {s:?}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn insufficient_balance_alerts_once_then_recovers_once() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY, 20 * DAY])).await;
+    sim.update(|s, _| s.balance_cents = 100);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(subject(&mails[0]), "[proxy-renewd] 1 subscription needs attention: insufficient balance");
+    assert!(mails[0].contains("sub0") && mails[0].contains("12.00") && mails[0].contains("top up"), "{}", mails[0]);
+    assert!(mails[0].contains("Top up the balance by at least 12.00 (1200 cents)"), "{}", mails[0]);
+    // Within repeat_interval: nothing more, even after the backoff lets it try again.
+    s.cycle().await;
+    s.age_ledger(RETRY_BACKOFF_BASE_MS).await;
+    s.cycle().await;
+    assert_eq!(smtp.messages().len(), 1, "no repeat within repeat_interval");
+    // Top up: the renewal goes through and one `recovered` follows.
+    sim.update(|st, _| st.balance_cents = 1_000_000);
+    s.age_ledger(4 * RETRY_BACKOFF_BASE_MS).await;
+    s.cycle().await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(subject(&mails[1]), "[proxy-renewd] 1 subscription recovered");
+    assert_eq!(sim.calls_of("renew").iter().filter(|c| c.applied).count(), 1);
+    mails.iter().for_each(|m| assert_secret_free("email", m));
+}
+
+#[tokio::test]
+async fn sold_out_and_rejected_key_each_alert() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    sim.fault("subscriptions", FaultKind::StatusBefore { status: 401 }, 1);
+    let cycle = proxy_renewd::cycle::Cycle {
+        client: &s.client,
+        store: Some(&s.store),
+        config: &s.config,
+        max_concurrency: 4,
+        dry_run: false,
+        cancel: tokio_util::sync::CancellationToken::new(),
+        mailer: s.mailer.as_ref().zip(s.config.alerts.email.as_ref()),
+    };
+    assert!(cycle.run().await.is_err());
+    let subjects: Vec<String> = smtp.messages().iter().map(|m| subject(m)).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[proxy-renewd] 1 subscription needs attention: plan unavailable",
+            "[proxy-renewd] 1 subscription needs attention: API key rejected"
+        ]
+    );
+    assert!(smtp.messages()[1].contains("check [api].key"));
+}
+
+#[tokio::test]
+async fn twenty_failures_in_one_cycle_make_one_email() {
+    let smtp = SmtpServer::start();
+    let offsets: Vec<i64> = (0..20).map(|i| DAY + i).collect();
+    let sim = sim_with(world(&offsets)).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(subject(&mails[0]), "[proxy-renewd] 20 subscriptions need attention: insufficient balance");
+    assert!((0..20).all(|i| mails[0].contains(&format!("sub{i} "))), "{}", mails[0]);
+}
+
+#[tokio::test]
+async fn alerts_wait_out_an_smtp_outage_and_a_restart_then_arrive_once() {
+    let mut smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    smtp.pause();
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    let pending = s.store.outbox(true, 10).await.unwrap();
+    assert!(!pending.is_empty(), "queued while SMTP is down");
+    assert!(pending.iter().all(|r| r.attempts == 1 && r.last_error.is_some()), "{pending:?}");
+    // A restart, and SMTP is back; the retry waits for its backoff.
+    let s = s.restart().await;
+    smtp.resume();
+    s.cycle().await;
+    assert!(smtp.messages().is_empty(), "not before the delivery backoff");
+    s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
+    s.cycle().await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "delivered once: {mails:?}");
+    assert!(subject(&mails[0]).contains("insufficient balance"));
+    assert!(s.store.outbox(true, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_no_mail() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle_with(true).await;
+    assert!(smtp.messages().is_empty());
+    assert!(s.store.outbox(false, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn no_secret_reaches_an_email_or_a_log_line() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY, 2 * DAY])).await;
+    sim.update(|s, _| s.balance_cents = 1200);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let write = |smtp_url: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\n[database]\nurl = \"sqlite://{}\"\n[alerts.email]\nsmtp_url = \"{smtp_url}\"\nfrom = \"renewd@example.com\"\nto = [\"ops@example.com\"]\n",
+                sim.base_url(),
+                dir.path().join("r.db").display()
+            ),
+        )
+        .unwrap();
+    };
+    // A login the test server does not support: delivery fails, and says so without the password.
+    write(&format!("smtp://mailuser:smtp-secret-pw@127.0.0.1:{}", smtp.port));
+    let mut cmd = bin();
+    cmd.args(["once", "--config"]).arg(&config).env("RUST_LOG", "trace");
+    let failed = run(cmd).await;
+    assert!(failed.stderr.contains("alert email failed"), "{}", failed.stderr);
+    // Without a login: delivered.
+    write(&smtp.url());
+    sim.update(|s, now| s.subscriptions[1].active_until_ms = now + DAY / 2);
+    let mut cmd = bin();
+    cmd.args(["once", "--config"]).arg(&config).env("RUST_LOG", "trace");
+    let sent = run(cmd).await;
+    assert!(sent.stderr.contains("alert email sent"), "{}", sent.stderr);
+    let mails = smtp.messages();
+    assert!(!mails.is_empty());
+    for text in [failed.stdout, failed.stderr, sent.stdout, sent.stderr].iter().chain(mails.iter()) {
+        assert_secret_free("output", text);
+        assert!(!text.contains("smtp-secret-pw"), "the SMTP password leaked:\n{text}");
+    }
+}
