@@ -106,9 +106,10 @@ impl CycleReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CycleError {
-    /// `op=subscriptions` failed: nothing can be decided.
+    /// `op=subscriptions` failed: nothing can be decided. (Not a `source`: the message
+    /// already carries it, and a chain would print it twice.)
     #[error("cannot read subscriptions: {0}")]
-    Read(#[from] ApiError),
+    Read(ApiError),
     /// The database failed before anything was sent.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -138,9 +139,46 @@ pub struct Cycle<'a> {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A subscription the provider lists more than once is not acted on: identical copies are one
+/// subscription, differing copies (two expiries for one id) are set aside as malformed, since
+/// each would look like a period of its own to the ledger.
+fn without_duplicates(mut list: crate::api::SubscriptionList) -> crate::api::SubscriptionList {
+    let mut seen: HashMap<SubscriptionId, usize> = HashMap::new();
+    for s in &list.subscriptions {
+        *seen.entry(s.subscription_id.clone()).or_default() += 1;
+    }
+    let mut kept: Vec<Subscription> = Vec::new();
+    let mut conflicting: HashSet<SubscriptionId> = HashSet::new();
+    for s in std::mem::take(&mut list.subscriptions) {
+        if seen[&s.subscription_id] == 1 {
+            kept.push(s);
+            continue;
+        }
+        match kept.iter().find(|k| k.subscription_id == s.subscription_id) {
+            Some(k) if k.active_until == s.active_until && k.status == s.status => {}
+            Some(_) => {
+                conflicting.insert(s.subscription_id.clone());
+            }
+            None if !conflicting.contains(&s.subscription_id) => kept.push(s),
+            None => {}
+        }
+    }
+    for id in &conflicting {
+        kept.retain(|k| &k.subscription_id != id);
+        list.malformed.push(MalformedEntry {
+            index: 0,
+            subscription_id: Some(id.clone()),
+            reason: format!("listed {} times with different activeUntil or status; not acted on", seen[id]),
+        });
+    }
+    list.subscriptions = kept;
+    list
+}
+
 /// What the database knows that the policy needs, for this read.
 struct Known {
     alerted: HashSet<String>,
+    paid_until: HashMap<SubscriptionId, EpochMs>,
     rules: HashMap<SubscriptionId, Rule>,
     held: HashSet<SubscriptionId>,
     ledger: HashMap<SubscriptionId, Vec<LedgerEntry>>,
@@ -170,6 +208,7 @@ impl Cycle<'_> {
             },
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
+        let list = without_duplicates(list);
         tracing::info!(
             subscriptions = list.subscriptions.len(),
             malformed = list.malformed.len(),
@@ -229,6 +268,7 @@ impl Cycle<'_> {
         let Some(store) = self.store else {
             return Ok(Known {
                 alerted: HashSet::new(),
+                paid_until: HashMap::new(),
                 rules: HashMap::new(),
                 held: HashSet::new(),
                 ledger: HashMap::new(),
@@ -239,9 +279,18 @@ impl Cycle<'_> {
         };
         let rules: HashMap<SubscriptionId, Rule> =
             store.rules().await?.into_iter().map(|r| (r.subscription_id, r.rule)).collect();
-        let mut held: HashSet<SubscriptionId> = store.holds().await?.into_iter().map(|h| h.subscription_id).collect();
         let periods: Vec<(SubscriptionId, EpochMs)> =
             subs.iter().map(|s| (s.subscription_id.clone(), s.active_until)).collect();
+        let current: HashMap<&SubscriptionId, EpochMs> = periods.iter().map(|(id, t)| (id, *t)).collect();
+        // A hold covers the expiry it was written for; once activeUntil moved past it (a
+        // person renewed it elsewhere), it no longer applies.
+        let mut held: HashSet<SubscriptionId> = store
+            .holds()
+            .await?
+            .into_iter()
+            .filter(|h| current.get(&h.subscription_id).is_none_or(|t| *t <= h.active_until))
+            .map(|h| h.subscription_id)
+            .collect();
         let mut entries = store.ledger_for_periods(&periods).await?;
         let known_ids: HashSet<i64> = entries.iter().map(|e| e.id).collect();
         entries.extend(store.open_entries().await?.into_iter().filter(|e| !known_ids.contains(&e.id)));
@@ -281,7 +330,8 @@ impl Cycle<'_> {
         }
         let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
         let alerted = store.alerted_subscriptions().await?;
-        Ok(Known { alerted, rules, held, ledger, spent, reconciled, unaccounted })
+        let paid_until = store.paid_until().await?;
+        Ok(Known { alerted, paid_until, rules, held, ledger, spent, reconciled, unaccounted })
     }
 
     /// Decides every subscription, fetching renewal plans for the due ones.
@@ -301,6 +351,7 @@ impl Cycle<'_> {
                 renewal_plans: plans,
                 ledger: known.ledger.get(&s.subscription_id).unwrap_or(&no_entries),
                 on_hold: known.held.contains(&s.subscription_id),
+                paid_until: known.paid_until.get(&s.subscription_id).copied(),
                 spent_last_24h: spent,
                 max_spend_per_day: self.config.max_spend_per_day,
                 now,

@@ -55,6 +55,11 @@ impl InstanceLock {
     /// [`LockError::Held`] naming the holder; [`LockError::Io`] when the file cannot be
     /// opened or locked.
     pub fn acquire(db: &Path) -> Result<InstanceLock, LockError> {
+        // One lock per file, however it is named: resolve links and relative paths.
+        let db = std::fs::canonicalize(db).unwrap_or_else(|_| {
+            let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::canonicalize(dir).map_or_else(|_| db.to_path_buf(), |d| d.join(db.file_name().unwrap_or_default()))
+        });
         let mut name = db.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);

@@ -34,6 +34,9 @@ pub struct Input<'a> {
     pub ledger: &'a [LedgerEntry],
     /// On hold: a renewal left it still due, and a person must act (ledger rule 8).
     pub on_hold: bool,
+    /// The latest expiry a recorded renewal paid for (`endAt`, or the reconciled
+    /// `activeUntil`): an `activeUntil` below it means the provider's data went backwards.
+    pub paid_until: Option<EpochMs>,
     /// Spend that counts against the budget in the 24 h before `now`.
     pub spent_last_24h: Cents,
     /// `[budget] max_spend_cents_per_day`.
@@ -89,6 +92,12 @@ pub enum Blocked {
     /// A renewal left it still due; no automatic catch-up spending until a person acts
     /// (`still-due-after-renewal`).
     OnHold,
+    /// `activeUntil` is earlier than what a recorded renewal paid for: the provider's data
+    /// went backwards, and renewing again could pay twice for the same time (`malformed`).
+    Regressed {
+        /// The expiry already paid for.
+        paid_until: EpochMs,
+    },
     /// An attempt is `sending` or `unknown`: nothing more until reconciliation settles it.
     InFlight {
         /// Its period.
@@ -102,6 +111,8 @@ pub enum Blocked {
     AlreadyRenewed {
         /// The attempt that succeeded.
         attempt: u32,
+        /// When it was recorded.
+        at: EpochMs,
     },
     /// The last attempt for this period was refused with a status that a retry will not fix
     /// (400, 401, 403, 404): a person must act.
@@ -167,6 +178,7 @@ impl Decision {
                 Blocked::Malformed { .. } => "malformed",
                 Blocked::ExpiringUnmanaged { .. } => "expiring-unmanaged",
                 Blocked::OnHold => "on-hold",
+                Blocked::Regressed { .. } => "regressed",
                 Blocked::InFlight { .. } => "in-flight",
                 Blocked::AlreadyRenewed { .. } => "already-renewed",
                 Blocked::Refused { .. } => "refused",
@@ -203,6 +215,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
     }
     if input.on_hold {
         return Decision::Blocked(Blocked::OnHold);
+    }
+    if let Some(paid_until) = input.paid_until.filter(|paid| active_until < *paid) {
+        return Decision::Blocked(Blocked::Regressed { paid_until });
     }
     let attempt = match ledger_gate(input) {
         Ok(attempt) => attempt,
@@ -245,7 +260,7 @@ fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
     let period: Vec<&LedgerEntry> =
         input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until).collect();
     if let Some(done) = period.iter().find(|e| e.state == LedgerState::Succeeded) {
-        return Err(Blocked::AlreadyRenewed { attempt: done.renewal.attempt });
+        return Err(Blocked::AlreadyRenewed { attempt: done.renewal.attempt, at: done.updated_at });
     }
     let next = period.iter().map(|e| e.renewal.attempt).max().unwrap_or(0) + 1;
     let Some(last) = period.iter().max_by_key(|e| (e.renewal.attempt, e.created_at)) else { return Ok(next) };

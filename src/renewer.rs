@@ -138,7 +138,21 @@ async fn renew(
         repeat_count: Some(r.repeat_count),
     };
     let (outcome, settlement) = match client.renew(&request).await {
-        Ok(answer) => succeeded(ledger_id, answer.end_at, renew_before_ms),
+        Ok(answer) if &answer.subscription_id == id => succeeded(ledger_id, answer.end_at, renew_before_ms),
+        Ok(answer) => {
+            // An answer about another subscription says nothing reliable about this one.
+            let message =
+                format!("renew: the answer names subscription {} instead; treated as unknown", answer.subscription_id);
+            (
+                RenewOutcome::Unknown { ledger_id, status: Some(200), message: message.clone() },
+                Settlement {
+                    state: LedgerState::Unknown,
+                    actual_end_at: None,
+                    http_status: Some(200),
+                    error: Some(message),
+                },
+            )
+        }
         Err(e) => failed(ledger_id, e),
     };
     let now = EpochMs::now();
@@ -216,11 +230,11 @@ fn log_outcome(r: &Renewal, outcome: &RenewOutcome) {
         RenewOutcome::Succeeded { end_at, held, .. } => {
             tracing::info!(price_cents = r.price.0, end_at = %end_at, held, "renewed");
         }
-        RenewOutcome::Refused { status, message, .. } => tracing::warn!(status, %message, "renewal refused"),
+        RenewOutcome::Refused { status, message, .. } => tracing::warn!(status, detail = %message, "renewal refused"),
         RenewOutcome::Unknown { message, .. } => {
-            tracing::error!(%message, "renewal outcome unknown; it will be reconciled")
+            tracing::error!(detail = %message, "renewal outcome unknown; it will be reconciled")
         }
-        RenewOutcome::NotSent { message, .. } => tracing::warn!(%message, "renewal not sent"),
+        RenewOutcome::NotSent { message, .. } => tracing::warn!(detail = %message, "renewal not sent"),
         RenewOutcome::Conflict | RenewOutcome::NotRecorded { .. } => {}
     }
 }

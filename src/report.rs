@@ -38,6 +38,8 @@ pub struct Totals {
     pub spend_cents: i64,
     /// Renewals that succeeded (real cycles).
     pub renewed: usize,
+    /// What was or may have been charged (succeeded and unknown outcomes), in cents.
+    pub spent_cents: i64,
 }
 
 /// The totals of a report.
@@ -51,6 +53,12 @@ pub fn totals(report: &CycleReport) -> Totals {
         attention: report.items.iter().filter(|i| i.needs_attention()).count() + report.malformed.len(),
         spend_cents: spend.0,
         renewed: report.items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
+        spent_cents: report
+            .items
+            .iter()
+            .filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. } | RenewOutcome::Unknown { .. })))
+            .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price.0) } else { None })
+            .sum(),
     }
 }
 
@@ -81,11 +89,21 @@ pub fn detail(i: &Item) -> String {
             Blocked::ExpiringUnmanaged { expires_in_ms } => {
                 format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
             }
-            Blocked::OnHold => "on hold: renewed but still due; run `rules set ID --enable` or `renew ID`".into(),
+            Blocked::OnHold => {
+                let id = &i.subscription.subscription_id;
+                format!(
+                    "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
+                )
+            }
+            Blocked::Regressed { paid_until } => {
+                format!(
+                    "activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again"
+                )
+            }
             Blocked::InFlight { attempt, state, .. } => {
                 format!("attempt {attempt} is {state}; waiting for reconciliation")
             }
-            Blocked::AlreadyRenewed { attempt } => {
+            Blocked::AlreadyRenewed { attempt, .. } => {
                 format!("attempt {attempt} succeeded; waiting for activeUntil to move")
             }
             Blocked::Refused { status, .. } => {
@@ -117,7 +135,16 @@ fn outcome_text(o: &RenewOutcome) -> String {
     match o {
         RenewOutcome::Succeeded { end_at, held: false, .. } => format!("renewed to {end_at}"),
         RenewOutcome::Succeeded { end_at, held: true, .. } => format!("renewed to {end_at}, still due: on hold"),
-        RenewOutcome::Refused { status, .. } => format!("refused (HTTP {status})"),
+        RenewOutcome::Refused { status, .. } => format!(
+            "refused (HTTP {status}: {})",
+            match status {
+                402 => "top up the balance",
+                409 => "sold out or invalid state; choose another plan",
+                401 | 403 => "check the API key",
+                429 => "rate limited; retried later",
+                _ => "see `history`",
+            }
+        ),
         RenewOutcome::Unknown { status, .. } => {
             format!("outcome unknown{}", status.map_or(String::new(), |s| format!(" (HTTP {s})")))
         }
@@ -170,17 +197,23 @@ fn table(report: &CycleReport) -> String {
         ));
     }
     let t = totals(report);
-    let verb = if report.dry_run { "would spend" } else { "spending" };
-    out.push_str(&format!(
-        "{} subscriptions: {} due, {} renewable ({verb} {}), {} need attention{}{}\n",
-        t.subscriptions,
-        t.due,
-        t.renewable,
-        crate::api::Cents(t.spend_cents),
-        t.attention,
-        if report.dry_run { String::new() } else { format!(", {} renewed", t.renewed) },
-        if report.dry_run { "; dry run: nothing was sent or written" } else { "" },
-    ));
+    let money = crate::api::Cents;
+    if report.dry_run {
+        out.push_str(&format!(
+            "{} subscriptions: {} due, {} renewable (would spend {}), {} need attention; dry run: nothing was sent or written\n",
+            t.subscriptions, t.due, t.renewable, money(t.spend_cents), t.attention
+        ));
+    } else {
+        out.push_str(&format!(
+            "{} subscriptions: {} due, {} renewed of {} attempted, spent {}, {} need attention\n",
+            t.subscriptions,
+            t.due,
+            t.renewed,
+            t.renewable,
+            money(t.spent_cents),
+            t.attention
+        ));
+    }
     out
 }
 
@@ -202,6 +235,7 @@ fn json_doc(report: &CycleReport) -> Value {
             "renewable": t.renewable,
             "needs_attention": t.attention,
             "spend_cents": t.spend_cents,
+            "spent_cents": t.spent_cents,
             "renewed": t.renewed,
         },
     })

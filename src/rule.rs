@@ -102,10 +102,14 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too long"))
 }
 
-/// Formats milliseconds as a humantime duration, e.g. `3days`, `1h 30m`.
+/// Formats milliseconds in the units people write them in: `3d`, `60d`, `1d 12h`, `1h 30m`,
+/// `90s` (what `parse_duration_ms` reads back); down to whole seconds.
 #[must_use]
 pub fn format_duration_ms(ms: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_millis(ms.max(0).unsigned_abs())).to_string()
+    let secs = ms.max(0) / 1000;
+    let parts = [(secs / 86_400, "d"), (secs % 86_400 / 3600, "h"), (secs % 3600 / 60, "m"), (secs % 60, "s")];
+    let text: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, u)| format!("{n}{u}")).collect();
+    if text.is_empty() { "0s".into() } else { text.join(" ") }
 }
 
 #[cfg(test)]
@@ -127,7 +131,10 @@ mod tests {
         assert_eq!(parse_duration_ms("3d"), Ok(259_200_000));
         assert_eq!(parse_duration_ms("90s"), Ok(90_000));
         assert!(parse_duration_ms("3 fortnights").is_err());
-        assert_eq!(format_duration_ms(259_200_000), "3days");
+        assert_eq!(format_duration_ms(259_200_000), "3d");
+        assert_eq!(format_duration_ms(60 * 86_400_000), "60d");
+        assert_eq!(format_duration_ms(5_400_000), "1h 30m");
+        assert_eq!(parse_duration_ms(&format_duration_ms(129_600_000)), Ok(129_600_000));
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
     let mut out = Vec::new();
     for item in &report.items {
         if item.outcome.is_none() {
-            out.extend(decision_alert(item));
+            out.extend(decision_alert(item, now));
         }
         let s = &item.subscription;
         let renewed = matches!(item.outcome, Some(RenewOutcome::Succeeded { .. }));
@@ -317,7 +317,7 @@ fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
 }
 
 /// The alert a decision calls for (no renewal was attempted), if any.
-fn decision_alert(item: &Item) -> Option<Alert> {
+fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
     let a = |k| Alert::about(k, item);
     if let Some(e) = &item.plans_error {
         return Some(a(AlertKind::NoEligiblePlan).with(
@@ -343,6 +343,22 @@ fn decision_alert(item: &Item) -> Option<Alert> {
                 "no further automatic renewal",
                 "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
             )),
+            Blocked::Regressed { paid_until } => Some(a(AlertKind::Malformed).with(
+                format!(
+                    "activeUntil {} is before {paid_until}, which a recorded renewal paid for",
+                    item.subscription.active_until
+                ),
+                "not renew it again automatically (it could pay twice for the same time)",
+                "check the subscription at the provider; renew by hand if it really needs it",
+            )),
+            // A provider's read may lag a renewal briefly; an hour is not brief.
+            Blocked::AlreadyRenewed { attempt, at } if now.since(*at) > 3_600_000 => {
+                Some(a(AlertKind::UnknownOutcome).with(
+                    format!("attempt {attempt} was answered as renewed, but activeUntil has not moved"),
+                    "no new attempt for this period while the ledger says it is paid",
+                    "check the subscription at the provider; `proxy-renewd history --subscription ID`",
+                ))
+            }
             Blocked::InFlight { state, attempt, .. } => Some(a(AlertKind::UnknownOutcome).with(
                 format!("attempt {attempt} is {state}"),
                 "wait for reconciliation",

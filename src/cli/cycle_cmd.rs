@@ -83,6 +83,9 @@ async fn prepare(cfg: &Config, dry_run: bool) -> anyhow::Result<Prepared> {
         let (store, lock) = open_for_cycles(cfg).await?;
         (Some(store), lock)
     };
+    if let Some(addr) = cfg.server_listen {
+        tracing::warn!(listen = %addr, "[server] is not implemented in this version: no metrics or health endpoint is served");
+    }
     let mailer = match &cfg.alerts.email {
         Some(email) => Some(Mailer::new(email).map_err(anyhow::Error::msg)?),
         None => {

@@ -92,10 +92,25 @@ fn table(entries: &[LedgerEntry]) -> String {
             a.price.to_string(),
             e.state.to_string(),
             e.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            e.actual_end_at.unwrap_or(a.expected_end_at).to_string(),
+            match (e.actual_end_at, e.state.is_open()) {
+                (Some(t), _) => t.to_string(),
+                (None, true) => format!("expected {}", a.expected_end_at),
+                (None, false) => String::new(),
+            },
             e.origin.as_str().into(),
-            e.error.as_deref().map(|m| m.chars().take(80).collect()).unwrap_or_default(),
+            e.error.as_deref().map(short_error).unwrap_or_default(),
         ]);
     }
     format!("{t}\n")
+}
+
+/// The provider's own words first (they say what happened), then the start of the rest.
+fn short_error(e: &str) -> String {
+    let said = e.split_once("(provider said: ").and_then(|(_, rest)| rest.strip_suffix(')'));
+    let text = match said {
+        Some(words) => format!("{words}: {e}"),
+        None => e.to_owned(),
+    };
+    let cut: String = text.chars().take(90).collect();
+    if cut.len() < text.len() { format!("{cut}…") } else { cut }
 }

@@ -130,6 +130,14 @@ pub enum ApiView {
 pub async fn run(cli: Cli) -> Exit {
     let config = cli.config.as_deref();
     let (format, dry_run) = (cli.format, cli.dry_run);
+    if dry_run && !matches!(cli.command, None | Some(Command::Run | Command::Once)) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: --dry-run applies to `run` and `once` (or no command) only; this command would act for real"
+        );
+        return Exit::Usage;
+    }
     let result = match cli.command {
         None if dry_run => with_config(config, async |cfg| cycle_cmd::once(cfg, format, true).await).await,
         None | Some(Command::Run) => with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run).await).await,
@@ -197,7 +205,7 @@ fn one_line(e: &anyhow::Error) -> String {
 pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

@@ -84,6 +84,12 @@ async fn renew(
     let Some(sub) = list.subscriptions.iter().find(|s| &s.subscription_id == id) else {
         bail!("subscription {id} is not listed by the provider (op=subscriptions): check the id");
     };
+    if !(policy::MIN_PLAUSIBLE_MS..policy::MAX_PLAUSIBLE_MS).contains(&sub.active_until.0) {
+        bail!(
+            "{id}'s activeUntil {} is not a plausible expiry in ms: the new expiry cannot be predicted; check the subscription at the provider",
+            sub.active_until.0
+        );
+    }
     let rule = store.rule(id).await?.map_or_else(|| cfg.defaults.clone(), |r| r.rule);
     let repeat = args.repeat_count.unwrap_or(rule.repeat_count);
     let plans = client.renewal_plans(id).await.context("cannot read renewal plans")?;

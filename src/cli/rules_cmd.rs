@@ -79,6 +79,19 @@ fn parse_coupon(s: &str) -> Result<String, String> {
 }
 
 impl SetArgs {
+    /// `--enable` and no other change.
+    fn only_enable(&self) -> bool {
+        self.enable
+            && self.renew_before.is_none()
+            && self.plan.is_none()
+            && self.repeat_count.is_none()
+            && self.max_price_cents.is_none()
+            && !self.no_price_cap
+            && self.coupon_code.is_none()
+            && !self.no_coupon
+            && self.note.is_none()
+    }
+
     fn apply(&self, rule: &mut Rule) {
         if self.enable || self.disable {
             rule.enabled = self.enable;
@@ -171,6 +184,17 @@ async fn set(
     args: &SetArgs,
     format: OutputFormat,
 ) -> anyhow::Result<Exit> {
+    // `--enable` alone on a subscription that follows [defaults] (enabled there) only lifts a
+    // hold: storing a row would stop [defaults] changes from reaching it.
+    if args.only_enable() && cfg.defaults.enabled && store.rule(id).await?.is_none() {
+        let lifted = store.clear_hold(id).await?;
+        emit(&if lifted {
+            format!("hold lifted for {id}; it follows [defaults], which renew it automatically\n")
+        } else {
+            format!("{id} follows [defaults], which renew it automatically; nothing to change\n")
+        })?;
+        return Ok(Exit::Ok);
+    }
     let (row, existed) = store
         .update_rule(id, &cfg.defaults, EpochMs::now(), |rule| args.apply(rule))
         .await
@@ -200,7 +224,7 @@ async fn remove(store: &Store, id: &SubscriptionId) -> anyhow::Result<Exit> {
 }
 
 fn price_cap(c: Option<Cents>) -> String {
-    c.map_or_else(|| "none".into(), |c| c.0.to_string())
+    c.map_or_else(|| "none".into(), |c| c.to_string())
 }
 
 fn rule_cells(id: &str, r: &Rule, updated: String) -> Vec<String> {

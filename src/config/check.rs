@@ -13,6 +13,8 @@ use crate::rule::{PlanChoice, Rule, check_coupon};
 
 /// The longest duration any key accepts.
 const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+/// The longest request timeout.
+const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// The most attempts a read may make.
 const MAX_ATTEMPTS: u32 = 10;
 /// The most requests in flight at once.
@@ -71,6 +73,11 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
     ] {
         if d > MAX_DURATION {
             return Err(bad(key, format!("{} is longer than the 10 years allowed", humantime::format_duration(d))));
+        }
+    }
+    for (key, d) in [("api.timeout", raw.api.timeout), ("api.connect_timeout", raw.api.connect_timeout)] {
+        if d > MAX_TIMEOUT {
+            return Err(bad(key, format!("{} is longer than the 10 minutes allowed", humantime::format_duration(d))));
         }
     }
     if !(1..=MAX_ATTEMPTS).contains(&raw.api.max_attempts) {

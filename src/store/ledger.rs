@@ -170,6 +170,22 @@ impl Store {
         self.ledger_entries(rows)
     }
 
+    /// Per subscription, the latest expiry a succeeded renewal recorded.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    #[tracing::instrument(skip_all)]
+    pub async fn paid_until(&self) -> Result<std::collections::HashMap<SubscriptionId, EpochMs>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT subscription_id, max(actual_end_at_ms) FROM ledger
+             WHERE state = 'succeeded' AND actual_end_at_ms IS NOT NULL GROUP BY subscription_id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows.into_iter().filter_map(|(id, t)| Some((SubscriptionId::parse(&id).ok()?, EpochMs(t)))).collect())
+    }
+
     /// Every `sending` or `unknown` entry, oldest first: what reconciliation must settle.
     ///
     /// # Errors

@@ -103,6 +103,13 @@ impl Store {
         let path = opts.get_filename().display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            // A connection whose commit failed (an I/O error) can come back still counted as
+            // inside a transaction, and every later `begin` on it would fail: close it.
+            .after_release(|conn, _| {
+                use sqlx::Connection;
+                let keep = !conn.is_in_transaction();
+                Box::pin(async move { Ok(keep) })
+            })
             .acquire_timeout(busy_timeout * 2 + Duration::from_secs(1))
             .connect_with(opts)
             .await

@@ -144,3 +144,18 @@ async fn a_key_file_is_read() {
     let out = run(cmd).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn dry_run_is_refused_where_it_would_be_ignored() {
+    for args in [
+        vec!["renew", "abc", "--yes", "--dry-run"],
+        vec!["--dry-run", "rules", "set", "abc"],
+        vec!["history", "--dry-run"],
+    ] {
+        let mut cmd = bin();
+        cmd.args(&args);
+        let out = run(cmd).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("--dry-run applies to"), "{}", out.stderr);
+    }
+}

@@ -251,3 +251,64 @@ async fn a_dry_run_sends_no_post_and_writes_nothing() {
     assert!(sim.calls().iter().all(|c| c.method == "GET"));
     assert!(s.store.snapshot().await.unwrap().is_empty() && s.store.history(None, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_subscription_listed_twice_with_different_expiries_is_not_renewed() {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    let until = sim.state().subscriptions[0].active_until_ms;
+    let entry = |t: i64| format!(r#"{{"subscriptionId": "sub0", "status": "active", "activeUntil": {t}}}"#);
+    let body = format!(r#"{{"ok": true, "subscriptions": [{}, {}]}}"#, entry(until), entry(until + 1));
+    sim.fault("subscriptions", crate::helpers::canned(200, body), 1);
+    let report = s.cycle().await;
+    assert!(report.items.is_empty(), "{report:?}");
+    assert!(report.malformed[0].reason.contains("listed 2 times"), "{:?}", report.malformed);
+    assert!(report.needs_attention());
+    assert!(sim.calls_of("renew").is_empty(), "no charge for either copy");
+    // Identical copies are one subscription.
+    let body = format!(r#"{{"ok": true, "subscriptions": [{}, {}]}}"#, entry(until), entry(until));
+    sim.fault("subscriptions", crate::helpers::canned(200, body), 1);
+    let report = s.cycle().await;
+    assert_eq!(report.items.len(), 1);
+    assert_eq!(sim.calls_of("renew").len(), 1);
+}
+
+#[tokio::test]
+async fn an_expiry_that_goes_back_after_a_renewal_is_not_paid_again() {
+    let sim = sim_with(world(&[DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    let before = sim.state().subscriptions[0].active_until_ms;
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1);
+    sim.update(|st, _| st.subscriptions[0].active_until_ms = before - 1_000);
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].decision.reason(), "regressed", "{report:?}");
+    assert!(report.needs_attention());
+    assert_eq!(sim.calls_of("renew").len(), 1, "no second payment for the same time");
+}
+
+#[tokio::test]
+async fn a_hold_covers_only_the_expiry_it_was_written_for() {
+    let mut state = world(&[-40 * DAY]);
+    state.settings.renew_from_expiry = true;
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "").await;
+    s.cycle().await;
+    assert_eq!(s.cycle().await.items[0].decision.reason(), "on-hold");
+    // Renewed elsewhere past the held expiry, then due again later: renewed, not held.
+    sim.update(|st, now| st.subscriptions[0].active_until_ms = now + DAY);
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].decision.reason(), "renew", "{report:?}");
+}
+
+#[tokio::test]
+async fn an_answer_about_another_subscription_is_an_unknown_outcome() {
+    let sim = sim_with(world(&[DAY, 20 * DAY])).await;
+    let s = Setup::new(&sim, "").await;
+    let other = format!(r#"{{"ok": true, "subscriptionId": "sub1", "endAt": {}}}"#, EpochMs::now().0 + 40 * DAY);
+    sim.fault("renew", crate::helpers::canned(200, other), 1);
+    let report = s.cycle().await;
+    let first = report.items.iter().find(|i| i.subscription.subscription_id.as_str() == "sub0").unwrap();
+    assert!(matches!(first.outcome, Some(RenewOutcome::Unknown { .. })), "{first:?}");
+    assert_eq!(s.states("sub0").await, [LedgerState::Unknown]);
+}

@@ -186,7 +186,7 @@ async fn once_exits_3_when_a_renewal_is_refused_and_1_when_the_key_is() {
     sim.update(|s, _| s.balance_cents = 100);
     let out = inst.run(&["once"]).await;
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stdout.contains("refused (HTTP 402)"), "{}", out.stdout);
+    assert!(out.stdout.contains("refused (HTTP 402: top up the balance)"), "{}", out.stdout);
     let mut cmd = inst.cmd(&["once"]);
     cmd.env("PROXY_RENEWD_API__KEY", "rk_wrong");
     let out = run(cmd).await;
@@ -218,4 +218,21 @@ async fn the_daemon_cycles_on_its_schedule_and_audits_in_dry_run() {
             "cycles never overlap (max_concurrency aside, one request at a time here)"
         );
     }
+}
+
+#[tokio::test]
+async fn a_symlink_to_the_database_shares_its_lock() {
+    let sim = sim_with(world(&[10 * DAY])).await;
+    let inst = Instance::new(&sim);
+    let mut daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the first cycle", || !sim.calls_of("subscriptions").is_empty()).await;
+    let link = inst.dir.path().join("link.db");
+    std::os::unix::fs::symlink(inst.db(), &link).unwrap();
+    let mut cmd = inst.cmd(&["once"]);
+    cmd.env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", link.display()));
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("another proxy-renewd is running"), "{}", out.stderr);
+    sigterm(daemon.id().unwrap());
+    let _ = daemon.wait().await;
 }

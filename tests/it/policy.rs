@@ -54,6 +54,7 @@ struct Case {
     plans: Option<Vec<RenewalPlan>>,
     ledger: Vec<LedgerEntry>,
     on_hold: bool,
+    paid_until: Option<EpochMs>,
     spent: Cents,
     budget: Option<Cents>,
 }
@@ -67,6 +68,7 @@ impl Case {
             plans: Some(vec![plan("p30", 30, 1200), plan("p90", 90, 3300)]),
             ledger: vec![],
             on_hold: false,
+            paid_until: None,
             spent: Cents(0),
             budget: None,
         }
@@ -80,6 +82,7 @@ impl Case {
             renewal_plans: self.plans.as_deref(),
             ledger: &self.ledger,
             on_hold: self.on_hold,
+            paid_until: self.paid_until,
             spent_last_24h: self.spent,
             max_spend_per_day: self.budget,
             now: NOW,
@@ -171,7 +174,7 @@ fn an_open_attempt_for_any_period_blocks() {
 fn a_period_renewed_once_is_not_renewed_again() {
     let mut c = Case::due();
     c.ledger = vec![entry(c.active_until, 1, LedgerState::Succeeded, Some(200), NOW)];
-    assert_eq!(c.decide(), Decision::Blocked(Blocked::AlreadyRenewed { attempt: 1 }));
+    assert_eq!(c.decide(), Decision::Blocked(Blocked::AlreadyRenewed { attempt: 1, at: NOW }));
     // A success for an earlier period does not block this one.
     c.ledger = vec![entry(EpochMs(c.active_until.0 - 30 * DAY), 1, LedgerState::Succeeded, Some(200), NOW)];
     assert_eq!(renewal(c.decide()).attempt, 1);
@@ -186,6 +189,15 @@ fn a_held_subscription_waits_for_a_person() {
     assert!(d.needs_attention());
     c.active_until = EpochMs(NOW.0 + 10 * DAY);
     assert!(matches!(c.decide(), Decision::Ok { .. }), "a hold matters only when due");
+}
+
+#[test]
+fn an_expiry_that_went_back_before_a_paid_renewal_is_not_renewed_again() {
+    let mut c = Case::due();
+    c.paid_until = Some(EpochMs(c.active_until.0 + 30 * DAY));
+    assert_eq!(c.decide(), Decision::Blocked(Blocked::Regressed { paid_until: EpochMs(c.active_until.0 + 30 * DAY) }));
+    c.paid_until = Some(c.active_until);
+    assert!(matches!(c.decide(), Decision::Renew(_)), "equal is fine: that renewal is what activeUntil shows");
 }
 
 #[test]
@@ -350,6 +362,7 @@ prop_compose! {
         plans in prop::option::of(prop::collection::vec(arb_plan(), 0..5)),
         raw_ledger in prop::collection::vec((any::<bool>(), 1u32..4, arb_state(), prop::sample::select(vec![None, Some(200u16), Some(400), Some(402), Some(409), Some(429), Some(500)]), 0i64..30 * MIN), 0..5),
         on_hold in prop::bool::weighted(0.1),
+        paid_back in prop::option::of(-40 * DAY..40 * DAY),
         spent in 0i64..30_000,
         budget in prop::option::of(0i64..30_000),
     ) -> Case {
@@ -358,7 +371,8 @@ prop_compose! {
             let period = if this_period { active_until } else { EpochMs(active_until.0 - 30 * DAY) };
             entry(period, attempt, state, status, EpochMs(NOW.0 - ago))
         }).collect();
-        Case { status, active_until, rule, plans, ledger, on_hold, spent: Cents(spent), budget: budget.map(Cents) }
+        let paid_until = paid_back.map(|d| EpochMs(active_until.0 + d));
+        Case { status, active_until, rule, plans, ledger, on_hold, paid_until, spent: Cents(spent), budget: budget.map(Cents) }
     }
 }
 
@@ -375,6 +389,7 @@ proptest! {
         if let Decision::Renew(r) = d {
             // Due, active, managed, plausible.
             prop_assert!(c.status == "active" && c.rule.enabled && !c.on_hold);
+            prop_assert!(c.paid_until.is_none_or(|p| c.active_until >= p), "never pays again for time already paid");
             prop_assert!(c.active_until.0 - NOW.0 <= c.rule.renew_before_ms);
             prop_assert!(c.active_until.0 >= 978_307_200_000);
             // Within the cap and the budget.
@@ -429,6 +444,7 @@ fn the_random_cases_reach_every_decision() {
         "malformed",
         "expiring-unmanaged",
         "on-hold",
+        "regressed",
         "in-flight",
         "already-renewed",
         "refused",

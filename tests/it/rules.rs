@@ -109,3 +109,12 @@ async fn an_unwritable_database_is_a_clear_error() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("cannot open database") && out.stderr.contains("directory"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn enable_alone_on_a_defaults_subscription_stores_no_row() {
+    let db = Db::new();
+    let out = db.rules(&["set", "abc", "--enable"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("follows [defaults]"), "{}", out.stdout);
+    assert_eq!(db.list().await["rules"].as_array().unwrap().len(), 0);
+}
