@@ -76,7 +76,9 @@ pub enum Command {
     Run,
     /// Exactly one cycle, then exit: 0 all well, 3 something needs a person, 1 error.
     Once,
-    /// Renew one subscription now, through the same ledger as the daemon.
+    /// Renew one subscription now, by hand, through the same ledger as the daemon: it ignores
+    /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
+    /// hold, and asks for confirmation on a terminal (else pass --yes).
     Renew(renew_cmd::RenewArgs),
     /// The renewal ledger, newest first.
     History(history_cmd::HistoryArgs),
