@@ -239,6 +239,11 @@ impl Cycle<'_> {
         };
         self.raise(&alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms), EpochMs::now()).await;
         self.deliver().await;
+        if let (Some(store), false) = (self.store, self.dry_run)
+            && let Err(e) = store.record_cycle(report.finished_at).await
+        {
+            tracing::error!(error = %e, "cannot record the cycle's time (health checks will see it as old)");
+        }
         Ok(report)
     }
 

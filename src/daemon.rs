@@ -138,6 +138,20 @@ pub async fn run(cycle: &Cycle<'_>) -> anyhow::Result<()> {
     scheduler.add(job).await?;
     scheduler.start().await?;
     tracing::info!(cron = %cfg.schedule.cron, dry_run, "daemon started; first cycle now");
+    // systemd (Type=notify): ready once the first cycle starts; a no-op outside systemd.
+    notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                }
+            }
+        });
+    }
     run_logged(cycle, &busy).await;
     loop {
         tokio::select! {
@@ -153,8 +167,15 @@ pub async fn run(cycle: &Cycle<'_>) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: no more cycles");
+    notify(&[sd_notify::NotifyState::Stopping]);
     scheduler.shutdown().await?;
     Ok(())
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }
 
 async fn run_logged(cycle: &Cycle<'_>, busy: &AtomicBool) {

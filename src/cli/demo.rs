@@ -1,68 +1,126 @@
-//! `proxy-renewd demo`: the simulator and the client together, with no config.
+//! `proxy-renewd demo [--keep DIR]`: the whole daemon against the built-in simulator, with
+//! no config: the audit before, one real cycle (renewals with their ledger states), the
+//! alerts that would have been emailed (rendered here instead of sent), and the audit after.
 //!
-//! Starts the simulator on a free loopback port with the sample data, then lists plans and
-//! subscriptions, takes the active subscription that expires next, shows its renewal plans,
-//! renews it with the cheapest one, and shows the new expiry. Leaves nothing behind.
+//! The sample has subscriptions due (one lapsed two days ago), one whose only plan is sold
+//! out, a suspended one, and a balance that covers only two renewals. Everything lives in a
+//! temporary directory that is removed at the end, unless `--keep DIR`: then the database and
+//! a ready config stay in DIR and the simulator keeps serving until Ctrl-C.
 
-use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
-use super::{Exit, emit};
-use crate::api::{Client, ClientConfig, EpochMs, RenewRequest};
-use crate::output::{self, OutputFormat};
-use crate::sim::{SimConfig, Simulator};
+use super::{Exit, emit, shutdown_signal};
+use crate::alerts::email::digest;
+use crate::api::{Client, EpochMs};
+use crate::config::Config;
+use crate::cycle::Cycle;
+use crate::output::OutputFormat;
+use crate::report;
+use crate::sim::{SimConfig, SimState, Simulator};
+use crate::store::Store;
 
-pub(super) async fn run() -> anyhow::Result<Exit> {
-    let cfg = SimConfig::sample();
-    let key = SecretString::from(cfg.api_key.clone());
-    let sim = Simulator::start(cfg).await.context("cannot start the simulator on loopback")?;
-    let client = Client::new(ClientConfig::new(sim.base_url(), key))?;
-    let mut out = format!("Simulator with sample data at {}\n\n== Plans (op=plans)\n", sim.base_url());
-    out += &output::plans(&client.plans().await?, OutputFormat::Table);
-    let now = EpochMs::now();
-    let list = client.subscriptions().await?;
-    out += "\n== Subscriptions (op=subscriptions; credentials are not shown)\n";
-    out += &output::subscriptions(&list, OutputFormat::Table, false, now);
-    emit(&out)?;
+/// `demo` options.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the database and a ready config in DIR, and keep the simulator running until
+    /// Ctrl-C, to explore further (`proxy-renewd --config DIR/config.toml …`).
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}
 
-    let next = list
-        .subscriptions
-        .iter()
-        .filter(|s| s.status == "active" && s.active_until > now)
-        .min_by_key(|s| s.active_until)
-        .context("the sample has no active subscription")?;
-    let id = next.subscription_id.clone();
-    let plans = client.renewal_plans(&id).await?;
-    let mut out = format!(
-        "\n== Renewal plans for {id}, the next to expire ({}) (op=renewal-plans)\n",
-        output::relative(next.active_until, now)
+/// Covers two 12.00 renewals of the five due: the rest meet a sold-out plan or a 402.
+const DEMO_BALANCE_CENTS: i64 = 2_500;
+
+fn write_config(dir: &Path, sim: &Simulator) -> anyhow::Result<PathBuf> {
+    let path = dir.join("config.toml");
+    let toml = format!(
+        "# Written by `proxy-renewd demo`: the built-in simulator, not a real provider.\n\
+         [api]\nbase_url = \"{}\"\nkey = \"{}\"\n\n[database]\nurl = \"sqlite://{}\"\n\n\
+         [defaults]\nrenew_before = \"3d\"\nplan = \"cheapest\"\nmax_price_cents = 5000\n\n\
+         [budget]\nmax_spend_cents_per_day = 20000\n",
+        sim.base_url(),
+        crate::sim::DEFAULT_API_KEY,
+        dir.join("demo.db").display()
     );
-    out += &output::renewal_plans(&plans, OutputFormat::Table);
-    let cheapest = plans
-        .iter()
-        .min_by_key(|p| (p.price_amount_cents, std::cmp::Reverse(p.duration_ms)))
-        .context("no renewal plan")?;
-    let request = RenewRequest {
-        subscription_id: id.clone(),
-        plan_id: cheapest.id.clone(),
-        coupon_code: None,
-        repeat_count: Some(1),
+    std::fs::write(&path, toml).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
+    let mut state = SimState::sample(EpochMs::now().0);
+    state.balance_cents = DEMO_BALANCE_CENTS;
+    let sim = Simulator::start(SimConfig { state, ..SimConfig::sample() })
+        .await
+        .context("cannot start the simulator on loopback")?;
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let dir = match &args.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => temp.path().to_path_buf(),
     };
-    let renewal = client.renew(&request).await?;
-    let _ = write!(
-        out,
-        "\n== Renewed {id} with plan {} for {} (op=renew)\n   activeUntil {} -> {} ({})\n",
-        cheapest.id,
-        cheapest.price_amount_cents,
-        next.active_until,
-        renewal.end_at,
-        output::relative(renewal.end_at, now)
-    );
-    out += "\nThis was one manual renewal through the client. The sample also holds a lapsed, a suspended\n\
-            and a sold-out subscription: cases the renewal daemon's policy and alerts are for.\n";
-    emit(&out)?;
+    let config_path = write_config(&dir, &sim)?;
+    let cfg = Config::load_file_only(&config_path)?;
+    let client = Client::new(cfg.api()?.client)?;
+    let store = Store::open(&cfg.database_url).await?;
+    let cycle = |dry_run| Cycle {
+        client: &client,
+        store: Some(&store),
+        config: &cfg,
+        max_concurrency: 4,
+        dry_run,
+        cancel: CancellationToken::new(),
+        mailer: None,
+    };
+
+    emit(&format!(
+        "proxy-renewd demo: the simulator serves sample data at {}api/proxy (balance {}).\n\n\
+         == 1. The audit (`proxy-renewd --dry-run`): what is due, and what needs a person\n",
+        sim.base_url(),
+        crate::api::Cents(DEMO_BALANCE_CENTS)
+    ))?;
+    emit(&report::render(&cycle(true).run().await?, OutputFormat::Table))?;
+
+    emit("\n== 2. One real cycle (`proxy-renewd once`): renewals, most urgent first\n")?;
+    emit(&report::render(&cycle(false).run().await?, OutputFormat::Table))?;
+    emit("\n== 3. The ledger (`proxy-renewd history`): every attempt, committed before it was sent\n")?;
+    emit(&super::history_cmd::table(&store.history(None, 50).await?))?;
+
+    emit("\n== 4. The alert email this cycle would have sent (with [alerts.email] configured)\n")?;
+    let queued = store.outbox(false, 100).await?;
+    let alerts: Vec<&crate::alerts::Alert> = queued.iter().map(|r| &r.alert).collect();
+    if alerts.is_empty() {
+        emit("(no alerts)\n")?;
+    } else {
+        let d = digest(&alerts, EpochMs::now());
+        emit(&format!("Subject: {}\n\n{}", d.subject, d.body))?;
+    }
+
+    emit("\n== 5. The audit after: renewed subscriptions are ok; the rest still need a person\n")?;
+    emit(&report::render(&cycle(true).run().await?, OutputFormat::Table))?;
+    store.close().await;
+
+    match &args.keep {
+        None => {
+            emit("\nDone; the temporary database is removed. `proxy-renewd demo --keep DIR` keeps it to explore.\n")?
+        }
+        Some(d) => {
+            emit(&format!(
+                "\nKept in {}: the database and config.toml. The simulator keeps serving until Ctrl-C; try\n  \
+                 proxy-renewd --config {} history\n  proxy-renewd --config {} rules list\n  \
+                 proxy-renewd --config {} once\n",
+                d.display(),
+                config_path.display(),
+                config_path.display(),
+                config_path.display()
+            ))?;
+            shutdown_signal().await;
+        }
+    }
     sim.stop();
     Ok(Exit::Ok)
 }

@@ -63,7 +63,7 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
     })
 }
 
-fn table(entries: &[LedgerEntry]) -> String {
+pub(super) fn table(entries: &[LedgerEntry]) -> String {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     t.set_header(vec![

@@ -8,6 +8,7 @@ mod alerts_cmd;
 mod api_cmd;
 mod cycle_cmd;
 mod demo;
+mod health_cmd;
 mod history_cmd;
 mod renew_cmd;
 mod rules_cmd;
@@ -82,6 +83,8 @@ pub enum Command {
     Renew(renew_cmd::RenewArgs),
     /// The renewal ledger, newest first.
     History(history_cmd::HistoryArgs),
+    /// Is the daemon cycling? Exit 0 if the last cycle finished within --max-age, else 1.
+    Health(health_cmd::HealthArgs),
     /// Read-only views of the provider API (secrets redacted unless --show-secrets).
     Api {
         /// Which view.
@@ -105,8 +108,9 @@ pub enum Command {
     },
     /// Serve the built-in gateway simulator (the provider API, in memory, with fault injection).
     Sim(sim_cmd::SimArgs),
-    /// Start the simulator on loopback with sample data and show the client at work against it.
-    Demo,
+    /// The daemon against the built-in simulator, no config needed: audit, one real cycle,
+    /// the ledger, the alert email it would send, and the audit after.
+    Demo(demo::DemoArgs),
 }
 
 /// `api` views.
@@ -145,6 +149,7 @@ pub async fn run(cli: Cli) -> Exit {
         None | Some(Command::Run) => with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run).await).await,
         Some(Command::Once) => with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run).await).await,
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
+        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(cfg, args).await).await,
         Some(Command::History(args)) => {
             with_config(config, async |cfg| history_cmd::run(cfg, args, format).await).await
         }
@@ -161,9 +166,10 @@ pub async fn run(cli: Cli) -> Exit {
             init_tracing(LogFormat::Auto);
             sim_cmd::run(args).await
         }
-        Some(Command::Demo) => {
-            init_tracing(LogFormat::Auto);
-            demo::run().await
+        Some(Command::Demo(args)) => {
+            // The demo prints what matters; its warnings would only repeat it.
+            init_tracing_with("error", LogFormat::Auto);
+            demo::run(args).await
         }
     };
     result.unwrap_or_else(|e| {
@@ -205,16 +211,30 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Logs to stderr: `RUST_LOG` filters (default `info`); pretty on a terminal, JSON otherwise
 /// unless `format` says which.
 pub fn init_tracing(format: LogFormat) {
+    init_tracing_with("info,tokio_cron_scheduler=warn", format);
+}
+
+/// [`init_tracing`] with another default filter (when `RUST_LOG` is unset).
+fn init_tracing_with(default_filter: &str, format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Under systemd, journald stamps each line itself: no second timestamp, no colours.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Auto => !journald && !std::io::stderr().is_terminal(),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr);
-    let _ = if json { builder.json().try_init() } else { builder.compact().try_init() };
+    let _ = if json {
+        // One flat object per line: timestamp, level, target, message and the fields.
+        builder.json().flatten_event(true).try_init()
+    } else if journald {
+        builder.compact().without_time().with_ansi(false).try_init()
+    } else {
+        builder.compact().try_init()
+    };
 }
 
 /// stderr that drops what it cannot write (a closed pipe) instead of failing.

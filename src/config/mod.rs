@@ -153,13 +153,24 @@ impl Config {
         Self::from_layers(file, Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
     }
 
-    fn from_layers(file: Option<PathBuf>, env: Env) -> Result<Config, ConfigError> {
+    /// Defaults and `path` only, ignoring the environment: for `demo`, which must never pick
+    /// up a real provider's URL or key from `PROXY_RENEWD_*`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_file_only(path: &Path) -> Result<Config, ConfigError> {
+        Self::from_layers(Some(path.to_path_buf()), None)
+    }
+
+    fn from_layers(file: Option<PathBuf>, env: impl Into<Option<Env>>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
         if let Some(f) = &file {
             check_toml_file(f)?;
             figment = figment.merge(Toml::file_exact(f));
         }
-        figment = figment.merge(env);
+        if let Some(env) = env.into() {
+            figment = figment.merge(env);
+        }
         let raw: RawConfig = figment.extract().map_err(describe_figment_error)?;
         check::check(raw, file, figment)
     }

@@ -140,6 +140,32 @@ impl Store {
             .collect()
     }
 
+    /// Records that a real cycle finished at `at`.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn record_cycle(&self, at: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO daemon_state (key, value) VALUES ('last_cycle_ms', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// When the last real cycle finished, if any has.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn last_cycle(&self) -> Result<Option<EpochMs>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = 'last_cycle_ms'")
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(v.map(EpochMs))
+    }
+
     /// Has a poll ever listed `id`?
     ///
     /// # Errors
