@@ -8,6 +8,7 @@ mod config;
 mod curl;
 mod cycle;
 mod daemon;
+mod demo;
 mod fixtures;
 mod helpers;
 mod hostile;
