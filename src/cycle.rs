@@ -135,6 +135,8 @@ pub struct Cycle<'a> {
     pub cancel: CancellationToken,
     /// Delivers the outbox at the end of the cycle; `None`: alerts are logged only.
     pub mailer: Option<(&'a Mailer, &'a Email)>,
+    /// Where the cycle reports its figures (`[server]`), if anywhere.
+    pub metrics: Option<&'a crate::metrics::Metrics>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -194,6 +196,21 @@ impl Cycle<'_> {
     /// [`CycleError::Read`] when `subscriptions` cannot be read (after retries);
     /// [`CycleError::Store`] when the database fails before any renewal is sent.
     pub async fn run(&self) -> Result<CycleReport, CycleError> {
+        let started = std::time::Instant::now();
+        if let Some(m) = self.metrics {
+            m.cycle_started();
+        }
+        let result = self.run_inner().await;
+        if let Some(m) = self.metrics {
+            match &result {
+                Ok(report) => m.cycle_done(report),
+                Err(_) => m.cycle_failed(started.elapsed()),
+            }
+        }
+        result
+    }
+
+    async fn run_inner(&self) -> Result<CycleReport, CycleError> {
         let read_at = EpochMs::now();
         let list = tokio::select! {
             r = self.client.subscriptions() => match r {
@@ -250,8 +267,15 @@ impl Cycle<'_> {
     /// Sends what the outbox holds that is due (also what earlier cycles failed to send).
     async fn deliver(&self) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
-        if let Err(e) = alerts::deliver::deliver(store, self.mailer, EpochMs::now()).await {
-            tracing::error!(error = %e, "cannot read or update the alert outbox");
+        match alerts::deliver::deliver(store, self.mailer, EpochMs::now()).await {
+            Ok(d) => {
+                if let Some(m) = self.metrics {
+                    let kinds: Vec<&str> = d.kinds.iter().map(|k| k.as_str()).collect();
+                    let pending = store.pending_alerts().await.unwrap_or(0);
+                    m.alerts(&kinds, if d.failed > 0 { 1 } else { 0 }, pending);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read or update the alert outbox"),
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Delivered {
     pub failed: usize,
     /// The SMTP server's answer or the error.
     pub answer: Option<String>,
+    /// The kinds of the alerts delivered, one per alert.
+    pub kinds: Vec<super::AlertKind>,
 }
 
 /// Delivers every due alert: one email for all of them, or log lines without email.
@@ -38,7 +40,8 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             tracing::warn!(kind = a.kind.as_str(), subscription_id = ?a.subscription_id.as_ref().map(ToString::to_string), happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
         }
         store.mark_sent(&ids, now).await?;
-        return Ok(Delivered { sent: ids.len(), failed: 0, answer: None });
+        let kinds = due.iter().map(|r| r.alert.kind).collect();
+        return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
     let alerts: Vec<&super::Alert> = due.iter().map(|r| &r.alert).collect();
     let d = digest(&alerts, now);
@@ -46,7 +49,8 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         Ok(answer) => {
             store.mark_sent(&ids, now).await?;
             tracing::info!(alerts = ids.len(), %answer, subject = %d.subject, "alert email sent");
-            Ok(Delivered { sent: ids.len(), failed: 0, answer: Some(answer) })
+            let kinds = due.iter().map(|r| r.alert.kind).collect();
+            Ok(Delivered { sent: ids.len(), failed: 0, answer: Some(answer), kinds })
         }
         Err(e) => {
             store.mark_failed(&ids, &e, now).await?;
@@ -56,7 +60,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             } else {
                 tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
             }
-            Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e) })
+            Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e), kinds: Vec::new() })
         }
     }
 }

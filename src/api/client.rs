@@ -94,8 +94,15 @@ pub enum BuildError {
     Http(String),
 }
 
+/// Told about every request the client makes (for metrics).
+pub trait Observer: Send + Sync {
+    /// One request of `op` ended after `elapsed`, with an HTTP `status`, or `None` when no
+    /// answer came (connection failure, timeout, dropped connection).
+    fn request(&self, op: Op, status: Option<u16>, elapsed: Duration);
+}
+
 /// A typed client for `{base_url}/api/proxy`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     endpoint: Url,
@@ -104,6 +111,20 @@ pub struct Client {
     timeout: Duration,
     retry: RetryPolicy,
     max_response_bytes: u64,
+    observer: Option<std::sync::Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for Client {
+    /// The key is a `SecretString` and the header is marked sensitive: neither shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("key", &self.key)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A complete answer: status, `Retry-After`, and the body bytes.
@@ -150,7 +171,15 @@ impl Client {
             timeout: cfg.timeout,
             retry: cfg.retry,
             max_response_bytes: cfg.max_response_bytes,
+            observer: None,
         })
+    }
+
+    /// Reports every request to `observer` (metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The URL every request goes to: `{base_url}/api/proxy`.
@@ -330,6 +359,24 @@ impl Client {
     /// Sends one request and reads the whole body, up to the cap.
     async fn execute(&self, op: Op, req: reqwest::RequestBuilder) -> Result<Answer, Failure> {
         let started = std::time::Instant::now();
+        let result = self.execute_inner(op, req, started).await;
+        if let Some(o) = &self.observer {
+            let status = match &result {
+                Ok(a) => Some(a.status),
+                Err(Failure::TooLarge { status, .. }) => Some(*status),
+                Err(_) => None,
+            };
+            o.request(op, status, started.elapsed());
+        }
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        op: Op,
+        req: reqwest::RequestBuilder,
+        started: std::time::Instant,
+    ) -> Result<Answer, Failure> {
         let mut resp = req.send().await.map_err(|e| self.transport_failure(op, &e))?;
         let status = resp.status().as_u16();
         let retry_after = resp.headers().get(RETRY_AFTER).and_then(parse_retry_after);

@@ -10,8 +10,10 @@ use crate::api::Client;
 use crate::config::Config;
 use crate::cycle::Cycle;
 use crate::daemon::{self, InstanceLock};
+use crate::metrics::Metrics;
 use crate::output::OutputFormat;
 use crate::report;
+use crate::server;
 use crate::store::{self, Store};
 
 /// The database for a real cycle: the instance lock first, then the store, then start-up
@@ -53,6 +55,7 @@ fn cancel_on_signal() -> CancellationToken {
 /// without one), the lock (none for an audit), and `api.max_concurrency`.
 struct Prepared {
     client: Client,
+    metrics: Option<std::sync::Arc<Metrics>>,
     mailer: Option<Mailer>,
     store: Option<Store>,
     _lock: Option<InstanceLock>,
@@ -60,16 +63,17 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// A cycle over these, stopped by SIGTERM or Ctrl-C.
-    fn cycle<'a>(&'a self, config: &'a Config, dry_run: bool) -> Cycle<'a> {
+    /// A cycle over these, stopped by `cancel`.
+    fn cycle<'a>(&'a self, config: &'a Config, dry_run: bool, cancel: CancellationToken) -> Cycle<'a> {
         Cycle {
             client: &self.client,
             store: self.store.as_ref(),
             config,
             max_concurrency: self.max_concurrency,
             dry_run,
-            cancel: cancel_on_signal(),
+            cancel,
             mailer: self.mailer.as_ref().zip(config.alerts.email.as_ref()),
+            metrics: self.metrics.as_deref(),
         }
     }
 }
@@ -83,9 +87,6 @@ async fn prepare(cfg: &Config, dry_run: bool) -> anyhow::Result<Prepared> {
         let (store, lock) = open_for_cycles(cfg).await?;
         (Some(store), lock)
     };
-    if let Some(addr) = cfg.server_listen {
-        tracing::warn!(listen = %addr, "[server] is not implemented in this version: no metrics or health endpoint is served");
-    }
     let mailer = match &cfg.alerts.email {
         Some(email) => Some(Mailer::new(email).map_err(anyhow::Error::msg)?),
         None => {
@@ -95,13 +96,13 @@ async fn prepare(cfg: &Config, dry_run: bool) -> anyhow::Result<Prepared> {
             None
         }
     };
-    Ok(Prepared { client, mailer, store, _lock: lock, max_concurrency: api.max_concurrency as usize })
+    Ok(Prepared { client, metrics: None, mailer, store, _lock: lock, max_concurrency: api.max_concurrency as usize })
 }
 
 /// One cycle, printed as the report: exit 0, or 3 when something needs a person.
 pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> anyhow::Result<Exit> {
     let p = prepare(cfg, dry_run).await?;
-    let result = p.cycle(cfg, dry_run).run().await;
+    let result = p.cycle(cfg, dry_run, cancel_on_signal()).run().await;
     if let Some(s) = &p.store {
         s.close().await;
     }
@@ -112,8 +113,25 @@ pub(super) async fn once(cfg: &Config, format: OutputFormat, dry_run: bool) -> a
 
 /// The daemon until SIGTERM/SIGINT; exit 0 after a clean stop.
 pub(super) async fn daemon(cfg: &Config, dry_run: bool) -> anyhow::Result<Exit> {
-    let p = prepare(cfg, dry_run).await?;
-    let result = daemon::run(&p.cycle(cfg, dry_run)).await;
+    let mut p = prepare(cfg, dry_run).await?;
+    let cancel = cancel_on_signal();
+    if let Some(addr) = cfg.server_listen {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let listener = server::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve [server] listen = {addr}: pick another address"))?;
+        p.client = p.client.clone().with_observer(metrics.clone());
+        metrics.set_ready();
+        tracing::info!(listen = %addr, "serving /metrics, /healthz, /readyz");
+        tokio::spawn(server::serve(
+            listener,
+            metrics.clone(),
+            server::health_window(&cfg.schedule.cron),
+            cancel.clone(),
+        ));
+        p.metrics = Some(metrics);
+    }
+    let result = daemon::run(&p.cycle(cfg, dry_run, cancel)).await;
     if let Some(s) = &p.store {
         s.close().await;
     }

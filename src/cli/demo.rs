@@ -75,6 +75,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         dry_run,
         cancel: CancellationToken::new(),
         mailer: None,
+        metrics: None,
     };
 
     emit(&format!(

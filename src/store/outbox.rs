@@ -156,6 +156,17 @@ impl Store {
         rows.into_iter().map(|r| self.outbox_row(r)).collect()
     }
 
+    /// How many alerts wait for delivery.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn pending_alerts(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at_ms IS NULL")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks rows delivered.
     ///
     /// # Errors

@@ -68,6 +68,7 @@ async fn sold_out_and_rejected_key_each_alert() {
         dry_run: false,
         cancel: tokio_util::sync::CancellationToken::new(),
         mailer: s.mailer.as_ref().zip(s.config.alerts.email.as_ref()),
+        metrics: None,
     };
     assert!(cycle.run().await.is_err());
     let subjects: Vec<String> = smtp.messages().iter().map(|m| subject(m)).collect();

@@ -30,7 +30,7 @@ fn the_example_loads_with_every_section() {
     assert_eq!((cfg.reconcile_after_ms, cfg.max_spend_per_day), (600_000, Some(Cents(20_000))));
     let email = cfg.alerts.email.as_ref().unwrap();
     assert_eq!((email.from.as_str(), email.to.len()), ("proxy-renewd <renewd@example.com>", 1));
-    assert_eq!(cfg.server_listen, None, "[server] is commented out: not implemented yet");
+    assert_eq!(cfg.server_listen.unwrap().port(), 9187);
     let debug = format!("{cfg:?} {api:?}");
     assert!(!debug.contains("rk_your_long_lived_api_key") && !debug.contains("user:pass"), "{debug}");
 }

@@ -80,6 +80,7 @@ impl Setup {
             dry_run,
             cancel: CancellationToken::new(),
             mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
+            metrics: None,
         }
         .run()
         .await

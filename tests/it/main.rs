@@ -12,6 +12,7 @@ mod demo;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod metrics;
 mod policy;
 mod post_once;
 mod retries;

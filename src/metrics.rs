@@ -1,0 +1,263 @@
+//! Prometheus metrics and the health state behind `/metrics`, `/healthz` and `/readyz`
+//! (`[server]`). Names follow Prometheus conventions, base units (seconds); labels carry no
+//! secret and nothing of higher cardinality than the subscription id.
+//!
+//! The cycle reports into [`Metrics`] after each run; the client reports every request
+//! through [`crate::api::client::Observer`]. Counters get their `_total` suffix from the
+//! encoder.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::{EpochMs, Op};
+use crate::cycle::CycleReport;
+use crate::ledger::LedgerState;
+use crate::policy::Decision;
+use crate::renewer::RenewOutcome;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric, and the health state.
+pub struct Metrics {
+    registry: Registry,
+    expiry: Family<Labels, FloatGauge>,
+    subscriptions: Family<Labels, Gauge>,
+    renewals: Family<Labels, Counter>,
+    spend: Counter,
+    api_requests: Family<Labels, Counter>,
+    api_duration: Family<Labels, Histogram>,
+    cycle_duration: Histogram,
+    last_cycle: FloatGauge,
+    last_success: FloatGauge,
+    alerts_pending: Gauge,
+    alerts_sent: Family<Labels, Counter>,
+    alert_failures: Counter,
+    health: Mutex<Health>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// What `/healthz` and `/readyz` answer from.
+#[derive(Debug, Clone, Copy, Default)]
+struct Health {
+    ready: bool,
+    first_cycle_started: bool,
+    last_success: Option<EpochMs>,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn seconds(t: EpochMs) -> f64 {
+    t.0 as f64 / 1000.0
+}
+
+impl Metrics {
+    /// A registry with every metric and `proxy_renewd_build_info{version}` set to 1.
+    #[must_use]
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            expiry: Family::default(),
+            subscriptions: Family::default(),
+            renewals: Family::default(),
+            spend: Counter::default(),
+            api_requests: Family::default(),
+            api_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 12))),
+            cycle_duration: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
+            last_cycle: FloatGauge::default(),
+            last_success: FloatGauge::default(),
+            alerts_pending: Gauge::default(),
+            alerts_sent: Family::default(),
+            alert_failures: Counter::default(),
+            health: Mutex::new(Health::default()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "proxy_renewd_subscription_expiry_timestamp_seconds",
+            "activeUntil of each subscription, Unix seconds",
+            m.expiry.clone(),
+        );
+        registry.register(
+            "proxy_renewd_subscriptions",
+            "Subscriptions by status and the last cycle's decision",
+            m.subscriptions.clone(),
+        );
+        registry.register(
+            "proxy_renewd_renewals",
+            "Renewal attempts by outcome (reconciled: settled later by reading activeUntil)",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "proxy_renewd_renewal_spend_cents",
+            "Money charged by renewals that succeeded, in cents",
+            m.spend.clone(),
+        );
+        registry.register(
+            "proxy_renewd_api_requests",
+            "Provider API requests by op and HTTP status (none: no answer)",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "proxy_renewd_api_request_duration_seconds",
+            "Provider API request duration by op",
+            m.api_duration.clone(),
+        );
+        registry.register("proxy_renewd_cycle_duration_seconds", "Duration of cycles", m.cycle_duration.clone());
+        registry.register(
+            "proxy_renewd_last_cycle_timestamp_seconds",
+            "When the last cycle ended, Unix seconds",
+            m.last_cycle.clone(),
+        );
+        registry.register(
+            "proxy_renewd_last_successful_cycle_timestamp_seconds",
+            "When the last cycle that read the subscriptions ended, Unix seconds",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "proxy_renewd_alerts_pending",
+            "Alerts queued and not yet delivered",
+            m.alerts_pending.clone(),
+        );
+        registry.register("proxy_renewd_alerts_sent", "Alerts delivered, by kind", m.alerts_sent.clone());
+        registry.register(
+            "proxy_renewd_alert_send_failures",
+            "Failed attempts to deliver the alert email",
+            m.alert_failures.clone(),
+        );
+        let build: Family<Labels, Gauge> = Family::default();
+        build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
+        registry.register("proxy_renewd_build_info", "The running version", build);
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The database is open and migrated: `/readyz` may answer once a cycle starts.
+    pub fn set_ready(&self) {
+        self.health_mut(|h| h.ready = true);
+    }
+
+    /// A cycle started.
+    pub fn cycle_started(&self) {
+        self.health_mut(|h| h.first_cycle_started = true);
+    }
+
+    fn health_mut(&self, f: impl FnOnce(&mut Health)) {
+        let mut h = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut h);
+    }
+
+    /// A cycle failed before it could read the subscriptions.
+    pub fn cycle_failed(&self, elapsed: Duration) {
+        self.cycle_duration.observe(elapsed.as_secs_f64());
+        self.last_cycle.set(seconds(EpochMs::now()));
+    }
+
+    /// A cycle ran: expiry gauges, decisions, renewals, spend, timings.
+    pub fn cycle_done(&self, report: &CycleReport) {
+        self.expiry.clear();
+        self.subscriptions.clear();
+        for item in &report.items {
+            let s = &item.subscription;
+            let l = labels(&[
+                ("subscription_id", s.subscription_id.as_str()),
+                ("label", s.label.as_deref().unwrap_or("")),
+                ("network", s.network_label.as_deref().unwrap_or("")),
+            ]);
+            self.expiry.get_or_create(&l).set(seconds(s.active_until));
+            self.subscriptions
+                .get_or_create(&labels(&[("status", &s.status), ("decision", item.decision.reason())]))
+                .inc();
+            if let Some(o) = &item.outcome {
+                let outcome = match o {
+                    RenewOutcome::Succeeded { .. } => "succeeded",
+                    RenewOutcome::Refused { .. } => "refused",
+                    RenewOutcome::Unknown { .. } => "unknown",
+                    RenewOutcome::NotSent { .. } | RenewOutcome::NotRecorded { .. } => "failed",
+                    RenewOutcome::Conflict => continue,
+                };
+                self.renewals.get_or_create(&labels(&[("outcome", outcome)])).inc();
+                if let (RenewOutcome::Succeeded { .. }, Decision::Renew(r)) = (o, &item.decision) {
+                    self.spend.inc_by(u64::try_from(r.price.0).unwrap_or(0));
+                }
+            }
+        }
+        for r in &report.reconciled {
+            let outcome = if r.settlement.state == LedgerState::Succeeded { "reconciled" } else { "failed" };
+            self.renewals.get_or_create(&labels(&[("outcome", outcome)])).inc();
+        }
+        let elapsed = report.finished_at.since(report.read_at).max(0);
+        self.cycle_duration.observe(elapsed as f64 / 1000.0);
+        self.last_cycle.set(seconds(report.finished_at));
+        self.last_success.set(seconds(report.finished_at));
+        self.health_mut(|h| h.last_success = Some(report.finished_at));
+    }
+
+    /// After delivering alerts: what went, what failed, what is left.
+    pub fn alerts(&self, sent_kinds: &[&str], failures: u64, pending: i64) {
+        for kind in sent_kinds {
+            self.alerts_sent.get_or_create(&labels(&[("kind", kind)])).inc();
+        }
+        self.alert_failures.inc_by(failures);
+        self.alerts_pending.set(pending);
+    }
+
+    /// `/healthz`: healthy while the last successful cycle is younger than `window`, or the
+    /// first cycle is still running; else the reason.
+    ///
+    /// # Errors
+    /// One line saying why not.
+    pub fn healthy(&self, now: EpochMs, window: Duration) -> Result<String, String> {
+        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        match h.last_success {
+            Some(t) if now.since(t) <= window_ms => Ok(format!("ok: last successful cycle {t}")),
+            Some(t) => {
+                Err(format!("no successful cycle since {t} (window {})", crate::rule::format_duration_ms(window_ms)))
+            }
+            None if h.first_cycle_started => Ok("ok: the first cycle is running".into()),
+            None => Err("no cycle has started".into()),
+        }
+    }
+
+    /// `/readyz`: the database is migrated and the first cycle has started.
+    #[must_use]
+    pub fn ready(&self) -> bool {
+        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.ready && h.first_cycle_started
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl crate::api::client::Observer for Metrics {
+    fn request(&self, op: Op, status: Option<u16>, elapsed: Duration) {
+        let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        self.api_requests.get_or_create(&labels(&[("op", op.as_str()), ("status", &status)])).inc();
+        self.api_duration.get_or_create(&labels(&[("op", op.as_str())])).observe(elapsed.as_secs_f64());
+    }
+}
