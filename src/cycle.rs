@@ -451,17 +451,33 @@ impl Cycle<'_> {
                 _ => None,
             })
             .collect();
+        // Started most urgent first (`buffered` keeps the order); once the balance runs short
+        // (a 402), the rest are not started: the next cycle tries again, most urgent first.
+        let balance_short = std::sync::atomic::AtomicBool::new(false);
+        let balance_short = &balance_short;
         let results: Vec<(usize, Option<RenewOutcome>)> = stream::iter(jobs)
             .map(|(i, item, r)| async move {
                 if self.cancel.is_cancelled() {
                     return (i, None);
                 }
+                if balance_short.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (
+                        i,
+                        Some(RenewOutcome::NotAttempted {
+                            reason: "the balance ran short in this cycle; tried again next cycle".into(),
+                        }),
+                    );
+                }
                 let id = item.subscription.subscription_id.clone();
                 let had_alerted = alerted.contains(id.as_str());
                 let raise = |o: &RenewOutcome| alerts::for_outcome(&item, o, had_alerted);
-                (i, Some(renewer.renew(&id, &r, item.rule.renew_before_ms, raise).await))
+                let outcome = renewer.renew(&id, &r, item.rule.renew_before_ms, raise).await;
+                if matches!(outcome, RenewOutcome::Refused { status: 402, .. }) {
+                    balance_short.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                (i, Some(outcome))
             })
-            .buffer_unordered(self.max_concurrency.max(1))
+            .buffered(self.max_concurrency.max(1))
             .collect()
             .await;
         let mut interrupted = false;

@@ -141,6 +141,9 @@ impl Metrics {
         let build: Family<Labels, Gauge> = Family::default();
         build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("proxy_renewd_build_info", "The running version", build);
+        for outcome in ["succeeded", "refused", "unknown", "reconciled", "failed"] {
+            let _ = m.renewals.get_or_create(&labels(&[("outcome", outcome)]));
+        }
         Metrics { registry, ..m }
     }
 
@@ -194,7 +197,7 @@ impl Metrics {
                     RenewOutcome::Refused { .. } => "refused",
                     RenewOutcome::Unknown { .. } => "unknown",
                     RenewOutcome::NotSent { .. } | RenewOutcome::NotRecorded { .. } => "failed",
-                    RenewOutcome::Conflict => continue,
+                    RenewOutcome::Conflict | RenewOutcome::NotAttempted { .. } => continue,
                 };
                 self.renewals.get_or_create(&labels(&[("outcome", outcome)])).inc();
                 if let (RenewOutcome::Succeeded { .. }, Decision::Renew(r)) = (o, &item.decision) {

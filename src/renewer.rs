@@ -57,6 +57,11 @@ pub enum RenewOutcome {
         /// The database error.
         message: String,
     },
+    /// Not tried in this cycle (no row, nothing sent), e.g. after the balance ran short.
+    NotAttempted {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl RenewOutcome {
@@ -78,6 +83,7 @@ impl RenewOutcome {
             RenewOutcome::NotSent { .. } => "not-sent",
             RenewOutcome::Conflict => "conflict",
             RenewOutcome::NotRecorded { .. } => "not-recorded",
+            RenewOutcome::NotAttempted { .. } => "not-attempted",
         }
     }
 }
@@ -235,6 +241,6 @@ fn log_outcome(r: &Renewal, outcome: &RenewOutcome) {
             tracing::error!(detail = %message, "renewal outcome unknown; it will be reconciled")
         }
         RenewOutcome::NotSent { message, .. } => tracing::warn!(detail = %message, "renewal not sent"),
-        RenewOutcome::Conflict | RenewOutcome::NotRecorded { .. } => {}
+        RenewOutcome::Conflict | RenewOutcome::NotRecorded { .. } | RenewOutcome::NotAttempted { .. } => {}
     }
 }

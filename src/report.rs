@@ -151,6 +151,7 @@ fn outcome_text(o: &RenewOutcome) -> String {
         RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
         RenewOutcome::Conflict => "another process is renewing it".into(),
         RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),
+        RenewOutcome::NotAttempted { .. } => "not tried: the balance ran short; next cycle".into(),
     }
 }
 
@@ -186,6 +187,9 @@ fn table(report: &CycleReport) -> String {
         t.add_row(row);
     }
     let mut out = format!("{t}\n");
+    if report.items.iter().any(Item::needs_attention) {
+        out.push_str("(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n");
+    }
     for m in &report.malformed {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
         out.push_str(&format!("malformed: {id}: {}\n", m.reason));

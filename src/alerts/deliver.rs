@@ -39,7 +39,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             let a = &r.alert;
             tracing::warn!(kind = a.kind.as_str(), subscription_id = ?a.subscription_id.as_ref().map(ToString::to_string), happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
         }
-        store.mark_sent(&ids, now).await?;
+        store.mark_logged(&ids, now).await?;
         let kinds = due.iter().map(|r| r.alert.kind).collect();
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };

@@ -68,6 +68,7 @@ async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> 
 
 fn state(r: &OutboxRow) -> String {
     match (r.sent_at, r.attempts) {
+        (Some(t), _) if r.last_error.as_deref() == Some(crate::store::LOGGED_ONLY) => format!("logged {t} (no email)"),
         (Some(t), _) => format!("sent {t}"),
         (None, 0) => "pending".into(),
         (None, n) => format!("failed ×{n}, next try {}", r.next_attempt_at),
@@ -83,6 +84,7 @@ fn row_json(r: &OutboxRow) -> serde_json::Value {
         "action": r.alert.action,
         "created_at_ms": r.created_at.0,
         "sent_at_ms": r.sent_at.map(|t| t.0),
+        "delivery": if r.sent_at.is_none() { "pending" } else if r.last_error.as_deref() == Some(crate::store::LOGGED_ONLY) { "logged" } else { "emailed" },
         "attempts": r.attempts,
         "next_attempt_at_ms": r.next_attempt_at.0,
         "last_error": r.last_error,

@@ -3,7 +3,7 @@
 //! alerts that would have been emailed (rendered here instead of sent), and the audit after.
 //!
 //! The sample has subscriptions due (one lapsed two days ago), one whose only plan is sold
-//! out, a suspended one, and a balance that covers only two renewals. Everything lives in a
+//! out, a suspended one, and a balance that covers only three renewals. Everything lives in a
 //! temporary directory that is removed at the end, unless `--keep DIR`: then the database and
 //! a ready config stay in DIR and the simulator keeps serving until Ctrl-C.
 
@@ -31,8 +31,9 @@ pub struct DemoArgs {
     pub keep: Option<PathBuf>,
 }
 
-/// Covers two 12.00 renewals of the five due: the rest meet a sold-out plan or a 402.
-const DEMO_BALANCE_CENTS: i64 = 2_500;
+/// Covers three 12.00 renewals of the five due: the fourth meets a sold-out plan (409), the
+/// fifth a short balance (402).
+const DEMO_BALANCE_CENTS: i64 = 3_700;
 
 fn write_config(dir: &Path, sim: &Simulator) -> anyhow::Result<PathBuf> {
     let path = dir.join("config.toml");
@@ -46,6 +47,11 @@ fn write_config(dir: &Path, sim: &Simulator) -> anyhow::Result<PathBuf> {
         dir.join("demo.db").display()
     );
     std::fs::write(&path, toml).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
     Ok(path)
 }
 
@@ -71,7 +77,8 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         client: &client,
         store: Some(&store),
         config: &cfg,
-        max_concurrency: 4,
+        // One at a time, so that the demo shows the same thing every time.
+        max_concurrency: 1,
         dry_run,
         cancel: CancellationToken::new(),
         mailer: None,
@@ -110,14 +117,12 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
             emit("\nDone; the temporary database is removed. `proxy-renewd demo --keep DIR` keeps it to explore.\n")?
         }
         Some(d) => {
+            let bin = std::env::current_exe().map_or_else(|_| "proxy-renewd".into(), |p| p.display().to_string());
+            let c = config_path.display();
             emit(&format!(
-                "\nKept in {}: the database and config.toml. The simulator keeps serving until Ctrl-C; try\n  \
-                 proxy-renewd --config {} history\n  proxy-renewd --config {} rules list\n  \
-                 proxy-renewd --config {} once\n",
+                "\nKept in {}: the database and config.toml. The simulator keeps serving until Ctrl-C; in another\nterminal try\n  \
+                 {bin} --config {c} history\n  {bin} --config {c} rules list\n  {bin} --config {c} once\n",
                 d.display(),
-                config_path.display(),
-                config_path.display(),
-                config_path.display()
             ))?;
             shutdown_signal().await;
         }

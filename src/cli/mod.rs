@@ -61,8 +61,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     /// Audit only: every read as usual, no renewal, no ledger write, no email; prints the report.
-    /// Alone or with `once`: one audit cycle; with `run`: the daemon loop in audit mode.
-    #[arg(long, global = true)]
+    /// Alone: one audit cycle (like `once --dry-run`).
+    #[arg(long)]
     pub dry_run: bool,
     /// What to do.
     #[command(subcommand)]
@@ -74,9 +74,17 @@ pub struct Cli {
 pub enum Command {
     /// The daemon (the default): one cycle at start-up, then on the cron schedule, until
     /// SIGTERM/SIGINT.
-    Run,
+    Run {
+        /// The daemon loop in audit mode: reads only, logs what it would do.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Exactly one cycle, then exit: 0 all well, 3 something needs a person, 1 error.
-    Once,
+    Once {
+        /// An audit cycle: every read as usual, no renewal, no ledger write, no email.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Renew one subscription now, by hand, through the same ledger as the daemon: it ignores
     /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
     /// hold, and asks for confirmation on a terminal (else pass --yes).
@@ -136,7 +144,7 @@ pub enum ApiView {
 pub async fn run(cli: Cli) -> Exit {
     let config = cli.config.as_deref();
     let (format, dry_run) = (cli.format, cli.dry_run);
-    if dry_run && !matches!(cli.command, None | Some(Command::Run | Command::Once)) {
+    if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. })) {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
@@ -146,8 +154,13 @@ pub async fn run(cli: Cli) -> Exit {
     }
     let result = match cli.command {
         None if dry_run => with_config(config, async |cfg| cycle_cmd::once(cfg, format, true).await).await,
-        None | Some(Command::Run) => with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run).await).await,
-        Some(Command::Once) => with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run).await).await,
+        None => with_config(config, async |cfg| cycle_cmd::daemon(cfg, false).await).await,
+        Some(Command::Run { dry_run: d }) => {
+            with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run || d).await).await
+        }
+        Some(Command::Once { dry_run: d }) => {
+            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d).await).await
+        }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
         Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(cfg, args).await).await,
         Some(Command::History(args)) => {

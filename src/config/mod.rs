@@ -146,8 +146,11 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         let from_env = std::env::var_os("PROXY_RENEWD_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
         let file = match explicit.map(Path::to_path_buf).or(from_env) {
-            Some(p) if !p.exists() => return Err(ConfigError::Missing(p)),
-            Some(p) => Some(p),
+            Some(p) => match std::fs::metadata(&p) {
+                Ok(_) => Some(p),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing(p)),
+                Err(e) => return Err(ConfigError::Parse(format!("cannot read config file {}: {e}", p.display()))),
+            },
             None => DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
         };
         Self::from_layers(file, Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))

@@ -161,7 +161,7 @@ const HOUR_MS: i64 = 3_600_000;
 impl SimState {
     /// The built-in sample: four networks (one inactive), five plans (one sold out, one
     /// inactive), ten subscriptions expiring from two days ago to 45 days ahead of `now_ms`
-    /// (one suspended, one whose only renewal plan is sold out), a 100.00 balance and a
+    /// (one suspended, one, due in two days, whose only renewal plan is sold out), a 100.00 balance and a
     /// 10 % coupon `MYCODE`.
     #[must_use]
     pub fn sample(now_ms: i64) -> Self {
@@ -221,7 +221,7 @@ impl SimState {
                     format!("s{:02}b2f6m1k4n8p3r5t7v9x0z", i)
                 };
                 let (network_id, renewal_plan_ids) = match i {
-                    4 => ("u1s2n3y4c5n6e7w8y9o0r1k2".to_string(), vec!["s0l4d0u7n1y2c3p4l5a6n7x8".to_string()]),
+                    3 => ("u1s2n3y4c5n6e7w8y9o0r1k2".to_string(), vec!["s0l4d0u7n1y2c3p4l5a6n7x8".to_string()]),
                     7 => ("b1c2d3e4f5g6h7j8k9m0n1p2".to_string(), vec!["d3e5b7e9r1l3i5n7p9l0a2n4".to_string()]),
                     _ => (nl.to_string(), nl_plans.clone()),
                 };

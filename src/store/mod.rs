@@ -26,7 +26,7 @@ use sqlx::{Sqlite, Transaction};
 pub use error::StoreError;
 pub use holds::Hold;
 pub use ledger::Settlement;
-pub use outbox::{OutboxRow, delivery_backoff_ms};
+pub use outbox::{LOGGED_ONLY, OutboxRow, delivery_backoff_ms};
 pub use rules::RuleRow;
 pub use snapshot::{SeenSubscription, SnapshotRow};
 

@@ -44,6 +44,9 @@ macro_rules! select_outbox {
     };
 }
 
+/// The note on alerts delivered to the log only.
+pub const LOGGED_ONLY: &str = "logged only: no [alerts.email]";
+
 /// Delivery backoff after `attempts` failures: 1 min, doubling, at most 1 h.
 #[must_use]
 pub fn delivery_backoff_ms(attempts: u32) -> i64 {
@@ -176,6 +179,24 @@ impl Store {
         for id in ids {
             sqlx::query("UPDATE outbox SET sent_at_ms = ?, last_error = NULL WHERE id = ?")
                 .bind(now.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Marks rows delivered to the log only (no `[alerts.email]`): done, with a note saying so.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn mark_logged(&self, ids: &[i64], now: EpochMs) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET sent_at_ms = ?, last_error = ? WHERE id = ?")
+                .bind(now.0)
+                .bind(LOGGED_ONLY)
                 .bind(id)
                 .execute(&mut *tx)
                 .await

@@ -170,3 +170,17 @@ async fn no_secret_reaches_an_email_or_a_log_line() {
         assert!(!text.contains("smtp-secret-pw"), "the SMTP password leaked:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn without_email_alerts_are_logged_and_say_so() {
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    let s = Setup::new(&sim, "").await;
+    s.cycle().await;
+    let rows = s.store.outbox(false, 10).await.unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.sent_at.is_some() && r.last_error.as_deref() == Some(proxy_renewd::store::LOGGED_ONLY)),
+        "{rows:?}"
+    );
+}

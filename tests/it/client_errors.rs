@@ -121,13 +121,13 @@ async fn row_402_insufficient_balance_changes_nothing() {
 #[tokio::test]
 async fn row_403_someone_elses_subscription() {
     let sim = sim().await;
-    sim.update(|s, _| s.subscriptions[3].foreign = true);
+    sim.update(|s, _| s.subscriptions[4].foreign = true);
     let c = client(&sim);
-    assert!(refused_get(c.renewal_plans(&sample_id(3)).await, 403).is_auth());
-    refused_post(c.renew(&renew_req(sample_id(3), NL_30D)).await, 403);
+    assert!(refused_get(c.renewal_plans(&sample_id(4)).await, 403).is_auth());
+    refused_post(c.renew(&renew_req(sample_id(4), NL_30D)).await, 403);
     let list = c.subscriptions().await.unwrap();
     assert!(
-        !list.subscriptions.iter().any(|s| s.subscription_id == sample_id(3)),
+        !list.subscriptions.iter().any(|s| s.subscription_id == sample_id(4)),
         "another owner's subscription is not listed"
     );
 }
@@ -147,9 +147,9 @@ async fn row_404_unknown_subscription() {
 async fn row_409_sold_out_inactive_and_invalid_state() {
     let sim = sim().await;
     let c = client(&sim);
-    // Sample 4 renews only with a sold-out plan; sample 6 is suspended.
-    let plans = c.renewal_plans(&sample_id(4)).await.unwrap();
-    let r = refused_post(c.renew(&renew_req(sample_id(4), plans[0].id.as_str())).await, 409);
+    // Sample 3 renews only with a sold-out plan; sample 6 is suspended.
+    let plans = c.renewal_plans(&sample_id(3)).await.unwrap();
+    let r = refused_post(c.renew(&renew_req(sample_id(3), plans[0].id.as_str())).await, 409);
     assert!(r.is_unavailable() && r.message.as_deref() == Some("Sold out"));
     let r = refused_post(c.renew(&renew_req(sample_id(6), NL_30D)).await, 409);
     assert_eq!(r.message.as_deref(), Some("Invalid subscription state"));
