@@ -48,6 +48,7 @@ pub struct Setup {
     pub client: Client,
     pub store: Store,
     pub mailer: Option<Mailer>,
+    pub max_concurrency: usize,
 }
 
 impl Setup {
@@ -64,7 +65,7 @@ impl Setup {
         let client = Client::new(config.api().unwrap().client).unwrap();
         let store = Store::open(&config.database_url).await.unwrap();
         let mailer = config.alerts.email.as_ref().map(|e| Mailer::new(e).unwrap());
-        Setup { _dir: dir, config, client, store, mailer }
+        Setup { _dir: dir, config, client, store, mailer, max_concurrency: 4 }
     }
 
     pub async fn cycle(&self) -> CycleReport {
@@ -76,7 +77,7 @@ impl Setup {
             client: &self.client,
             store: Some(&self.store),
             config: &self.config,
-            max_concurrency: 4,
+            max_concurrency: self.max_concurrency,
             dry_run,
             cancel: CancellationToken::new(),
             mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
@@ -312,4 +313,27 @@ async fn an_answer_about_another_subscription_is_an_unknown_outcome() {
     let first = report.items.iter().find(|i| i.subscription.subscription_id.as_str() == "sub0").unwrap();
     assert!(matches!(first.outcome, Some(RenewOutcome::Unknown { .. })), "{first:?}");
     assert_eq!(s.states("sub0").await, [LedgerState::Unknown]);
+}
+
+#[tokio::test]
+async fn a_short_balance_goes_to_the_most_urgent_and_stops_the_rest() {
+    let sim = sim_with(world(&[2 * DAY, DAY, 2 * DAY + 1])).await;
+    sim.update(|s, _| s.balance_cents = 1_200);
+    let mut s = Setup::new(&sim, "").await;
+    s.max_concurrency = 1;
+    let report = s.cycle().await;
+    let outcome = |id: &str| {
+        report
+            .items
+            .iter()
+            .find(|i| i.subscription.subscription_id.as_str() == id)
+            .and_then(|i| i.outcome.as_ref())
+            .map(RenewOutcome::name)
+    };
+    assert_eq!(
+        (outcome("sub1"), outcome("sub0"), outcome("sub2")),
+        (Some("succeeded"), Some("refused"), Some("not-attempted"))
+    );
+    assert_eq!(sim.calls_of("renew").len(), 2, "nothing sent after the 402");
+    assert!(report.needs_attention());
 }
