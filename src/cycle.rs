@@ -218,8 +218,9 @@ impl Cycle<'_> {
                 Err(e) => {
                     if e.refusal().is_some_and(crate::api::Refusal::is_auth) {
                         self.raise(&[alerts::auth(&e.to_string())], read_at).await;
-                        self.deliver().await;
                     }
+                    // What is queued goes out even while the provider cannot be read.
+                    self.deliver().await;
                     return Err(CycleError::Read(e));
                 }
             },

@@ -37,7 +37,8 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
     let Some((mailer, cfg)) = email else {
         for r in &due {
             let a = &r.alert;
-            tracing::warn!(kind = a.kind.as_str(), subscription_id = ?a.subscription_id.as_ref().map(ToString::to_string), happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
+            let id = a.subscription_id.as_ref().map_or_else(|| "(account)".to_owned(), ToString::to_string);
+            tracing::warn!(kind = a.kind.as_str(), subscription_id = %id, happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
         }
         store.mark_logged(&ids, now).await?;
         let kinds = due.iter().map(|r| r.alert.kind).collect();

@@ -40,8 +40,12 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
         ids.len()
     };
     let subject = match problems.first() {
+        Some(worst) if problems.iter().all(|a| a.subscription_id.is_none()) => {
+            format!("[proxy-renewd] the account needs attention: {}", worst.kind.words())
+        }
         Some(worst) => {
-            let n = count(&problems);
+            let subs: Vec<&&Alert> = problems.iter().copied().filter(|a| a.subscription_id.is_some()).collect();
+            let n = count(&subs);
             format!(
                 "[proxy-renewd] {n} subscription{} need{} attention: {}",
                 plural(n),
@@ -105,6 +109,7 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
+    send_timeout: Duration,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -136,7 +141,14 @@ impl Mailer {
             .iter()
             .map(|t| t.parse::<Mailbox>().map_err(|e| format!("invalid [alerts.email] to {t:?}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Mailer { transport, from, to })
+        Ok(Mailer { transport, from, to, send_timeout: SEND_TIMEOUT })
+    }
+
+    /// Another limit on one send than [`SEND_TIMEOUT`].
+    #[must_use]
+    pub fn with_send_timeout(mut self, limit: Duration) -> Self {
+        self.send_timeout = limit;
+        self
     }
 
     /// Sends one message; returns the server's answer, e.g. `250 OK`.
@@ -144,23 +156,60 @@ impl Mailer {
     /// # Errors
     /// The SMTP error (connection, TLS, authentication, refusal), secret-free.
     pub async fn send(&self, subject: &str, body: &str, smtp: &Email) -> Result<String, String> {
-        let mut builder = Message::builder().from(self.from.clone()).subject(subject).header(ContentType::TEXT_PLAIN);
+        let mut builder = Message::builder()
+            .message_id(None)
+            .from(self.from.clone())
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
         let message = builder.body(body.to_owned()).map_err(|e| format!("cannot build the message: {e}"))?;
-        let response = self.transport.send(message).await.map_err(|e| secret_free(&e.to_string(), smtp))?;
+        // lettre's own timeout covers only the connection: a server that accepts and then says
+        // nothing must not hold the cycle (and shutdown) forever.
+        let response = tokio::time::timeout(self.send_timeout, self.transport.send(message))
+            .await
+            .map_err(|_| format!("the SMTP server did not finish within {:?}", self.send_timeout))?
+            .map_err(|e| secret_free(&e.to_string(), smtp))?;
         Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")))
     }
 }
 
-/// An SMTP error text with the URL's password removed, should the library ever quote it.
+/// The longest one message may take to send, connection included.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An SMTP error text with the URL's login removed (as written and percent-decoded), should
+/// the library or the server ever quote it.
 fn secret_free(text: &str, cfg: &Email) -> String {
     let url = cfg.smtp_url.expose_secret();
-    let password = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned));
-    let mut out = clean_text(text);
-    if let Some(p) = password.filter(|p| p.len() >= 3) {
-        out = out.replace(&p, "<redacted>");
+    let parsed = url::Url::parse(url).ok();
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(u) = &parsed {
+        for raw in [u.password().unwrap_or(""), u.username()] {
+            secrets.push(raw.to_owned());
+            secrets.push(percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned());
+        }
     }
-    out.replace(url, "<smtp url>")
+    let mut out = clean_text(text).replace(url, "<smtp url>");
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn cfg(url: &str) -> Email {
+        Email { smtp_url: SecretString::from(url.to_owned()), from: "a@b".into(), to: vec!["c@d".into()] }
+    }
+
+    #[test]
+    fn smtp_logins_are_removed_as_written_and_decoded() {
+        let c = cfg("smtp://alice:p%40ss%20w0rd%21@mail.example:587");
+        let out = secret_free("535 bad password p@ss w0rd! for alice (p%40ss%20w0rd%21)", &c);
+        assert!(!out.contains("p@ss") && !out.contains("p%40ss") && !out.contains("alice"), "{out}");
+    }
 }

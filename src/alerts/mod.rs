@@ -256,7 +256,8 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
         out.push(Alert {
             kind: AlertKind::Malformed,
             subscription_id: m.subscription_id.clone(),
-            period: None,
+            // Without an id, the position tells unreadable entries apart for deduplication.
+            period: if m.subscription_id.is_none() { Some(EpochMs(i64::try_from(m.index).unwrap_or(0))) } else { None },
             label: None,
             network: None,
             active_until: None,

@@ -112,6 +112,9 @@ pub struct Client {
     retry: RetryPolicy,
     max_response_bytes: u64,
     observer: Option<std::sync::Arc<dyn Observer>>,
+    /// Proxy logins and passwords seen in `subscriptions` answers: removed from every error
+    /// text, as the key is, should the provider ever quote them.
+    learned: std::sync::Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -172,6 +175,7 @@ impl Client {
             retry: cfg.retry,
             max_response_bytes: cfg.max_response_bytes,
             observer: None,
+            learned: std::sync::Arc::default(),
         })
     }
 
@@ -203,7 +207,21 @@ impl Client {
     /// [`ApiError`]: refused (401), or no usable answer (including a body with no
     /// `subscriptions` array) after the retries.
     pub async fn subscriptions(&self) -> Result<SubscriptionList, ApiError> {
-        self.get(Op::Subscriptions, None, |env| env.subscription_list()).await
+        let list = self.get(Op::Subscriptions, None, |env| env.subscription_list()).await?;
+        self.learn(&list);
+        Ok(list)
+    }
+
+    /// Remembers the proxy credentials of `list` as secrets to keep out of error texts.
+    fn learn(&self, list: &SubscriptionList) {
+        let mut learned = self.learned.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in list.subscriptions.iter().filter_map(|s| s.credentials.as_ref()) {
+            for secret in [c.username.expose_secret(), c.password.expose_secret()] {
+                if secret.len() >= 4 {
+                    learned.insert(secret.to_owned());
+                }
+            }
+        }
     }
 
     /// `GET op=renewal-plans&subscriptionId=…`: the plans that can renew `id`.
@@ -414,7 +432,9 @@ impl Client {
         a: &Answer,
         read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
     ) -> Result<T, Outcome> {
-        let secrets = [self.key.expose_secret()];
+        let learned = self.learned.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let secrets: Vec<&str> =
+            std::iter::once(self.key.expose_secret()).chain(learned.iter().map(String::as_str)).collect();
         match a.status {
             200..=299 => {
                 Envelope::parse(op, a.status, &a.body, &secrets).and_then(|env| read(&env)).map_err(Outcome::Failed)

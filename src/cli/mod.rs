@@ -232,6 +232,12 @@ fn init_tracing_with(default_filter: &str, format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // lettre logs the SMTP dialogue, AUTH included, at debug: never below warn, whatever
+    // RUST_LOG says.
+    let filter = match "lettre=warn".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     // Under systemd, journald stamps each line itself: no second timestamp, no colours.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let json = match format {

@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// Queues `alerts`, skipping any whose `(kind, subscription, period)` was queued within
-    /// `repeat_interval_ms`; with `settle`, records a ledger outcome in the same transaction.
+    /// `repeat_interval_ms` or still waits for delivery; with `settle`, records a ledger outcome in the same transaction.
     /// Returns how many were queued.
     ///
     /// # Errors
@@ -94,7 +94,7 @@ impl Store {
             let (kind, sub, period) =
                 (a.kind.as_str(), a.subscription_id.as_ref().map(|s| s.as_str()), a.period.map(|p| p.0));
             let recent: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE kind = ? AND subscription_id IS ? AND period_ms IS ? AND created_at_ms > ?",
+                "SELECT count(*) FROM outbox WHERE kind = ? AND subscription_id IS ? AND period_ms IS ? AND (created_at_ms > ? OR sent_at_ms IS NULL)",
             )
             .bind(kind)
             .bind(sub)

@@ -28,7 +28,17 @@ impl From<&Subscription> for SeenSubscription {
     /// Keeps the public fields, cleaned of escapes and login-like words; credentials,
     /// protocol URLs and rotation are left behind.
     fn from(s: &Subscription) -> Self {
-        let text = |t: &Option<String>| t.as_deref().map(clean_text);
+        use secrecy::ExposeSecret;
+        // The subscription's own login, should the provider put it in a label or note.
+        let own: Vec<&str> = s
+            .credentials
+            .iter()
+            .flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()])
+            .filter(|x| x.len() >= 4)
+            .collect();
+        let text = |t: &Option<String>| {
+            t.as_deref().map(|t| own.iter().fold(clean_text(t), |acc, secret| acc.replace(secret, "<redacted>")))
+        };
         SeenSubscription {
             subscription_id: s.subscription_id.clone(),
             status: clean_text(&s.status),

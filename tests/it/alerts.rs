@@ -76,7 +76,7 @@ async fn sold_out_and_rejected_key_each_alert() {
         subjects,
         [
             "[proxy-renewd] 1 subscription needs attention: plan unavailable",
-            "[proxy-renewd] 1 subscription needs attention: API key rejected"
+            "[proxy-renewd] the account needs attention: API key rejected"
         ]
     );
     assert!(smtp.messages()[1].contains("check [api].key"));
@@ -183,4 +183,70 @@ async fn without_email_alerts_are_logged_and_say_so() {
         rows.iter().all(|r| r.sent_at.is_some() && r.last_error.as_deref() == Some(proxy_renewd::store::LOGGED_ONLY)),
         "{rows:?}"
     );
+}
+
+#[tokio::test]
+async fn a_silent_smtp_server_cannot_hold_the_daemon() {
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let _keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().take(3) {
+            held.push(c);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let email = proxy_renewd::config::Email {
+        smtp_url: secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}")),
+        from: "renewd@example.com".into(),
+        to: vec!["ops@example.com".into()],
+    };
+    let mailer = proxy_renewd::alerts::email::Mailer::new(&email)
+        .unwrap()
+        .with_send_timeout(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let e = mailer.send("s", "b", &email).await.unwrap_err();
+    assert!(e.contains("did not finish"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn queued_alerts_go_out_even_while_the_provider_is_down() {
+    let mut smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    smtp.pause();
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    smtp.resume();
+    s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
+    sim.fault("subscriptions", FaultKind::Html502, 10);
+    let cycle = proxy_renewd::cycle::Cycle {
+        client: &s.client,
+        store: Some(&s.store),
+        config: &s.config,
+        max_concurrency: 4,
+        dry_run: false,
+        cancel: tokio_util::sync::CancellationToken::new(),
+        mailer: s.mailer.as_ref().zip(s.config.alerts.email.as_ref()),
+        metrics: None,
+    };
+    assert!(cycle.run().await.is_err());
+    assert_eq!(smtp.messages().len(), 1, "delivered although the read failed");
+    // Repeated outages do not pile up copies: a pending alert is not queued again.
+    assert!(s.store.outbox(true, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_entries_without_ids_alert_separately() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[20 * DAY])).await;
+    let body = r#"{"ok": true, "subscriptions": [{"status": "active", "activeUntil": 1}, {"subscriptionId": "BAD ID", "status": "active", "activeUntil": 1}]}"#;
+    sim.fault("subscriptions", crate::helpers::canned(200, body), 1);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("subscriptions[0]") && mails[0].contains("subscriptions[1]"), "{}", mails[0]);
 }

@@ -118,3 +118,24 @@ async fn the_cli_redacts_unless_asked_and_logs_nothing_secret() {
         out.stdout
     );
 }
+
+#[tokio::test]
+async fn proxy_logins_seen_in_subscriptions_are_kept_out_of_later_errors() {
+    let sim = sim().await;
+    let c = client(&sim);
+    c.subscriptions().await.unwrap();
+    sim.fault(
+        "renew",
+        crate::helpers::canned(409, r#"{"ok": false, "error": "proxy 1.2.3.4:12002:u_sim01:p_sim01x7 is busy"}"#),
+        1,
+    );
+    let req = RenewRequest {
+        subscription_id: sample_id(1),
+        plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
+        coupon_code: None,
+        repeat_count: None,
+    };
+    let e = c.renew(&req).await.unwrap_err();
+    assert_clean("refusal quoting a proxy login", &format!("{e} {e:?}"));
+    assert!(e.to_string().contains("is busy"), "{e}");
+}
