@@ -8,7 +8,7 @@ use proxy_renewd::sim::{FaultKind, SimState};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::helpers::{KEY, bin, client, run, sample_id, sim, sim_with};
+use crate::helpers::{bin, client, run, sample_id, sim, sim_with};
 
 const DAY_MS: i64 = 86_400_000;
 const NL_30D: &str = "k17m3q5v7n9p1r2t4w6y8z0a";
@@ -178,5 +178,4 @@ async fn a_bad_state_file_is_a_clear_error() {
     let out = run(cmd).await;
     let state: SimState = serde_json::from_str(&out.stdout).expect("--dump-state prints a loadable state");
     assert_eq!(state.subscriptions.len(), 10);
-    let _ = KEY;
 }
