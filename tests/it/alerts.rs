@@ -60,17 +60,7 @@ async fn sold_out_and_rejected_key_each_alert() {
     let s = Setup::new(&sim, &email_toml(&smtp)).await;
     s.cycle().await;
     sim.fault("subscriptions", FaultKind::StatusBefore { status: 401 }, 1);
-    let cycle = proxy_renewd::cycle::Cycle {
-        client: &s.client,
-        store: Some(&s.store),
-        config: &s.config,
-        max_concurrency: 4,
-        dry_run: false,
-        cancel: tokio_util::sync::CancellationToken::new(),
-        mailer: s.mailer.as_ref().zip(s.config.alerts.email.as_ref()),
-        metrics: None,
-    };
-    assert!(cycle.run().await.is_err());
+    assert!(s.cycle_of(false).run().await.is_err());
     let subjects: Vec<String> = smtp.messages().iter().map(|m| subject(m)).collect();
     assert_eq!(
         subjects,
@@ -222,17 +212,7 @@ async fn queued_alerts_go_out_even_while_the_provider_is_down() {
     smtp.resume();
     s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
     sim.fault("subscriptions", FaultKind::Html502, 10);
-    let cycle = proxy_renewd::cycle::Cycle {
-        client: &s.client,
-        store: Some(&s.store),
-        config: &s.config,
-        max_concurrency: 4,
-        dry_run: false,
-        cancel: tokio_util::sync::CancellationToken::new(),
-        mailer: s.mailer.as_ref().zip(s.config.alerts.email.as_ref()),
-        metrics: None,
-    };
-    assert!(cycle.run().await.is_err());
+    assert!(s.cycle_of(false).run().await.is_err());
     assert_eq!(smtp.messages().len(), 1, "delivered although the read failed");
     // Repeated outages do not pile up copies: a pending alert is not queued again.
     assert!(s.store.outbox(true, 10).await.unwrap().is_empty());

@@ -73,6 +73,11 @@ impl Setup {
     }
 
     pub async fn cycle_with(&self, dry_run: bool) -> CycleReport {
+        self.cycle_of(dry_run).run().await.unwrap()
+    }
+
+    /// The cycle itself, for tests that expect it to fail.
+    pub fn cycle_of(&self, dry_run: bool) -> Cycle<'_> {
         Cycle {
             client: &self.client,
             store: Some(&self.store),
@@ -83,9 +88,6 @@ impl Setup {
             mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
             metrics: None,
         }
-        .run()
-        .await
-        .unwrap()
     }
 
     /// The same database and config in a new "process": connections reopened.
