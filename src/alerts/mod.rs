@@ -89,30 +89,7 @@ impl AlertKind {
             AlertKind::Recovered => "recovered",
         }
     }
-
-    /// Parses [`AlertKind::as_str`].
-    #[must_use]
-    pub fn from_name(s: &str) -> Option<AlertKind> {
-        ALL_KINDS.into_iter().find(|k| k.as_str() == s)
-    }
 }
-
-/// Every kind, in [`AlertKind`]'s order.
-pub const ALL_KINDS: [AlertKind; 13] = [
-    AlertKind::Auth,
-    AlertKind::InsufficientBalance,
-    AlertKind::Unavailable,
-    AlertKind::UnknownOutcome,
-    AlertKind::NoEligiblePlan,
-    AlertKind::OverPriceCap,
-    AlertKind::OverBudget,
-    AlertKind::NotRenewable,
-    AlertKind::Malformed,
-    AlertKind::StillDueAfterRenewal,
-    AlertKind::Expired,
-    AlertKind::LapseImminent,
-    AlertKind::Recovered,
-];
 
 /// One alert, as stored in the outbox and rendered in the email. Secret-free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

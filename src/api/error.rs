@@ -61,6 +61,12 @@ impl Op {
         Op::SwitchNetwork,
     ];
 
+    /// A read (`GET`), as opposed to a write (`POST`).
+    #[must_use]
+    pub fn is_read(self) -> bool {
+        matches!(self, Op::Plans | Op::Subscriptions | Op::RenewalPlans | Op::AvailableNetworks)
+    }
+
     /// Does the op carry a `subscriptionId`?
     #[must_use]
     pub fn takes_subscription_id(self) -> bool {
@@ -232,19 +238,6 @@ fn status_advice(status: u16) -> &'static str {
 }
 
 impl Failure {
-    /// The op that failed.
-    #[must_use]
-    pub fn op(&self) -> Op {
-        match self {
-            Failure::Connect { op, .. }
-            | Failure::Timeout { op, .. }
-            | Failure::Transport { op, .. }
-            | Failure::Server { op, .. }
-            | Failure::Malformed { op, .. }
-            | Failure::TooLarge { op, .. } => *op,
-        }
-    }
-
     /// Worth retrying for a read: transport trouble and 5xx, not a malformed or huge answer.
     #[must_use]
     pub fn is_transient(&self) -> bool {

@@ -43,11 +43,7 @@ const MAX_QUANTITY: u64 = 100;
 /// Is `op` a GET op (true), a POST op (false), or unknown (`None`)?
 #[must_use]
 pub fn op_method(op: &str) -> Option<bool> {
-    match op {
-        "plans" | "subscriptions" | "renewal-plans" | "available-networks" => Some(true),
-        "purchase" | "renew" | "change-credentials" | "switch-network" => Some(false),
-        _ => None,
-    }
+    crate::api::Op::from_name(op).map(crate::api::Op::is_read)
 }
 
 /// Runs one op. `req` is the query string (GET) or the JSON body (POST), `is_get` the method.

@@ -86,14 +86,20 @@ async fn twenty_failures_in_one_cycle_make_one_email() {
     assert!((0..20).all(|i| mails[0].contains(&format!("sub{i} "))), "{}", mails[0]);
 }
 
-#[tokio::test]
-async fn alerts_wait_out_an_smtp_outage_and_a_restart_then_arrive_once() {
+/// A 402 alert queued by one cycle while the SMTP server is down.
+async fn queued_while_smtp_is_down() -> (SmtpServer, proxy_renewd::sim::Simulator, Setup) {
     let mut smtp = SmtpServer::start();
     let sim = sim_with(world(&[DAY])).await;
     sim.update(|s, _| s.balance_cents = 0);
     smtp.pause();
     let s = Setup::new(&sim, &email_toml(&smtp)).await;
     s.cycle().await;
+    (smtp, sim, s)
+}
+
+#[tokio::test]
+async fn alerts_wait_out_an_smtp_outage_and_a_restart_then_arrive_once() {
+    let (mut smtp, _sim, s) = queued_while_smtp_is_down().await;
     let pending = s.store.outbox(true, 10).await.unwrap();
     assert!(!pending.is_empty(), "queued while SMTP is down");
     assert!(pending.iter().all(|r| r.attempts == 1 && r.last_error.is_some()), "{pending:?}");
@@ -203,12 +209,7 @@ async fn a_silent_smtp_server_cannot_hold_the_daemon() {
 
 #[tokio::test]
 async fn queued_alerts_go_out_even_while_the_provider_is_down() {
-    let mut smtp = SmtpServer::start();
-    let sim = sim_with(world(&[DAY])).await;
-    sim.update(|s, _| s.balance_cents = 0);
-    smtp.pause();
-    let s = Setup::new(&sim, &email_toml(&smtp)).await;
-    s.cycle().await;
+    let (mut smtp, sim, s) = queued_while_smtp_is_down().await;
     smtp.resume();
     s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
     sim.fault("subscriptions", FaultKind::Html502, 10);

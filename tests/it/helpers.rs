@@ -53,6 +53,16 @@ pub fn sample_id(i: usize) -> SubscriptionId {
     SubscriptionId::parse(&s).unwrap()
 }
 
+/// `renew` of sample subscription `i` with `plan`, no coupon, default repeat count.
+pub fn renew_req(i: usize, plan: &str) -> proxy_renewd::api::RenewRequest {
+    proxy_renewd::api::RenewRequest {
+        subscription_id: sample_id(i),
+        plan_id: proxy_renewd::api::PlanId::parse(plan).unwrap(),
+        coupon_code: None,
+        repeat_count: None,
+    }
+}
+
 /// A fault that answers exactly `body` with `status`.
 pub fn canned(status: u16, body: impl Into<String>) -> proxy_renewd::sim::FaultKind {
     proxy_renewd::sim::FaultKind::Canned { status, body: body.into(), headers: vec![] }

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use proxy_renewd::api::{Client, Failure, PlanId, PostError, PurchaseRequest, RenewRequest};
+use proxy_renewd::api::{Client, Failure, PlanId, PostError, PurchaseRequest};
 use proxy_renewd::sim::FaultKind;
 
-use crate::helpers::{config_for, sample_id, sim};
+use crate::helpers::{config_for, renew_req, sim};
 
 const NL_30D: &str = "k17m3q5v7n9p1r2t4w6y8z0a";
 const DAY_MS: i64 = 86_400_000;
@@ -47,12 +47,7 @@ async fn renew_is_sent_exactly_once_whatever_the_fault() {
         let client = Client::new(cfg).unwrap();
         let before = sim.state().subscriptions[1].active_until_ms;
         sim.fault("renew", kind.clone(), 1);
-        let req = RenewRequest {
-            subscription_id: sample_id(1),
-            plan_id: PlanId::parse(NL_30D).unwrap(),
-            coupon_code: None,
-            repeat_count: None,
-        };
+        let req = renew_req(1, NL_30D);
         let got = match client.renew(&req).await {
             Ok(r) => {
                 assert_eq!(r.end_at.0, before + 30 * DAY_MS, "{kind:?}");
@@ -90,12 +85,7 @@ async fn a_write_that_cannot_connect_was_not_sent() {
     // Nothing listens there any more.
     cfg.base_url.set_port(Some(1)).unwrap();
     let client = Client::new(cfg).unwrap();
-    let req = RenewRequest {
-        subscription_id: sample_id(1),
-        plan_id: PlanId::parse(NL_30D).unwrap(),
-        coupon_code: None,
-        repeat_count: None,
-    };
+    let req = renew_req(1, NL_30D);
     let e = client.renew(&req).await.unwrap_err();
     assert!(matches!(e, PostError::NotSent { .. }), "{e:?}");
     assert!(e.had_no_effect());

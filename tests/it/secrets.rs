@@ -1,10 +1,10 @@
 //! No key, proxy login, password, VPN id, rotation path or protocol URL in any `Debug` or
 //! `Display` of our types and errors, in the CLI's output unless asked, or in its logs.
 
-use proxy_renewd::api::{Client, PlanId, PostError, RenewRequest};
+use proxy_renewd::api::{Client, PostError};
 use proxy_renewd::config::Config;
 
-use crate::helpers::{KEY, bin_for, canned, client, config_for, fixture, run, sample_id, sim};
+use crate::helpers::{KEY, bin_for, canned, client, config_for, fixture, renew_req, run, sample_id, sim};
 
 /// Every secret the sample subscription 1 and the reference fixture carry, and the key.
 fn secrets() -> Vec<&'static str> {
@@ -69,12 +69,7 @@ async fn debug_and_display_of_types_and_errors_show_no_secret() {
         canned(409, format!(r#"{{"ok": false, "error": "state of socks5://u_6k8s9d:p_2n4m6q@h with {KEY}"}}"#)),
         1,
     );
-    let req = RenewRequest {
-        subscription_id: sample_id(1),
-        plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
-        coupon_code: None,
-        repeat_count: None,
-    };
+    let req = renew_req(1, "k17m3q5v7n9p1r2t4w6y8z0a");
     let e = c.renew(&req).await.unwrap_err();
     assert!(matches!(e, PostError::Refused(_)));
     assert_clean("refusal", &format!("{e} {e:?}"));
@@ -129,12 +124,7 @@ async fn proxy_logins_seen_in_subscriptions_are_kept_out_of_later_errors() {
         crate::helpers::canned(409, r#"{"ok": false, "error": "proxy 1.2.3.4:12002:u_sim01:p_sim01x7 is busy"}"#),
         1,
     );
-    let req = RenewRequest {
-        subscription_id: sample_id(1),
-        plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),
-        coupon_code: None,
-        repeat_count: None,
-    };
+    let req = renew_req(1, "k17m3q5v7n9p1r2t4w6y8z0a");
     let e = c.renew(&req).await.unwrap_err();
     assert_clean("refusal quoting a proxy login", &format!("{e} {e:?}"));
     assert!(e.to_string().contains("is busy"), "{e}");
