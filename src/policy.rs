@@ -248,21 +248,34 @@ pub fn decide(input: &Input<'_>) -> Decision {
 }
 
 /// What the ledger allows: the next attempt number, or why not.
-fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
+/// The gate every renewal, automatic or manual, passes: nothing while an attempt for the
+/// subscription may be in flight, nothing twice for a period already renewed; else the next
+/// attempt number for `period`.
+///
+/// # Errors
+/// [`Blocked::InFlight`] or [`Blocked::AlreadyRenewed`].
+pub fn next_attempt(ledger: &[LedgerEntry], period: EpochMs) -> Result<u32, Blocked> {
     // Money possibly in flight for any period blocks everything.
-    if let Some(open) = input.ledger.iter().find(|e| e.state.is_open()) {
+    if let Some(open) = ledger.iter().find(|e| e.state.is_open()) {
         return Err(Blocked::InFlight {
             active_until_before: open.renewal.active_until_before,
             attempt: open.renewal.attempt,
             state: open.state,
         });
     }
-    let period: Vec<&LedgerEntry> =
-        input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until).collect();
-    if let Some(done) = period.iter().find(|e| e.state == LedgerState::Succeeded) {
+    let period_entries = ledger.iter().filter(|e| e.renewal.active_until_before == period);
+    if let Some(done) = period_entries.clone().find(|e| e.state == LedgerState::Succeeded) {
         return Err(Blocked::AlreadyRenewed { attempt: done.renewal.attempt, at: done.updated_at });
     }
-    let next = period.iter().map(|e| e.renewal.attempt).max().unwrap_or(0) + 1;
+    Ok(period_entries.map(|e| e.renewal.attempt).max().unwrap_or(0) + 1)
+}
+
+/// The automatic gate: [`next_attempt`], then no retry after a refusal a retry cannot fix,
+/// and a backoff after 402/409/429.
+fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
+    let next = next_attempt(input.ledger, input.active_until)?;
+    let period: Vec<&LedgerEntry> =
+        input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until).collect();
     let Some(last) = period.iter().max_by_key(|e| (e.renewal.attempt, e.created_at)) else { return Ok(next) };
     if last.state != LedgerState::Refused {
         return Ok(next); // failed: a new attempt is allowed

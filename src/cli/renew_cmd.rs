@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use super::{Exit, emit};
 use crate::api::{Client, EpochMs, PlanId, SubscriptionId};
 use crate::config::Config;
-use crate::ledger::{LedgerState, Origin};
+use crate::ledger::Origin;
 use crate::output::{OutputFormat, pretty, relative};
 use crate::policy::{self, Renewal};
 use crate::renewer::{RenewOutcome, Renewer};
@@ -103,25 +103,20 @@ async fn renew(
         );
     };
     let period = sub.active_until;
-    let entries = store.ledger_for(id).await?;
-    if let Some(open) = entries.iter().find(|e| e.state.is_open()) {
-        bail!(
-            "attempt {} for {id} is {} (the provider may have applied it): wait for the daemon to reconcile it, see `proxy-renewd history --subscription {id}`",
-            open.renewal.attempt,
-            open.state
-        );
-    }
-    let this_period = entries.iter().filter(|e| e.renewal.active_until_before == period);
-    if let Some(done) = this_period.clone().find(|e| e.state == LedgerState::Succeeded) {
-        bail!(
-            "{id} was already renewed for this period (attempt {}); the provider's activeUntil has not caught up yet",
-            done.renewal.attempt
-        );
-    }
+    let attempt = match policy::next_attempt(&store.ledger_for(id).await?, period) {
+        Ok(n) => n,
+        Err(policy::Blocked::InFlight { attempt, state, .. }) => bail!(
+            "attempt {attempt} for {id} is {state} (the provider may have applied it): wait for the daemon to reconcile it, see `proxy-renewd history --subscription {id}`"
+        ),
+        Err(policy::Blocked::AlreadyRenewed { attempt, .. }) => bail!(
+            "{id} was already renewed for this period (attempt {attempt}); the provider's activeUntil has not caught up yet"
+        ),
+        Err(other) => bail!("{id} cannot be renewed now: {other:?}"),
+    };
     let now = EpochMs::now();
     let renewal = Renewal {
         active_until_before: period,
-        attempt: this_period.map(|e| e.renewal.attempt).max().unwrap_or(0) + 1,
+        attempt,
         plan_id: plan.id.clone(),
         repeat_count: repeat,
         price,
