@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use proxy_renewd::api::EpochMs;
 use proxy_renewd::sim::{SimConfig, SimState, Simulator};
+use proxy_renewd::values::EpochMs;
 
 const DAY: i64 = 86_400_000;
 

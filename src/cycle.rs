@@ -16,91 +16,20 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::Alert;
 use crate::alerts;
 use crate::alerts::email::Mailer;
-use crate::api::{ApiError, Cents, Client, EpochMs, MalformedEntry, RenewalPlan, Subscription, SubscriptionId};
+use crate::api::{ApiError, Client, MalformedEntry, Refusal, RenewalPlan, Subscription, SubscriptionList};
+use crate::attempt::{LedgerEntry, Origin, RenewOutcome, RenewalTerms};
 use crate::config::{Config, Email};
-use crate::ledger::{LedgerEntry, Origin};
 use crate::policy::{self, Decision, Input};
 use crate::reconcile::{self, Reconciled};
-use crate::renewer::{RenewOutcome, Renewer};
+use crate::renewer::Renewer;
+use crate::report::{CycleObserver, CycleReport, Item, RuleSource};
 use crate::rule::Rule;
 use crate::store::{Hold, SeenSubscription, Store, StoreError};
-
-/// Whether a subscription follows its own rule or `[defaults]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleSource {
-    /// A row in the rules table.
-    Row,
-    /// `[defaults]`.
-    Defaults,
-}
-
-/// One subscription in a cycle.
-#[derive(Debug, Clone)]
-pub struct Item {
-    /// Its non-secret fields as read.
-    pub subscription: SeenSubscription,
-    /// Where its rule came from.
-    pub rule_source: RuleSource,
-    /// The effective rule.
-    pub rule: Rule,
-    /// What the policy decided.
-    pub decision: Decision,
-    /// `renewal-plans` could not be read (the decision is then `FetchPlans`).
-    pub plans_error: Option<String>,
-    /// What the renewal came to (real cycles only; `None` when not attempted).
-    pub outcome: Option<RenewOutcome>,
-}
-
-impl Item {
-    /// A person should look: a blocked or skipped-for-cause decision, unreadable plans, or a
-    /// renewal that did not cleanly succeed.
-    #[must_use]
-    pub fn needs_attention(&self) -> bool {
-        self.decision.needs_attention()
-            || self.plans_error.is_some()
-            || self.outcome.as_ref().is_some_and(|o| !o.is_clean_success() && *o != RenewOutcome::Conflict)
-    }
-}
-
-/// Everything one cycle saw and did.
-#[derive(Debug, Clone)]
-pub struct CycleReport {
-    /// When the `subscriptions` read started.
-    pub read_at: EpochMs,
-    /// When the cycle ended.
-    pub finished_at: EpochMs,
-    /// A dry run: nothing was written or sent.
-    pub dry_run: bool,
-    /// Every subscription read, most urgent first.
-    pub items: Vec<Item>,
-    /// `subscriptions[]` entries that did not parse.
-    pub malformed: Vec<MalformedEntry>,
-    /// Ledger entries settled by reconciliation.
-    pub reconciled: Vec<Reconciled>,
-    /// Open attempts whose subscription the read did not list.
-    pub unaccounted: Vec<LedgerEntry>,
-    /// Stopped early by a shutdown request: some renewals were not started.
-    pub interrupted: bool,
-}
-
-impl CycleReport {
-    /// Exit code 3 material: anything a person should act on.
-    #[must_use]
-    pub fn needs_attention(&self) -> bool {
-        self.items.iter().any(Item::needs_attention) || !self.malformed.is_empty() || !self.unaccounted.is_empty()
-    }
-
-    /// The renewals a dry run would make, or a real one attempted, and their total price.
-    #[must_use]
-    pub fn planned_spend(&self) -> (usize, Cents) {
-        self.items
-            .iter()
-            .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price) } else { None })
-            .fold((0, Cents(0)), |(n, sum), p| (n + 1, Cents(sum.0 + p.0)))
-    }
-}
+use crate::values::text::{REDACTED, clean_text};
+use crate::values::{Cents, Clock, EpochMs, SubscriptionId};
 
 /// Why a cycle could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +48,7 @@ pub enum CycleError {
 }
 
 /// What a cycle runs with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cycle<'a> {
     /// The provider client.
     pub client: &'a Client,
@@ -135,8 +64,21 @@ pub struct Cycle<'a> {
     pub cancel: CancellationToken,
     /// Delivers the outbox at the end of the cycle; `None`: alerts are logged only.
     pub mailer: Option<(&'a Mailer, &'a Email)>,
-    /// Where the cycle reports its figures (`[server]`), if anywhere.
-    pub metrics: Option<&'a crate::metrics::Metrics>,
+    /// Told as the cycle starts, ends or fails (the metrics of `[server]`), if anyone.
+    pub observer: Option<&'a dyn CycleObserver>,
+    /// Where "now" comes from, for every decision and every time written.
+    pub clock: &'a dyn Clock,
+}
+
+impl std::fmt::Debug for Cycle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cycle")
+            .field("client", self.client)
+            .field("store", &self.store)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -144,7 +86,7 @@ const DAY_MS: i64 = 86_400_000;
 /// A subscription the provider lists more than once is not acted on: identical copies are one
 /// subscription, differing copies (two expiries for one id) are set aside as malformed, since
 /// each would look like a period of its own to the ledger.
-fn without_duplicates(mut list: crate::api::SubscriptionList) -> crate::api::SubscriptionList {
+fn without_duplicates(mut list: SubscriptionList) -> SubscriptionList {
     let mut seen: HashMap<SubscriptionId, usize> = HashMap::new();
     for s in &list.subscriptions {
         *seen.entry(s.subscription_id.clone()).or_default() += 1;
@@ -177,6 +119,30 @@ fn without_duplicates(mut list: crate::api::SubscriptionList) -> crate::api::Sub
     list
 }
 
+/// What the cycle keeps of a subscription it read: the public fields, cleaned of escapes and
+/// login-like words; credentials, protocol URLs and rotation are left behind.
+fn seen(s: &Subscription) -> SeenSubscription {
+    use secrecy::ExposeSecret;
+    // The subscription's own login, should the provider put it in a label or note.
+    let own: Vec<&str> = s
+        .credentials
+        .iter()
+        .flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()])
+        .filter(|x| x.len() >= 4)
+        .collect();
+    let text = |t: &Option<String>| {
+        t.as_deref().map(|t| own.iter().fold(clean_text(t), |acc, secret| acc.replace(secret, REDACTED)))
+    };
+    SeenSubscription {
+        subscription_id: s.subscription_id.clone(),
+        status: clean_text(&s.status),
+        active_until: s.active_until,
+        label: text(&s.label),
+        network_label: text(&s.network_label),
+        user_note: text(&s.user_note),
+    }
+}
+
 /// What the database knows that the policy needs, for this read.
 struct Known {
     alerted: HashSet<String>,
@@ -197,11 +163,11 @@ impl Cycle<'_> {
     /// [`CycleError::Store`] when the database fails before any renewal is sent.
     pub async fn run(&self) -> Result<CycleReport, CycleError> {
         let started = std::time::Instant::now();
-        if let Some(m) = self.metrics {
+        if let Some(m) = self.observer {
             m.cycle_started();
         }
         let result = self.run_inner().await;
-        if let Some(m) = self.metrics {
+        if let Some(m) = self.observer {
             match &result {
                 Ok(report) => m.cycle_done(report),
                 Err(_) => m.cycle_failed(started.elapsed()),
@@ -211,12 +177,12 @@ impl Cycle<'_> {
     }
 
     async fn run_inner(&self) -> Result<CycleReport, CycleError> {
-        let read_at = EpochMs::now();
+        let read_at = self.clock.now();
         let list = tokio::select! {
             r = self.client.subscriptions() => match r {
                 Ok(list) => list,
                 Err(e) => {
-                    if e.refusal().is_some_and(crate::api::Refusal::is_auth) {
+                    if e.refusal().is_some_and(Refusal::is_auth) {
                         self.raise(&[alerts::auth(&e.to_string())], read_at).await;
                     }
                     // What is queued goes out even while the provider cannot be read.
@@ -232,7 +198,7 @@ impl Cycle<'_> {
             malformed = list.malformed.len(),
             "subscriptions read"
         );
-        let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(SeenSubscription::from).collect();
+        let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(seen).collect();
         if let (Some(store), false) = (self.store, self.dry_run) {
             store.record_poll(&seen, read_at).await?;
         }
@@ -247,7 +213,7 @@ impl Cycle<'_> {
         });
         let report = CycleReport {
             read_at,
-            finished_at: EpochMs::now(),
+            finished_at: self.clock.now(),
             dry_run: self.dry_run,
             items,
             malformed: list.malformed,
@@ -255,7 +221,7 @@ impl Cycle<'_> {
             unaccounted: known.unaccounted,
             interrupted,
         };
-        self.raise(&alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms), EpochMs::now()).await;
+        self.raise(&alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms), self.clock.now()).await;
         self.deliver().await;
         if let (Some(store), false) = (self.store, self.dry_run)
             && let Err(e) = store.record_cycle(report.finished_at).await
@@ -268,12 +234,12 @@ impl Cycle<'_> {
     /// Sends what the outbox holds that is due (also what earlier cycles failed to send).
     async fn deliver(&self) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
-        match alerts::deliver::deliver(store, self.mailer, EpochMs::now()).await {
+        match alerts::deliver::deliver(store, self.mailer, self.clock.now()).await {
             Ok(d) => {
-                if let Some(m) = self.metrics {
+                if let Some(m) = self.observer {
                     let kinds: Vec<&str> = d.kinds.iter().map(|k| k.as_str()).collect();
                     let pending = store.pending_alerts().await.unwrap_or(0);
-                    m.alerts(&kinds, if d.failed > 0 { 1 } else { 0 }, pending);
+                    m.alerts_delivered(&kinds, if d.failed > 0 { 1 } else { 0 }, pending);
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read or update the alert outbox"),
@@ -282,7 +248,7 @@ impl Cycle<'_> {
 
     /// Queues alerts (deduplicated); a dry run queues nothing. A failure is logged: the
     /// condition persists and the next cycle raises it again.
-    async fn raise(&self, raised: &[alerts::Alert], now: EpochMs) {
+    async fn raise(&self, raised: &[Alert], now: EpochMs) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
         if raised.is_empty() {
             return;
@@ -326,7 +292,7 @@ impl Cycle<'_> {
         entries.extend(store.open_entries().await?.into_iter().filter(|e| !known_ids.contains(&e.id)));
         let active_until: HashMap<SubscriptionId, EpochMs> = periods.iter().cloned().collect();
         let reconciled = reconcile::reconcile(&entries, &active_until, read_at, self.config.reconcile_after_ms);
-        let now = EpochMs::now();
+        let now = self.clock.now();
         for r in &reconciled {
             tracing::info!(subscription_id = %r.subscription_id, ledger_id = r.ledger_id, state = %r.settlement.state, "reconciled");
             let rule = rules.get(&r.subscription_id).unwrap_or(&self.config.defaults);
@@ -408,14 +374,7 @@ impl Cycle<'_> {
                 if let Decision::Renew(r) = &decision {
                     spent = Cents(spent.0.saturating_add(r.price.0));
                 }
-                Item {
-                    subscription: SeenSubscription::from(s),
-                    rule_source,
-                    rule,
-                    decision,
-                    plans_error,
-                    outcome: None,
-                }
+                Item { subscription: seen(s), rule_source, rule, decision, plans_error, outcome: None }
             })
             .collect()
     }
@@ -443,8 +402,9 @@ impl Cycle<'_> {
             store,
             origin: Origin::Daemon,
             repeat_interval_ms: self.config.alerts.repeat_interval_ms,
+            clock: self.clock,
         };
-        let jobs: Vec<(usize, Item, policy::Renewal)> = items
+        let jobs: Vec<(usize, Item, RenewalTerms)> = items
             .iter()
             .enumerate()
             .filter_map(|(i, item)| match &item.decision {

@@ -20,13 +20,16 @@
 //! - [`output`]: tables and JSON for the command line, with secrets redacted unless asked.
 //! - [`cli`]: the command line (clap) and the commands behind it.
 
+pub mod alert;
 pub mod alerts;
 pub mod api;
+pub mod app;
+pub mod attempt;
 pub mod cli;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
-pub mod ledger;
+pub mod lock;
 pub mod metrics;
 pub mod output;
 pub mod policy;
@@ -35,5 +38,7 @@ pub mod renewer;
 pub mod report;
 pub mod rule;
 pub mod server;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
+pub mod values;

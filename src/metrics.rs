@@ -2,8 +2,8 @@
 //! (`[server]`). Names follow Prometheus conventions, base units (seconds); labels carry no
 //! secret and nothing of higher cardinality than the subscription id.
 //!
-//! The cycle reports into [`Metrics`] after each run; the client reports every request
-//! through [`crate::api::client::Observer`]. Counters get their `_total` suffix from the
+//! The cycle reports into [`Metrics`] through [`CycleObserver`]; the client reports every
+//! request through [`crate::api::client::Observer`]. Neither knows this module. Counters get their `_total` suffix from the
 //! encoder.
 
 use std::sync::Mutex;
@@ -16,11 +16,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{EpochMs, Op};
-use crate::cycle::CycleReport;
-use crate::ledger::LedgerState;
+use crate::api::Op;
+use crate::attempt::{LedgerState, RenewOutcome};
 use crate::policy::Decision;
-use crate::renewer::RenewOutcome;
+use crate::report::{CycleObserver, CycleReport};
+use crate::values::EpochMs;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -160,24 +160,57 @@ impl Metrics {
         self.health_mut(|h| h.ready = true);
     }
 
-    /// A cycle started.
-    pub fn cycle_started(&self) {
-        self.health_mut(|h| h.first_cycle_started = true);
-    }
-
     fn health_mut(&self, f: impl FnOnce(&mut Health)) {
         let mut h = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut h);
     }
 
+    /// `/healthz`: healthy while the last successful cycle is younger than `window`, or the
+    /// first cycle is still running; else the reason.
+    ///
+    /// # Errors
+    /// One line saying why not.
+    pub fn healthy(&self, now: EpochMs, window: Duration) -> Result<String, String> {
+        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        match h.last_success {
+            Some(t) if now.since(t) <= window_ms => Ok(format!("ok: last successful cycle {t}")),
+            Some(t) => {
+                Err(format!("no successful cycle since {t} (window {})", crate::rule::format_duration_ms(window_ms)))
+            }
+            None if h.first_cycle_started => Ok("ok: the first cycle is running".into()),
+            None => Err("no cycle has started".into()),
+        }
+    }
+
+    /// `/readyz`: the database is migrated and the first cycle has started.
+    #[must_use]
+    pub fn ready(&self) -> bool {
+        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.ready && h.first_cycle_started
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CycleObserver for Metrics {
+    /// A cycle started.
+    fn cycle_started(&self) {
+        self.health_mut(|h| h.first_cycle_started = true);
+    }
+
     /// A cycle failed before it could read the subscriptions.
-    pub fn cycle_failed(&self, elapsed: Duration) {
+    fn cycle_failed(&self, elapsed: Duration) {
         self.cycle_duration.observe(elapsed.as_secs_f64());
         self.last_cycle.set(seconds(EpochMs::now()));
     }
 
     /// A cycle ran: expiry gauges, decisions, renewals, spend, timings.
-    pub fn cycle_done(&self, report: &CycleReport) {
+    fn cycle_done(&self, report: &CycleReport) {
         self.expiry.clear();
         self.subscriptions.clear();
         for item in &report.items {
@@ -217,43 +250,12 @@ impl Metrics {
     }
 
     /// After delivering alerts: what went, what failed, what is left.
-    pub fn alerts(&self, sent_kinds: &[&str], failures: u64, pending: i64) {
+    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64) {
         for kind in sent_kinds {
             self.alerts_sent.get_or_create(&labels(&[("kind", kind)])).inc();
         }
         self.alert_failures.inc_by(failures);
         self.alerts_pending.set(pending);
-    }
-
-    /// `/healthz`: healthy while the last successful cycle is younger than `window`, or the
-    /// first cycle is still running; else the reason.
-    ///
-    /// # Errors
-    /// One line saying why not.
-    pub fn healthy(&self, now: EpochMs, window: Duration) -> Result<String, String> {
-        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        match h.last_success {
-            Some(t) if now.since(t) <= window_ms => Ok(format!("ok: last successful cycle {t}")),
-            Some(t) => {
-                Err(format!("no successful cycle since {t} (window {})", crate::rule::format_duration_ms(window_ms)))
-            }
-            None if h.first_cycle_started => Ok("ok: the first cycle is running".into()),
-            None => Err("no cycle has started".into()),
-        }
-    }
-
-    /// `/readyz`: the database is migrated and the first cycle has started.
-    #[must_use]
-    pub fn ready(&self) -> bool {
-        let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        h.ready && h.first_cycle_started
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -5,10 +5,10 @@
 //! It is called twice for a due subscription: first without renewal plans (answer
 //! [`Decision::FetchPlans`]), then with the plans `op=renewal-plans` returned.
 
-use crate::api::{Cents, EpochMs, PlanId, RenewalPlan};
-pub use crate::ledger::Renewal;
-use crate::ledger::{LedgerEntry, LedgerState};
+use crate::api::RenewalPlan;
+use crate::attempt::{LedgerEntry, LedgerState, RenewalTerms};
 use crate::rule::{PlanChoice, Rule};
+use crate::values::{Cents, EpochMs, PlanId};
 
 /// Earliest plausible `activeUntil`: 2001-01-01T00:00:00Z in ms (a value in seconds is below).
 pub const MIN_PLAUSIBLE_MS: i64 = 978_307_200_000;
@@ -59,7 +59,7 @@ pub enum Decision {
     /// Due: call again with the subscription's renewal plans.
     FetchPlans,
     /// Renew with this.
-    Renew(Renewal),
+    Renew(RenewalTerms),
     /// Due (or broken) but cannot be renewed automatically: a person should look.
     Blocked(Blocked),
 }
@@ -236,15 +236,28 @@ pub fn decide(input: &Input<'_>) -> Decision {
             return Decision::Blocked(Blocked::OverBudget { plan_id: plan.id.clone(), price, spent, budget });
         }
     }
-    Decision::Renew(Renewal {
+    Decision::Renew(terms(active_until, now, attempt, (plan, price, added_ms), rule.repeat_count, rule))
+}
+
+/// The terms for renewing the period `active_until` with `plan` at `price`, adding
+/// `added_ms`: the new expiry is expected at max(`activeUntil`, now) + `added_ms`.
+fn terms(
+    active_until: EpochMs,
+    now: EpochMs,
+    attempt: u32,
+    (plan, price, added_ms): (&RenewalPlan, Cents, i64),
+    repeat_count: u32,
+    rule: &Rule,
+) -> RenewalTerms {
+    RenewalTerms {
         active_until_before: active_until,
         attempt,
         plan_id: plan.id.clone(),
-        repeat_count: rule.repeat_count,
+        repeat_count,
         price,
         coupon_code: rule.coupon_code.clone(),
         expected_end_at: EpochMs(active_until.0.max(now.0).saturating_add(added_ms)),
-    })
+    }
 }
 
 /// What the ledger allows: the next attempt number, or why not.
@@ -290,6 +303,80 @@ fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
         return Err(Blocked::Backoff { status: last.http_status, until });
     }
     Ok(next)
+}
+
+/// What a person asked for with `proxy-renewd renew ID`, and what is known about the
+/// subscription. Due dates, price caps and the budget are the daemon's limits, not a person's:
+/// they are not inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct ManualInput<'a> {
+    /// `activeUntil` from `op=subscriptions`: the period to renew.
+    pub active_until: EpochMs,
+    /// The effective rule (its row, or `[defaults]`): plan choice, repeat count, coupon.
+    pub rule: &'a Rule,
+    /// `--plan ID`, instead of the rule's choice.
+    pub plan: Option<&'a PlanId>,
+    /// `--repeat-count N`, instead of the rule's.
+    pub repeat_count: Option<u32>,
+    /// `op=renewal-plans` for this subscription, once fetched.
+    pub renewal_plans: Option<&'a [RenewalPlan]>,
+    /// This subscription's ledger entries, any order.
+    pub ledger: &'a [LedgerEntry],
+    /// The time of the decision.
+    pub now: EpochMs,
+}
+
+/// What the policy answers a person's `renew`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum ManualDecision {
+    /// Plausible so far: call again with the subscription's renewal plans.
+    FetchPlans,
+    /// Renew with these terms (after the person confirms).
+    Renew(RenewalTerms),
+    /// Not now, and why.
+    Refused(ManualRefusal),
+}
+
+/// Why a person's `renew` is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManualRefusal {
+    /// `activeUntil` is not a plausible ms expiry: the new expiry cannot be predicted.
+    Malformed {
+        /// The value seen.
+        active_until: EpochMs,
+    },
+    /// No renewal plan matches the choice.
+    NoPlan {
+        /// The plan asked for, or the rule's choice.
+        choice: PlanChoice,
+        /// The plans on offer.
+        offered: Vec<PlanId>,
+    },
+    /// The ledger's gate ([`next_attempt`]): an attempt may be in flight, or the period is
+    /// already renewed.
+    Ledger(Blocked),
+}
+
+/// Decides a person's `renew` for one subscription: plausibility, then (with the plans) the
+/// plan asked for or the rule's, then the same ledger gate as the daemon ([`next_attempt`]).
+pub fn decide_manual(input: &ManualInput<'_>) -> ManualDecision {
+    let ManualInput { active_until, rule, now, .. } = *input;
+    if !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&active_until.0) {
+        return ManualDecision::Refused(ManualRefusal::Malformed { active_until });
+    }
+    let Some(plans) = input.renewal_plans else { return ManualDecision::FetchPlans };
+    let repeat = input.repeat_count.unwrap_or(rule.repeat_count);
+    let choice = input.plan.map_or_else(|| rule.plan.clone(), |id| PlanChoice::Plan(id.clone()));
+    let Some((plan, price, added_ms)) = choose_plan(&choice, plans, repeat) else {
+        let offered = plans.iter().map(|p| p.id.clone()).collect();
+        return ManualDecision::Refused(ManualRefusal::NoPlan { choice, offered });
+    };
+    let attempt = match next_attempt(input.ledger, active_until) {
+        Ok(n) => n,
+        Err(blocked) => return ManualDecision::Refused(ManualRefusal::Ledger(blocked)),
+    };
+    ManualDecision::Renew(terms(active_until, now, attempt, (plan, price, added_ms), repeat, rule))
 }
 
 /// The plan the rule picks among `plans`, with its price and added time for `repeat`;

@@ -10,9 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::api::{EpochMs, SubscriptionId};
-use crate::ledger::{LedgerEntry, LedgerState};
-use crate::store::Settlement;
+use crate::attempt::{LedgerEntry, LedgerState, Settlement};
+use crate::values::{EpochMs, SubscriptionId};
 
 /// What reconciliation concluded for one open entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,88 +5,12 @@
 //! process holds the period key, this one backs off. If the outcome cannot be recorded, the
 //! row stays `sending`, which the next start treats as `unknown`: never a blind retry.
 
-use crate::alerts::Alert;
-use crate::api::{Client, EpochMs, Failure, PostError, RenewRequest, SubscriptionId};
-use crate::ledger::{LedgerState, NewAttempt, Origin};
-use crate::policy::{MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS, Renewal};
-use crate::store::{Hold, Settlement, Store};
-
-/// What became of one renewal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenewOutcome {
-    /// 200 with `endAt`.
-    Succeeded {
-        /// Ledger row.
-        ledger_id: i64,
-        /// The new expiry.
-        end_at: EpochMs,
-        /// The renewal left it still due: on hold until a person acts.
-        held: bool,
-        /// `endAt` is not a plausible ms expiry (`malformed`).
-        implausible_end: bool,
-    },
-    /// A definite refusal; nothing was charged.
-    Refused {
-        /// Ledger row.
-        ledger_id: i64,
-        /// HTTP status (400, 401, 402, 403, 404, 409, 429).
-        status: u16,
-        /// What the provider said and what to do.
-        message: String,
-    },
-    /// No definite answer: the provider may have applied it; reconciliation will tell.
-    Unknown {
-        /// Ledger row.
-        ledger_id: i64,
-        /// The HTTP status, if one came back.
-        status: Option<u16>,
-        /// What went wrong.
-        message: String,
-    },
-    /// The request never left (no connection): the row is `failed`, a later cycle may retry.
-    NotSent {
-        /// Ledger row.
-        ledger_id: i64,
-        /// Why.
-        message: String,
-    },
-    /// Another process committed this period's attempt first; this one sent nothing.
-    Conflict,
-    /// The ledger row could not be written, so nothing was sent.
-    NotRecorded {
-        /// The database error.
-        message: String,
-    },
-    /// Not tried in this cycle (no row, nothing sent), e.g. after the balance ran short.
-    NotAttempted {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl RenewOutcome {
-    /// Succeeded and not held: nothing for a person to do.
-    #[must_use]
-    pub fn is_clean_success(&self) -> bool {
-        matches!(self, RenewOutcome::Succeeded { held: false, implausible_end: false, .. })
-    }
-
-    /// A short name: `succeeded`, `held`, `refused`, `unknown`, `not-sent`, `conflict`,
-    /// `not-recorded`.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            RenewOutcome::Succeeded { held: true, .. } => "held",
-            RenewOutcome::Succeeded { .. } => "succeeded",
-            RenewOutcome::Refused { .. } => "refused",
-            RenewOutcome::Unknown { .. } => "unknown",
-            RenewOutcome::NotSent { .. } => "not-sent",
-            RenewOutcome::Conflict => "conflict",
-            RenewOutcome::NotRecorded { .. } => "not-recorded",
-            RenewOutcome::NotAttempted { .. } => "not-attempted",
-        }
-    }
-}
+use crate::alert::Alert;
+use crate::api::{Client, Failure, PostError, RenewRequest};
+use crate::attempt::{LedgerState, NewAttempt, Origin, RenewOutcome, RenewalTerms, Settlement};
+use crate::policy::{MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS};
+use crate::store::{Hold, Store};
+use crate::values::{Clock, EpochMs, SubscriptionId};
 
 /// Who renews, and where the outcome and its alerts go.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +23,8 @@ pub struct Renewer<'a> {
     pub origin: Origin,
     /// `alerts.repeat_interval`, in ms, for deduplicating the outcome's alerts.
     pub repeat_interval_ms: i64,
+    /// Where "now" comes from: the times written to the ledger and the hold check.
+    pub clock: &'a dyn Clock,
 }
 
 impl Renewer<'_> {
@@ -108,7 +34,7 @@ impl Renewer<'_> {
     pub async fn renew(
         &self,
         id: &SubscriptionId,
-        r: &Renewal,
+        r: &RenewalTerms,
         renew_before_ms: i64,
         alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
     ) -> RenewOutcome {
@@ -120,13 +46,13 @@ impl Renewer<'_> {
 async fn renew(
     w: &Renewer<'_>,
     id: &SubscriptionId,
-    r: &Renewal,
+    r: &RenewalTerms,
     renew_before_ms: i64,
     alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
 ) -> RenewOutcome {
     let (client, store, origin) = (w.client, w.store, w.origin);
     let attempt = NewAttempt { subscription_id: id.clone(), renewal: r.clone(), origin };
-    let ledger_id = match store.begin_attempt(&attempt, EpochMs::now()).await {
+    let ledger_id = match store.begin_attempt(&attempt, w.clock.now()).await {
         Ok(row) => row,
         Err(e) if e.is_conflict() => {
             tracing::warn!("another process is renewing this period; backing off");
@@ -144,7 +70,9 @@ async fn renew(
         repeat_count: Some(r.repeat_count),
     };
     let (outcome, settlement) = match client.renew(&request).await {
-        Ok(answer) if &answer.subscription_id == id => succeeded(ledger_id, answer.end_at, renew_before_ms),
+        Ok(answer) if &answer.subscription_id == id => {
+            succeeded(ledger_id, answer.end_at, w.clock.now(), renew_before_ms)
+        }
         Ok(answer) => {
             // An answer about another subscription says nothing reliable about this one.
             let message =
@@ -161,7 +89,7 @@ async fn renew(
         }
         Err(e) => failed(ledger_id, e),
     };
-    let now = EpochMs::now();
+    let now = w.clock.now();
     let raised = alerts(&outcome);
     if let Err(e) = store.enqueue_alerts(&raised, Some((ledger_id, &settlement)), now, w.repeat_interval_ms).await {
         // The row stays `sending`: the next start makes it `unknown` and reconciles it.
@@ -183,9 +111,9 @@ async fn renew(
     outcome
 }
 
-fn succeeded(ledger_id: i64, end_at: EpochMs, renew_before_ms: i64) -> (RenewOutcome, Settlement) {
+fn succeeded(ledger_id: i64, end_at: EpochMs, now: EpochMs, renew_before_ms: i64) -> (RenewOutcome, Settlement) {
     let implausible_end = !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&end_at.0);
-    let held = !implausible_end && end_at.since(EpochMs::now()) <= renew_before_ms;
+    let held = !implausible_end && end_at.since(now) <= renew_before_ms;
     let settlement = Settlement {
         state: LedgerState::Succeeded,
         actual_end_at: Some(end_at),
@@ -231,7 +159,7 @@ fn failed(ledger_id: i64, e: PostError) -> (RenewOutcome, Settlement) {
     }
 }
 
-fn log_outcome(r: &Renewal, outcome: &RenewOutcome) {
+fn log_outcome(r: &RenewalTerms, outcome: &RenewOutcome) {
     match outcome {
         RenewOutcome::Succeeded { end_at, held, .. } => {
             tracing::info!(price_cents = r.price.0, end_at = %end_at, held, "renewed");

@@ -1,25 +1,91 @@
-//! The cycle report for people (table) and scripts (JSON): per subscription its id, label,
-//! network, status, expiry (UTC and relative), rule source, decision and reason, plan and
-//! price if due, and what the renewal came to; then the totals. `--dry-run` prints it as the
-//! audit; `once` prints it after acting.
+//! What a cycle saw and did, as plain data: one [`Item`] per subscription (what was read,
+//! its rule and where it came from, the policy's decision, what the renewal came to) in a
+//! [`CycleReport`] with its [`Totals`]. The cycle makes it; alerts, metrics, logs and the
+//! printed report read it, so none of them needs the cycle itself. [`CycleObserver`] is how
+//! the cycle reports as it goes (metrics implement it).
 
-use comfy_table::{Table, presets};
-use serde_json::{Value, json};
+use std::time::Duration;
 
-use crate::api::EpochMs;
-use crate::api::excerpt::clean_text;
-use crate::cycle::{CycleReport, Item, RuleSource};
-use crate::output::{OutputFormat, pretty, relative};
-use crate::policy::{Blocked, Decision, Skip};
-use crate::renewer::RenewOutcome;
-use crate::rule::format_duration_ms;
+use crate::api::MalformedEntry;
+use crate::attempt::{LedgerEntry, RenewOutcome};
+use crate::policy::{Blocked, Decision};
+use crate::reconcile::Reconciled;
+use crate::rule::Rule;
+use crate::store::SeenSubscription;
+use crate::values::{Cents, EpochMs};
 
-/// The report in `format`.
-#[must_use]
-pub fn render(report: &CycleReport, format: OutputFormat) -> String {
-    match format {
-        OutputFormat::Json => pretty(&json_doc(report)),
-        OutputFormat::Table => table(report),
+/// Whether a subscription follows its own rule or `[defaults]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSource {
+    /// A row in the rules table.
+    Row,
+    /// `[defaults]`.
+    Defaults,
+}
+
+/// One subscription in a cycle.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Its non-secret fields as read.
+    pub subscription: SeenSubscription,
+    /// Where its rule came from.
+    pub rule_source: RuleSource,
+    /// The effective rule.
+    pub rule: Rule,
+    /// What the policy decided.
+    pub decision: Decision,
+    /// `renewal-plans` could not be read (the decision is then `FetchPlans`).
+    pub plans_error: Option<String>,
+    /// What the renewal came to (real cycles only; `None` when not attempted).
+    pub outcome: Option<RenewOutcome>,
+}
+
+impl Item {
+    /// A person should look: a blocked or skipped-for-cause decision, unreadable plans, or a
+    /// renewal that did not cleanly succeed.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        self.decision.needs_attention()
+            || self.plans_error.is_some()
+            || self.outcome.as_ref().is_some_and(|o| !o.is_clean_success() && *o != RenewOutcome::Conflict)
+    }
+}
+
+/// Everything one cycle saw and did.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    /// When the `subscriptions` read started.
+    pub read_at: EpochMs,
+    /// When the cycle ended.
+    pub finished_at: EpochMs,
+    /// A dry run: nothing was written or sent.
+    pub dry_run: bool,
+    /// Every subscription read, most urgent first.
+    pub items: Vec<Item>,
+    /// `subscriptions[]` entries that did not parse.
+    pub malformed: Vec<MalformedEntry>,
+    /// Ledger entries settled by reconciliation.
+    pub reconciled: Vec<Reconciled>,
+    /// Open attempts whose subscription the read did not list.
+    pub unaccounted: Vec<LedgerEntry>,
+    /// Stopped early by a shutdown request: some renewals were not started.
+    pub interrupted: bool,
+}
+
+impl CycleReport {
+    /// Exit code 3 material: anything a person should act on.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        self.items.iter().any(Item::needs_attention) || !self.malformed.is_empty() || !self.unaccounted.is_empty()
+    }
+
+    /// The renewals a dry run would make, or a real one attempted, and their total price.
+    #[must_use]
+    pub fn planned_spend(&self) -> (usize, Cents) {
+        self.items
+            .iter()
+            .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price) } else { None })
+            .fold((0, Cents(0)), |(n, sum), p| (n + 1, Cents(sum.0 + p.0)))
     }
 }
 
@@ -42,230 +108,50 @@ pub struct Totals {
     pub spent_cents: i64,
 }
 
-/// The totals of a report.
-#[must_use]
-pub fn totals(report: &CycleReport) -> Totals {
-    let (renewable, spend) = report.planned_spend();
-    Totals {
-        subscriptions: report.items.len(),
-        due: report.items.iter().filter(|i| is_due(i)).count(),
-        renewable,
-        attention: report.items.iter().filter(|i| i.needs_attention()).count() + report.malformed.len(),
-        spend_cents: spend.0,
-        renewed: report.items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
-        spent_cents: report
-            .items
-            .iter()
-            .filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. } | RenewOutcome::Unknown { .. })))
-            .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price.0) } else { None })
-            .sum(),
-    }
-}
-
-fn is_due(i: &Item) -> bool {
-    match &i.decision {
-        Decision::FetchPlans | Decision::Renew(_) => true,
-        Decision::Blocked(b) => !matches!(b, Blocked::Malformed { .. }),
-        Decision::Ok { .. } | Decision::Skip(_) => false,
-    }
-}
-
-/// What the decision means, in a few words.
-#[must_use]
-pub fn detail(i: &Item) -> String {
-    if let Some(e) = &i.plans_error {
-        return format!("renewal plans unreadable: {e}");
-    }
-    match &i.decision {
-        Decision::Ok { due_in_ms } => format!("renews in {}", short(*due_in_ms)),
-        Decision::Skip(Skip::NotRenewable { status }) => format!("status {:?} is not renewable", clean_text(status)),
-        Decision::Skip(Skip::Disabled) => "rule disabled".into(),
-        Decision::FetchPlans => "due".into(),
-        Decision::Renew(r) => format!("plan {} × {}, {}, to {}", r.plan_id, r.repeat_count, r.price, r.expected_end_at),
-        Decision::Blocked(b) => match b {
-            Blocked::Malformed { active_until } => {
-                format!("activeUntil {} is not a plausible ms expiry", active_until.0)
-            }
-            Blocked::ExpiringUnmanaged { expires_in_ms } => {
-                format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
-            }
-            Blocked::OnHold => {
-                let id = &i.subscription.subscription_id;
-                format!(
-                    "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
-                )
-            }
-            Blocked::Regressed { paid_until } => {
-                format!(
-                    "activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again"
-                )
-            }
-            Blocked::InFlight { attempt, state, .. } => {
-                format!("attempt {attempt} is {state}; waiting for reconciliation")
-            }
-            Blocked::AlreadyRenewed { attempt, .. } => {
-                format!("attempt {attempt} succeeded; waiting for activeUntil to move")
-            }
-            Blocked::Refused { status, .. } => {
-                format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::Backoff { status, until } => {
-                format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
-            Blocked::OverPriceCap { plan_id, price, cap } => {
-                format!("plan {plan_id} costs {price}, over the cap {cap}")
-            }
-            Blocked::OverBudget { plan_id, price, spent, budget } => {
-                format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
-            }
-        },
-    }
-}
-
-fn short(ms: i64) -> String {
-    relative(EpochMs(ms), EpochMs(0)).trim_start_matches("in ").to_owned()
-}
-
-fn rel_ms(ms: i64) -> String {
-    relative(EpochMs(ms), EpochMs(0))
-}
-
-fn outcome_text(o: &RenewOutcome) -> String {
-    match o {
-        RenewOutcome::Succeeded { end_at, held: false, .. } => format!("renewed to {end_at}"),
-        RenewOutcome::Succeeded { end_at, held: true, .. } => format!("renewed to {end_at}, still due: on hold"),
-        RenewOutcome::Refused { status, .. } => format!(
-            "refused (HTTP {status}: {})",
-            match status {
-                402 => "top up the balance",
-                409 => "sold out or invalid state; choose another plan",
-                401 | 403 => "check the API key",
-                429 => "rate limited; retried later",
-                _ => "see `history`",
-            }
-        ),
-        RenewOutcome::Unknown { status, .. } => {
-            format!("outcome unknown{}", status.map_or(String::new(), |s| format!(" (HTTP {s})")))
+impl CycleReport {
+    /// The counts and sums of the totals line.
+    #[must_use]
+    pub fn totals(&self) -> Totals {
+        let (renewable, spend) = self.planned_spend();
+        let items = &self.items;
+        Totals {
+            subscriptions: items.len(),
+            due: items.iter().filter(|i| i.is_due()).count(),
+            renewable,
+            attention: items.iter().filter(|i| i.needs_attention()).count() + self.malformed.len(),
+            spend_cents: spend.0,
+            renewed: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
+            spent_cents: items
+                .iter()
+                .filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. } | RenewOutcome::Unknown { .. })))
+                .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price.0) } else { None })
+                .sum(),
         }
-        RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
-        RenewOutcome::Conflict => "another process is renewing it".into(),
-        RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),
-        RenewOutcome::NotAttempted { .. } => "not tried: the balance ran short; next cycle".into(),
     }
 }
 
-fn table(report: &CycleReport) -> String {
-    let now = report.read_at;
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    let mut header =
-        vec!["SUBSCRIPTION", "LABEL", "NETWORK", "STATUS", "EXPIRES (UTC)", "EXPIRES", "RULE", "DECISION", "DETAIL"];
-    if !report.dry_run {
-        header.push("OUTCOME");
-    }
-    t.set_header(header);
-    for i in &report.items {
-        let s = &i.subscription;
-        let mut row = vec![
-            s.subscription_id.to_string(),
-            s.label.clone().unwrap_or_default(),
-            s.network_label.clone().unwrap_or_default(),
-            s.status.clone(),
-            s.active_until.to_string(),
-            relative(s.active_until, now),
-            match i.rule_source {
-                RuleSource::Row => "row".into(),
-                RuleSource::Defaults => "defaults".into(),
-            },
-            format!("{}{}", i.decision.reason(), if i.needs_attention() { " !" } else { "" }),
-            detail(i),
-        ];
-        if !report.dry_run {
-            row.push(i.outcome.as_ref().map(outcome_text).unwrap_or_default());
+impl Item {
+    /// Due now, renewable or not (a malformed expiry is not "due").
+    #[must_use]
+    pub fn is_due(&self) -> bool {
+        match &self.decision {
+            Decision::FetchPlans | Decision::Renew(_) => true,
+            Decision::Blocked(b) => !matches!(b, Blocked::Malformed { .. }),
+            Decision::Ok { .. } | Decision::Skip(_) => false,
         }
-        t.add_row(row);
     }
-    let mut out = format!("{t}\n");
-    if report.items.iter().any(Item::needs_attention) {
-        out.push_str("(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n");
-    }
-    for m in &report.malformed {
-        let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
-        out.push_str(&format!("malformed: {id}: {}\n", m.reason));
-    }
-    for e in &report.unaccounted {
-        out.push_str(&format!(
-            "unaccounted: attempt {} for {} is {} but the subscription was not listed\n",
-            e.renewal.attempt, e.subscription_id, e.state
-        ));
-    }
-    let t = totals(report);
-    let money = crate::api::Cents;
-    if report.dry_run {
-        out.push_str(&format!(
-            "{} subscriptions: {} due, {} renewable (would spend {}), {} need attention; dry run: nothing was sent or written\n",
-            t.subscriptions, t.due, t.renewable, money(t.spend_cents), t.attention
-        ));
-    } else {
-        out.push_str(&format!(
-            "{} subscriptions: {} due, {} renewed of {} attempted, spent {}, {} need attention\n",
-            t.subscriptions,
-            t.due,
-            t.renewed,
-            t.renewable,
-            money(t.spent_cents),
-            t.attention
-        ));
-    }
-    out
 }
 
-fn json_doc(report: &CycleReport) -> Value {
-    let t = totals(report);
-    let items: Vec<Value> = report.items.iter().map(|i| item_json(i, report.read_at)).collect();
-    json!({
-        "dry_run": report.dry_run,
-        "read_at_ms": report.read_at.0,
-        "read_at": report.read_at.to_string(),
-        "subscriptions": items,
-        "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
-        "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
-        "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
-        "interrupted": report.interrupted,
-        "totals": {
-            "subscriptions": t.subscriptions,
-            "due": t.due,
-            "renewable": t.renewable,
-            "needs_attention": t.attention,
-            "spend_cents": t.spend_cents,
-            "spent_cents": t.spent_cents,
-            "renewed": t.renewed,
-        },
-    })
-}
-
-fn item_json(i: &Item, now: EpochMs) -> Value {
-    let s = &i.subscription;
-    let mut v = json!({
-        "subscription_id": s.subscription_id,
-        "label": s.label,
-        "network_label": s.network_label,
-        "status": s.status,
-        "active_until_ms": s.active_until.0,
-        "active_until": s.active_until.to_rfc3339(),
-        "expires_in_ms": s.active_until.since(now),
-        "rule_source": match i.rule_source { RuleSource::Row => "row", RuleSource::Defaults => "defaults" },
-        "rule": { "enabled": i.rule.enabled, "renew_before": format_duration_ms(i.rule.renew_before_ms), "plan": i.rule.plan.to_string(), "repeat_count": i.rule.repeat_count, "max_price_cents": i.rule.max_price_cents.map(|c| c.0) },
-        "decision": i.decision.reason(),
-        "detail": detail(i),
-        "needs_attention": i.needs_attention(),
-    });
-    if let Decision::Renew(r) = &i.decision {
-        v["renewal"] = json!({ "plan_id": r.plan_id, "repeat_count": r.repeat_count, "price_cents": r.price.0, "attempt": r.attempt, "expected_end_at_ms": r.expected_end_at.0 });
-    }
-    if let Some(o) = &i.outcome {
-        v["outcome"] = json!({ "result": o.name(), "detail": outcome_text(o) });
-    }
-    v
+/// Told what a cycle does as it happens; the metrics implement it, the way the client
+/// reports its requests through [`crate::api::client::Observer`].
+pub trait CycleObserver: Send + Sync {
+    /// A cycle started.
+    fn cycle_started(&self);
+    /// A cycle ran to its end with this report.
+    fn cycle_done(&self, report: &CycleReport);
+    /// A cycle failed (or was stopped) after `elapsed`, before it could report.
+    fn cycle_failed(&self, elapsed: Duration);
+    /// Alert delivery ran: the kinds delivered (one per alert), failed deliveries, and what
+    /// is still queued.
+    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64);
 }

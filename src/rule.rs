@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::api::{Cents, IdError, PlanId};
+use crate::values::{Cents, IdError, PlanId};
 
 /// How a renewal plan is chosen among the subscription's `renewal-plans` (`daemon.md`, *Policy*).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

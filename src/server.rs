@@ -15,8 +15,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::EpochMs;
 use crate::metrics::Metrics;
+use crate::values::EpochMs;
 
 #[derive(Clone)]
 struct Shared {

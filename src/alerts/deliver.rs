@@ -4,9 +4,10 @@
 //! logged at `warn` and marked delivered.
 
 use super::email::{Mailer, digest};
-use crate::api::EpochMs;
+use crate::alert::{Alert, AlertKind};
 use crate::config::Email;
 use crate::store::{Store, StoreError};
+use crate::values::EpochMs;
 
 /// After this many failed deliveries an alert is logged at `error` on every further try.
 pub const LOUD_AFTER_ATTEMPTS: u32 = 3;
@@ -21,7 +22,7 @@ pub struct Delivered {
     /// The SMTP server's answer or the error.
     pub answer: Option<String>,
     /// The kinds of the alerts delivered, one per alert.
-    pub kinds: Vec<super::AlertKind>,
+    pub kinds: Vec<AlertKind>,
 }
 
 /// Delivers every due alert: one email for all of them, or log lines without email.
@@ -44,7 +45,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         let kinds = due.iter().map(|r| r.alert.kind).collect();
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
-    let alerts: Vec<&super::Alert> = due.iter().map(|r| &r.alert).collect();
+    let alerts: Vec<&Alert> = due.iter().map(|r| &r.alert).collect();
     let d = digest(&alerts, now);
     match mailer.send(&d.subject, &d.body, cfg).await {
         Ok(answer) => {

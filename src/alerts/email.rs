@@ -10,11 +10,11 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::{Alert, AlertKind};
-use crate::api::EpochMs;
-use crate::api::excerpt::clean_text;
+use crate::alert::{Alert, AlertKind};
 use crate::config::Email;
-use crate::output::relative;
+use crate::values::EpochMs;
+use crate::values::relative;
+use crate::values::text::clean_text;
 
 /// The subject and body of a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
         let _ = writeln!(
             body,
             "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} refused for insufficient balance.\n",
-            crate::api::Cents(total),
+            crate::values::Cents(total),
             short.len(),
             plural(short.len())
         );

@@ -16,9 +16,10 @@ use super::error::{ApiError, Failure, Op, PostError, Refusal};
 use super::excerpt::{excerpt, provider_message};
 use super::parse::Envelope;
 use super::types::{
-    Network, NetworkId, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest, Renewal,
-    RenewalPlan, Subscription, SubscriptionEnvelope, SubscriptionId, SubscriptionList,
+    Network, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest, RenewalPlan, Renewed,
+    Subscription, SubscriptionEnvelope, SubscriptionList,
 };
+use crate::values::{NetworkId, SubscriptionId};
 
 /// Default cap on one response body: 64 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
@@ -256,7 +257,7 @@ impl Client {
     /// # Errors
     /// [`PostError`]: refused (402 balance, 409 sold out/invalid state, 404, 403, 400) with
     /// no effect, or outcome unknown (timeout, dropped connection, 5xx, unparseable 200).
-    pub async fn renew(&self, req: &RenewRequest) -> Result<Renewal, PostError> {
+    pub async fn renew(&self, req: &RenewRequest) -> Result<Renewed, PostError> {
         self.post(Op::Renew, req, |env| env.whole()).await
     }
 

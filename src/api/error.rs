@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::types::IdError;
+use crate::values::IdError;
 
 /// The provider operation a request belongs to (the API's `op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

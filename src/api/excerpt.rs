@@ -4,15 +4,14 @@
 //! page echoing anything. JSON is walked and every secret-bearing field (credentials,
 //! protocols, rotation path, VPN id) and every URL is replaced before it is cut short; other
 //! text has control characters removed, URL-like and `user:pass@host`-like words replaced,
-//! and the API key removed. [`clean_text`] does the same for provider text shown to people
-//! (labels, notes, messages).
+//! and the API key removed. The text rules themselves are [`crate::values::text`]'s.
 
 use serde_json::Value;
 
+use crate::values::text::{REDACTED, clean_text, looks_secret, remove_secrets};
+
 /// The most characters of a body quoted in an error.
 pub const EXCERPT_CHARS: usize = 160;
-
-const REDACTED: &str = "<redacted>";
 
 /// JSON keys whose values are secret wherever they appear.
 const SECRET_KEYS: &[&str] = &[
@@ -88,38 +87,9 @@ pub fn redact_value(v: &mut Value) {
     }
 }
 
-/// URL-like (`scheme://…`) or login-like (`user:pass@host`) text. A plain email address
-/// (`ops@example.com`) is not.
-fn looks_secret(token: &str) -> bool {
-    token.contains("://") || token.split_once('@').is_some_and(|(before, _)| before.contains(':'))
-}
-
 /// Does a JSON path (`subscriptions[0].credentials.password`) run through a secret field?
 pub(crate) fn is_secret_path(path: &str) -> bool {
     path.split(['.', '[', ']']).any(|seg| SECRET_KEYS.contains(&seg))
-}
-
-/// Provider text made safe to print: control characters (escape sequences, newlines) become
-/// spaces, whitespace is collapsed, and URL- or login-like words are replaced.
-#[must_use]
-pub fn clean_text(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|tok| !tok.is_empty())
-        .map(|tok| if looks_secret(tok) { REDACTED } else { tok })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Text safe for a terminal line: control characters (escapes, newlines, bells) become
-/// spaces and whitespace is collapsed; nothing else changes.
-#[must_use]
-pub fn printable(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
-/// Replaces every occurrence of each secret (at least 4 characters long) in `text`.
-pub(crate) fn remove_secrets(text: &str, secrets: &[&str]) -> String {
-    secrets.iter().filter(|s| s.len() >= 4).fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))
 }
 
 #[cfg(test)]
@@ -141,14 +111,6 @@ mod tests {
         assert!(!e.contains("rk_secret_1") && !e.contains("x:y"), "{e}");
         assert!(e.chars().count() <= EXCERPT_CHARS + 3, "{e}");
         assert!(e.ends_with("…\""), "{e}");
-    }
-
-    #[test]
-    fn clean_text_removes_escapes_and_logins_but_keeps_emails() {
-        assert_eq!(clean_text("a\u{1b}]0;pwned\u{7}\nb"), "a ]0;pwned b");
-        assert_eq!(clean_text("see http://bob:pw@x now"), "see <redacted> now");
-        assert_eq!(clean_text("bob:pw@x.example"), "<redacted>");
-        assert_eq!(clean_text("mail ops@example.com"), "mail ops@example.com");
     }
 
     #[test]

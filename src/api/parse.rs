@@ -9,8 +9,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::{Failure, Op};
-use super::excerpt::{clean_text, excerpt, is_secret_path, provider_message, remove_secrets};
-use super::types::{MalformedEntry, Subscription, SubscriptionId, SubscriptionList};
+use super::excerpt::{excerpt, is_secret_path, provider_message};
+use super::types::{MalformedEntry, Subscription, SubscriptionList};
+use crate::values::SubscriptionId;
+use crate::values::text::{clean_text, remove_secrets};
 
 /// A success envelope (`{"ok": true, …}`) of one op, with the secrets to keep out of errors.
 pub(super) struct Envelope<'a> {

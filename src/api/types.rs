@@ -1,162 +1,15 @@
-//! Serde shapes of the provider API (`../shared/spec/gateway-api.md`) and the small value types
-//! they are built from: validated ids, [`EpochMs`] and [`Cents`].
+//! Serde shapes of the provider API (`../shared/spec/gateway-api.md`), built from the plain
+//! values of [`crate::values`] (validated ids, [`EpochMs`], [`Cents`]).
 //!
 //! Everything here is parse-only for the provider's responses: unknown fields are ignored,
 //! optional fields are `Option` or defaulted, and secret fields (credentials, protocol URLs,
 //! the rotation path, the VPN id) are [`SecretString`]s that redact themselves in `Debug` and
 //! cannot be `Display`ed or serialized by accident. Request bodies are `Serialize` only.
 
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-/// Why a string is not a valid provider id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} {shown}: ids are lowercase letters and digits only (a-z, 0-9), 1 to 64 characters")]
-pub struct IdError {
-    /// Which kind of id was expected, e.g. `subscription id`.
-    pub what: &'static str,
-    /// The rejected input, quoted and cut to 40 characters.
-    pub shown: String,
-}
-
-/// Checks the provider's id syntax `^[a-z0-9]+$` (with a 64-character cap of ours).
-fn check_id(what: &'static str, value: &str) -> Result<(), IdError> {
-    let ok =
-        !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if ok {
-        return Ok(());
-    }
-    let cut: String = value.chars().take(40).collect();
-    let shown = if cut.len() < value.len() { format!("{cut:?}…") } else { format!("{cut:?}") };
-    Err(IdError { what, shown })
-}
-
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Parses `value`, which must match `^[a-z0-9]+$` (at most 64 characters).
-            ///
-            /// # Errors
-            /// [`IdError`] naming the bad input; nothing is sent to the provider.
-            pub fn parse(value: &str) -> Result<Self, IdError> {
-                check_id($what, value)?;
-                Ok(Self(value.to_owned()))
-            }
-
-            /// The id as the provider spells it.
-            #[must_use]
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(value: String) -> Result<Self, IdError> {
-                check_id($what, &value)?;
-                Ok(Self(value))
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, IdError> {
-                Self::parse(s)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-id_type!(
-    /// A subscription's id (`subscriptionId`), e.g. `j97b2f6m1k4n8p3r5t7v9x0z`.
-    SubscriptionId,
-    "subscription id"
-);
-id_type!(
-    /// A plan's id (`planId`, `plans[].id`, `renewalPlans[].id`).
-    PlanId,
-    "plan id"
-);
-id_type!(
-    /// A network's id (`networks[].id`, `targetNetwork`).
-    NetworkId,
-    "network id"
-);
-
-/// An instant as integer milliseconds since the Unix epoch, UTC (`activeUntil`, `endAt`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EpochMs(pub i64);
-
-impl EpochMs {
-    /// The current wall-clock time.
-    #[must_use]
-    pub fn now() -> Self {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Self(ms)
-    }
-
-    /// RFC 3339 in UTC to the second, e.g. `2025-11-08T08:53:20Z`; `None` before 1970 or
-    /// beyond what `SystemTime` can hold.
-    #[must_use]
-    pub fn to_rfc3339(self) -> Option<String> {
-        let ms = u64::try_from(self.0).ok()?;
-        let t = UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
-        // humantime formats only up to year 9999; it panics beyond.
-        (self.0 < 253_402_300_800_000).then(|| humantime::format_rfc3339_seconds(t).to_string())
-    }
-
-    /// `self - other` in milliseconds, saturating.
-    #[must_use]
-    pub fn since(self, other: EpochMs) -> i64 {
-        self.0.saturating_sub(other.0)
-    }
-}
-
-impl fmt::Display for EpochMs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_rfc3339() {
-            Some(s) => f.write_str(&s),
-            None => write!(f, "{} ms", self.0),
-        }
-    }
-}
-
-/// An amount of money in integer cents (`priceAmountCents`). The API names no currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Cents(pub i64);
-
-impl fmt::Display for Cents {
-    /// `1200` shows as `12.00`, `-5` as `-0.05`; no currency symbol.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
-    }
-}
+use crate::values::{Cents, EpochMs, NetworkId, PlanId, SubscriptionId};
 
 /// One purchasable plan from `op=plans`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,10 +241,11 @@ pub struct RenewRequest {
     pub repeat_count: Option<u32>,
 }
 
-/// The answer to `op=renew`.
+/// The answer to `op=renew`: the provider renewed the subscription until `endAt`. (What we
+/// plan and record before sending is [`crate::attempt::RenewalTerms`].)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Renewal {
+pub struct Renewed {
     /// `subscriptionId`.
     pub subscription_id: SubscriptionId,
     /// `endAt`: the new expiry.

@@ -3,9 +3,10 @@
 use anyhow::Context;
 
 use super::{ApiView, Exit, emit};
-use crate::api::{Client, EpochMs, SubscriptionId};
+use crate::api::Client;
 use crate::config::Config;
 use crate::output::{self, OutputFormat};
+use crate::values::{EpochMs, SubscriptionId};
 
 /// Runs one view and prints it to stdout.
 pub(super) async fn run(cfg: &Config, view: ApiView, format: OutputFormat, show_secrets: bool) -> anyhow::Result<Exit> {

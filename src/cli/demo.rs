@@ -12,15 +12,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, emit, shutdown_signal};
+use super::{Exit, emit};
+use crate::alert::Alert;
 use crate::alerts::email::digest;
-use crate::api::{Client, EpochMs};
+use crate::app::{App, Mode};
 use crate::config::Config;
-use crate::cycle::Cycle;
 use crate::output::OutputFormat;
-use crate::report;
+use crate::output::report;
+use crate::shutdown;
 use crate::sim::{SimConfig, SimState, Simulator};
-use crate::store::Store;
+use crate::values::{Cents, EpochMs};
 
 /// `demo` options.
 #[derive(Debug, clap::Args)]
@@ -71,36 +72,26 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     };
     let config_path = write_config(&dir, &sim)?;
     let cfg = Config::load_file_only(&config_path)?;
-    let client = Client::new(cfg.api()?.client)?;
-    let store = Store::open(&cfg.database_url).await?;
-    let cycle = |dry_run| Cycle {
-        client: &client,
-        store: Some(&store),
-        config: &cfg,
-        // One at a time, so that the demo shows the same thing every time.
-        max_concurrency: 1,
-        dry_run,
-        cancel: CancellationToken::new(),
-        mailer: None,
-        metrics: None,
-    };
+    // One at a time, so that the demo shows the same thing every time.
+    let app = App::build(cfg, Mode::Real).await?.with_max_concurrency(1);
+    let store = app.store().context("the demo's database is not open")?;
 
     emit(&format!(
         "proxy-renewd demo: the simulator serves sample data at {}api/proxy (balance {}).\n\n\
          == 1. The audit (`proxy-renewd --dry-run`): what is due, and what needs a person\n",
         sim.base_url(),
-        crate::api::Cents(DEMO_BALANCE_CENTS)
+        Cents(DEMO_BALANCE_CENTS)
     ))?;
-    emit(&report::render(&cycle(true).run().await?, OutputFormat::Table))?;
+    emit(&report::render(&app.audit_cycle(CancellationToken::new()).run().await?, OutputFormat::Table))?;
 
     emit("\n== 2. One real cycle (`proxy-renewd once`): renewals, most urgent first\n")?;
-    emit(&report::render(&cycle(false).run().await?, OutputFormat::Table))?;
+    emit(&report::render(&app.once(CancellationToken::new()).await?, OutputFormat::Table))?;
     emit("\n== 3. The ledger (`proxy-renewd history`): every attempt, committed before it was sent\n")?;
     emit(&super::history_cmd::table(&store.history(None, 50).await?))?;
 
     emit("\n== 4. The alert email this cycle would have sent (with [alerts.email] configured)\n")?;
     let queued = store.outbox(false, 100).await?;
-    let alerts: Vec<&crate::alerts::Alert> = queued.iter().map(|r| &r.alert).collect();
+    let alerts: Vec<&Alert> = queued.iter().map(|r| &r.alert).collect();
     if alerts.is_empty() {
         emit("(no alerts)\n")?;
     } else {
@@ -109,8 +100,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     }
 
     emit("\n== 5. The audit after: renewed subscriptions are ok; the rest still need a person\n")?;
-    emit(&report::render(&cycle(true).run().await?, OutputFormat::Table))?;
-    store.close().await;
+    emit(&report::render(&app.audit_cycle(CancellationToken::new()).run().await?, OutputFormat::Table))?;
+    app.close().await;
+    // The instance lock goes with the app: `once` in another terminal may run now.
+    drop(app);
 
     match &args.keep {
         None => {
@@ -124,7 +117,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
                  {bin} --config {c} history\n  {bin} --config {c} rules list\n  {bin} --config {c} once\n",
                 d.display(),
             ))?;
-            shutdown_signal().await;
+            shutdown::signal().await;
         }
     }
     sim.stop();

@@ -3,10 +3,10 @@
 //! HEALTHCHECKs and monitoring scripts; it reads the database only.
 
 use super::{Exit, emit};
-use crate::api::EpochMs;
 use crate::config::Config;
 use crate::rule::{format_duration_ms, parse_duration_ms};
 use crate::store::{self, Store};
+use crate::values::EpochMs;
 
 /// `health` options.
 #[derive(Debug, clap::Args)]

@@ -4,11 +4,11 @@ use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::{Exit, emit};
-use crate::api::SubscriptionId;
+use crate::attempt::LedgerEntry;
 use crate::config::Config;
-use crate::ledger::LedgerEntry;
 use crate::output::{OutputFormat, pretty};
 use crate::store::{self, Store};
+use crate::values::SubscriptionId;
 
 /// `history` options.
 #[derive(Debug, clap::Args)]

@@ -162,18 +162,18 @@ pub async fn run(cli: Cli) -> Exit {
             with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d).await).await
         }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
-        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(cfg, args).await).await,
+        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(&cfg, args).await).await,
         Some(Command::History(args)) => {
-            with_config(config, async |cfg| history_cmd::run(cfg, args, format).await).await
+            with_config(config, async |cfg| history_cmd::run(&cfg, args, format).await).await
         }
         Some(Command::Api { view, show_secrets }) => {
-            with_config(config, async |cfg| api_cmd::run(cfg, view, format, show_secrets).await).await
+            with_config(config, async |cfg| api_cmd::run(&cfg, view, format, show_secrets).await).await
         }
         Some(Command::Alerts { action }) => {
-            with_config(config, async |cfg| alerts_cmd::run(cfg, action, format).await).await
+            with_config(config, async |cfg| alerts_cmd::run(&cfg, action, format).await).await
         }
         Some(Command::Rules { action }) => {
-            with_config(config, async |cfg| rules_cmd::run(cfg, action, format).await).await
+            with_config(config, async |cfg| rules_cmd::run(&cfg, action, format).await).await
         }
         Some(Command::Sim(args)) => {
             init_tracing(LogFormat::Auto);
@@ -196,12 +196,12 @@ pub async fn run(cli: Cli) -> Exit {
 /// Loads the config, sets up logging as `[log] format` says, and runs `f` with it.
 async fn with_config(
     path: Option<&std::path::Path>,
-    f: impl AsyncFnOnce(&Config) -> anyhow::Result<Exit>,
+    f: impl AsyncFnOnce(Config) -> anyhow::Result<Exit>,
 ) -> anyhow::Result<Exit> {
     let cfg = Config::load(path)?;
     init_tracing(cfg.log_format);
     cfg.warn_if_secret_readable();
-    f(&cfg).await
+    f(cfg).await
 }
 
 /// Writes `text` to stdout. A closed pipe (`| head`) ends the output quietly; any other
@@ -268,27 +268,5 @@ impl std::io::Write for LossyStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         let _ = std::io::stderr().flush();
         Ok(())
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

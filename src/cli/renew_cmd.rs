@@ -8,14 +8,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, bail};
 
 use super::{Exit, emit};
-use crate::api::{Client, EpochMs, PlanId, SubscriptionId};
+use crate::api::RenewalPlan;
+use crate::app::{App, Mode};
+use crate::attempt::{Origin, RenewOutcome};
 use crate::config::Config;
-use crate::ledger::Origin;
-use crate::output::{OutputFormat, pretty, relative};
-use crate::policy::{self, Renewal};
-use crate::renewer::{RenewOutcome, Renewer};
-use crate::rule::PlanChoice;
-use crate::store::Store;
+use crate::output::{OutputFormat, pretty};
+use crate::policy::{self, Blocked, ManualDecision, ManualInput, ManualRefusal};
+use crate::values::text::clean_text;
+use crate::values::{PlanId, SubscriptionId, relative};
 
 /// `renew` options.
 #[derive(Debug, clap::Args)]
@@ -33,14 +33,12 @@ pub struct RenewArgs {
     pub yes: bool,
 }
 
-pub(super) async fn run(cfg: &Config, args: RenewArgs, format: OutputFormat) -> anyhow::Result<Exit> {
+pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> anyhow::Result<Exit> {
     let id = SubscriptionId::parse(&args.id)?;
     let plan_id = args.plan.as_deref().map(PlanId::parse).transpose()?;
-    let api = cfg.api()?;
-    let client = Client::new(api.client).context("cannot set up the provider client")?;
-    let store = Store::open(&cfg.database_url).await?;
-    let result = renew(cfg, &client, &store, &id, plan_id, &args).await;
-    store.close().await;
+    let app = App::build(cfg, Mode::Manual).await?;
+    let result = renew(&app, &id, plan_id.as_ref(), &args).await;
+    app.close().await;
     let outcome = result?;
     let text = match (&outcome, format) {
         (Some(o), OutputFormat::Json) => {
@@ -73,62 +71,51 @@ fn describe(o: &RenewOutcome) -> String {
     }
 }
 
+/// Reads the subscription, asks the policy ([`policy::decide_manual`]), confirms, renews.
 async fn renew(
-    cfg: &Config,
-    client: &Client,
-    store: &Store,
+    app: &App,
     id: &SubscriptionId,
-    plan_id: Option<PlanId>,
+    plan_id: Option<&PlanId>,
     args: &RenewArgs,
 ) -> anyhow::Result<Option<RenewOutcome>> {
+    let (client, cfg) = (app.client(), app.config());
+    let store = app.store().context("renew needs the database")?;
     let list = client.subscriptions().await.context("cannot read subscriptions")?;
     let Some(sub) = list.subscriptions.iter().find(|s| &s.subscription_id == id) else {
         bail!("subscription {id} is not listed by the provider (op=subscriptions): check the id");
     };
-    if !(policy::MIN_PLAUSIBLE_MS..policy::MAX_PLAUSIBLE_MS).contains(&sub.active_until.0) {
-        bail!(
-            "{id}'s activeUntil {} is not a plausible expiry in ms: the new expiry cannot be predicted; check the subscription at the provider",
-            sub.active_until.0
-        );
-    }
     let rule = store.rule(id).await?.map_or_else(|| cfg.defaults.clone(), |r| r.rule);
-    let repeat = args.repeat_count.unwrap_or(rule.repeat_count);
-    let plans = client.renewal_plans(id).await.context("cannot read renewal plans")?;
-    let choice = plan_id.map_or(rule.plan.clone(), PlanChoice::Plan);
-    let Some((plan, price, added_ms)) = policy::choose_plan(&choice, &plans, repeat) else {
-        let offered: Vec<String> = plans.iter().map(|p| p.id.to_string()).collect();
-        bail!(
-            "no renewal plan matches {choice} for {id}; offered: {}",
-            if offered.is_empty() { "none".into() } else { offered.join(", ") }
-        );
+    let ledger = store.ledger_for(id).await?;
+    let ask = |plans: Option<&[RenewalPlan]>| {
+        policy::decide_manual(&ManualInput {
+            active_until: sub.active_until,
+            rule: &rule,
+            plan: plan_id,
+            repeat_count: args.repeat_count,
+            renewal_plans: plans,
+            ledger: &ledger,
+            now: app.clock().now(),
+        })
+    };
+    let mut decision = ask(None);
+    if decision == ManualDecision::FetchPlans {
+        let plans = client.renewal_plans(id).await.context("cannot read renewal plans")?;
+        decision = ask(Some(&plans));
+    }
+    let terms = match decision {
+        ManualDecision::Renew(terms) => terms,
+        ManualDecision::Refused(why) => bail!(refusal_text(id, &why)),
+        ManualDecision::FetchPlans => bail!("{id}: the renewal plans were read, yet the policy asks for them again"),
     };
     let period = sub.active_until;
-    let attempt = match policy::next_attempt(&store.ledger_for(id).await?, period) {
-        Ok(n) => n,
-        Err(policy::Blocked::InFlight { attempt, state, .. }) => bail!(
-            "attempt {attempt} for {id} is {state} (the provider may have applied it): wait for the daemon to reconcile it, see `proxy-renewd history --subscription {id}`"
-        ),
-        Err(policy::Blocked::AlreadyRenewed { attempt, .. }) => bail!(
-            "{id} was already renewed for this period (attempt {attempt}); the provider's activeUntil has not caught up yet"
-        ),
-        Err(other) => bail!("{id} cannot be renewed now: {other:?}"),
-    };
-    let now = EpochMs::now();
-    let renewal = Renewal {
-        active_until_before: period,
-        attempt,
-        plan_id: plan.id.clone(),
-        repeat_count: repeat,
-        price,
-        coupon_code: rule.coupon_code.clone(),
-        expected_end_at: EpochMs(period.0.max(now.0).saturating_add(added_ms)),
-    };
     let question = format!(
-        "Renew {id} ({}), expiring {period} ({}), with plan {} × {repeat} for {price}, to about {}?",
-        sub.label.as_deref().map(crate::api::excerpt::clean_text).unwrap_or_default(),
-        relative(period, now),
-        plan.id,
-        renewal.expected_end_at
+        "Renew {id} ({}), expiring {period} ({}), with plan {} × {} for {}, to about {}?",
+        sub.label.as_deref().map(clean_text).unwrap_or_default(),
+        relative(period, app.clock().now()),
+        terms.plan_id,
+        terms.repeat_count,
+        terms.price,
+        terms.expected_end_at
     );
     if !args.yes && !confirm(&question)? {
         return Ok(None);
@@ -136,9 +123,33 @@ async fn renew(
     if store.clear_hold(id).await? {
         tracing::info!(subscription_id = %id, "hold lifted by a manual renewal");
     }
-    let renewer = Renewer { client, store, origin: Origin::Manual, repeat_interval_ms: cfg.alerts.repeat_interval_ms };
+    let renewer = app.renewer(Origin::Manual).context("renew needs the database")?;
     // The person sees the outcome right here: no alert is queued for it.
-    Ok(Some(renewer.renew(id, &renewal, rule.renew_before_ms, |_| Vec::new()).await))
+    Ok(Some(renewer.renew(id, &terms, rule.renew_before_ms, |_| Vec::new()).await))
+}
+
+/// What to tell the person whose `renew` the policy refused.
+fn refusal_text(id: &SubscriptionId, why: &ManualRefusal) -> String {
+    match why {
+        ManualRefusal::Malformed { active_until } => format!(
+            "{id}'s activeUntil {} is not a plausible expiry in ms: the new expiry cannot be predicted; check the subscription at the provider",
+            active_until.0
+        ),
+        ManualRefusal::NoPlan { choice, offered } => {
+            let offered: Vec<String> = offered.iter().map(ToString::to_string).collect();
+            format!(
+                "no renewal plan matches {choice} for {id}; offered: {}",
+                if offered.is_empty() { "none".into() } else { offered.join(", ") }
+            )
+        }
+        ManualRefusal::Ledger(Blocked::InFlight { attempt, state, .. }) => format!(
+            "attempt {attempt} for {id} is {state} (the provider may have applied it): wait for the daemon to reconcile it, see `proxy-renewd history --subscription {id}`"
+        ),
+        ManualRefusal::Ledger(Blocked::AlreadyRenewed { attempt, .. }) => format!(
+            "{id} was already renewed for this period (attempt {attempt}); the provider's activeUntil has not caught up yet"
+        ),
+        ManualRefusal::Ledger(other) => format!("{id} cannot be renewed now: {other:?}"),
+    }
 }
 
 /// Asks on the terminal; without one, refuses and says to pass `--yes`.

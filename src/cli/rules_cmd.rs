@@ -9,12 +9,12 @@ use comfy_table::{Table, presets};
 use serde_json::{Value, json};
 
 use super::{Exit, emit};
-use crate::api::excerpt::printable;
-use crate::api::{Cents, EpochMs, SubscriptionId};
 use crate::config::Config;
 use crate::output::OutputFormat;
 use crate::rule::{PlanChoice, Rule, check_coupon, format_duration_ms, parse_duration_ms};
 use crate::store::{RuleRow, Store};
+use crate::values::text::printable;
+use crate::values::{Cents, EpochMs, SubscriptionId};
 
 /// `rules` actions.
 #[derive(Debug, Subcommand)]

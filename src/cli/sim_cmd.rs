@@ -8,8 +8,8 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{Exit, emit};
-use crate::api::EpochMs;
 use crate::sim::{DEFAULT_API_KEY, SimConfig, SimState, Simulator};
+use crate::values::EpochMs;
 
 /// `sim` options.
 #[derive(Debug, clap::Args)]
@@ -63,6 +63,6 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     );
     let mut out = std::io::stdout();
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
-    sim.run_until_signal().await;
+    sim.run_until(crate::shutdown::signal()).await;
     Ok(Exit::Ok)
 }

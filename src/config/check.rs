@@ -8,8 +8,8 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Alerts, Config, ConfigError, Email, RawConfig, Schedule, credential_path, invalid};
-use crate::api::Cents;
 use crate::rule::{PlanChoice, Rule, check_coupon};
+use crate::values::Cents;
 
 /// The longest duration any key accepts.
 const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
@@ -41,7 +41,7 @@ fn check_cron(expr: &str) -> Result<(), String> {
 /// `sqlite://PATH` or `sqlite:PATH` naming a file: no in-memory database (it would lose the
 /// ledger) and no query parameters.
 fn check_database_url(url: &str) -> Result<(), String> {
-    let shown = crate::api::excerpt::clean_text(url);
+    let shown = crate::values::text::clean_text(url);
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
     match path {
         None => Err(format!("{shown:?} must be a SQLite URL such as sqlite://proxy-renewd.db")),

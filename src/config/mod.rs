@@ -20,8 +20,9 @@ use url::Url;
 
 pub use raw::*;
 
-use crate::api::{Cents, ClientConfig};
+use crate::api::ClientConfig;
 use crate::rule::Rule;
+use crate::values::Cents;
 
 /// The environment variable prefix; `PROXY_RENEWD_API__KEY` sets `[api] key`.
 pub const ENV_PREFIX: &str = "PROXY_RENEWD_";
@@ -352,7 +353,7 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                     }
                     format!("unknown key; expected one of: {}", expected.join(", "))
                 }
-                kind if echo_allowed(&key) => crate::api::excerpt::clean_text(&kind.to_string()),
+                kind if echo_allowed(&key) => crate::values::text::clean_text(&kind.to_string()),
                 Kind::InvalidType(_, expected) => format!("invalid type, expected {expected} (the value is not shown)"),
                 _ => "invalid value (not shown)".to_owned(),
             };

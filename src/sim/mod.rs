@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{Fault, FaultKind};
 pub use state::SimState;
 
-use crate::api::EpochMs;
+use crate::values::EpochMs;
 
 /// The API key the simulator accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "rk_sim_key";
@@ -274,9 +274,10 @@ impl Simulator {
         self.shutdown.cancel();
     }
 
-    /// Waits for Ctrl-C or SIGTERM, then stops.
-    pub async fn run_until_signal(self) {
-        crate::cli::shutdown_signal().await;
+    /// Serves until `shutdown` resolves (the command line passes
+    /// [`crate::shutdown::signal`]), then stops.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        shutdown.await;
         self.stop();
     }
 }

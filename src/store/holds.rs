@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::api::{EpochMs, SubscriptionId};
+use crate::values::{EpochMs, SubscriptionId};
 
 /// A subscription on hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::api::{Cents, EpochMs, PlanId, SubscriptionId};
-use crate::ledger::{LedgerEntry, LedgerState, NewAttempt, Renewal};
+use crate::attempt::{LedgerEntry, NewAttempt, RenewalTerms, Settlement};
+use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 #[derive(FromRow)]
 struct Raw {
@@ -38,19 +38,6 @@ macro_rules! select_ledger {
     };
 }
 
-/// How an attempt ended, for [`Store::settle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// The new state.
-    pub state: LedgerState,
-    /// `endAt`, or the advanced `activeUntil`.
-    pub actual_end_at: Option<EpochMs>,
-    /// The HTTP status, if one came back.
-    pub http_status: Option<u16>,
-    /// A secret-free description of what went wrong.
-    pub error: Option<String>,
-}
-
 impl Store {
     fn ledger_entry(&self, r: Raw) -> Result<LedgerEntry, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt {
@@ -63,7 +50,7 @@ impl Store {
             id: r.id,
             subscription_id,
             origin: r.origin.parse().map_err(corrupt)?,
-            renewal: Renewal {
+            renewal: RenewalTerms {
                 active_until_before: EpochMs(r.active_until_before_ms),
                 attempt: u32::try_from(r.attempt).map_err(|_| corrupt(format!("attempt {}", r.attempt)))?,
                 plan_id,

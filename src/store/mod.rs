@@ -1,7 +1,9 @@
 //! All SQL lives here: [`Store`] opens the SQLite database (creating it and running the
 //! embedded migrations on first use), and its methods read and write rules (`rules.rs`), the
-//! renewal ledger (`ledger.rs`), holds (`holds.rs`) and the subscription snapshot
-//! (`snapshot.rs`).
+//! renewal ledger (`ledger.rs`), the alert outbox (`outbox.rs`), holds (`holds.rs`) and the
+//! subscription snapshot (`snapshot.rs`). It speaks in the plain types of
+//! [`crate::values`], [`crate::rule`], [`crate::attempt`] and [`crate::alert`], and knows
+//! nothing of HTTP or the provider client.
 //!
 //! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
 //! busy timeout, and write transactions that take the write lock up front (`BEGIN
@@ -25,7 +27,6 @@ use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
 pub use holds::Hold;
-pub use ledger::Settlement;
 pub use outbox::{LOGGED_ONLY, OutboxRow, delivery_backoff_ms};
 pub use rules::RuleRow;
 pub use snapshot::{SeenSubscription, SnapshotRow};
@@ -185,7 +186,7 @@ impl Store {
     pub(crate) async fn delete_for(
         &self,
         sql: &'static str,
-        id: &crate::api::SubscriptionId,
+        id: &crate::values::SubscriptionId,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await.map_err(|e| self.err(e))?;

@@ -4,9 +4,10 @@
 
 use sqlx::FromRow;
 
-use super::{Settlement, Store, StoreError};
-use crate::alerts::Alert;
-use crate::api::EpochMs;
+use super::{Store, StoreError};
+use crate::alert::Alert;
+use crate::attempt::Settlement;
+use crate::values::EpochMs;
 
 /// A stored alert and its delivery state.
 #[derive(Debug, Clone, PartialEq, Eq)]

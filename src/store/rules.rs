@@ -3,8 +3,8 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::api::{Cents, EpochMs, SubscriptionId};
 use crate::rule::{PlanChoice, Rule};
+use crate::values::{Cents, EpochMs, SubscriptionId};
 
 /// A stored rule with its subscription and timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::api::excerpt::clean_text;
-use crate::api::{EpochMs, Subscription, SubscriptionId};
+use crate::values::{EpochMs, SubscriptionId};
 
-/// The non-secret fields of a subscription, as stored.
+/// The non-secret fields of a subscription, as stored (already cleaned: the cycle keeps
+/// these of what it read, and nothing secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenSubscription {
     /// `subscriptionId`.
@@ -22,32 +22,6 @@ pub struct SeenSubscription {
     pub network_label: Option<String>,
     /// `userNote`.
     pub user_note: Option<String>,
-}
-
-impl From<&Subscription> for SeenSubscription {
-    /// Keeps the public fields, cleaned of escapes and login-like words; credentials,
-    /// protocol URLs and rotation are left behind.
-    fn from(s: &Subscription) -> Self {
-        use secrecy::ExposeSecret;
-        // The subscription's own login, should the provider put it in a label or note.
-        let own: Vec<&str> = s
-            .credentials
-            .iter()
-            .flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()])
-            .filter(|x| x.len() >= 4)
-            .collect();
-        let text = |t: &Option<String>| {
-            t.as_deref().map(|t| own.iter().fold(clean_text(t), |acc, secret| acc.replace(secret, "<redacted>")))
-        };
-        SeenSubscription {
-            subscription_id: s.subscription_id.clone(),
-            status: clean_text(&s.status),
-            active_until: s.active_until,
-            label: text(&s.label),
-            network_label: text(&s.network_label),
-            user_note: text(&s.user_note),
-        }
-    }
 }
 
 /// A row of the snapshot.

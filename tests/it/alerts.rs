@@ -5,7 +5,7 @@
 use proxy_renewd::policy::RETRY_BACKOFF_BASE_MS;
 use proxy_renewd::sim::FaultKind;
 
-use crate::cycle::{DAY, Setup, world};
+use crate::helpers::{DAY, Setup, world};
 use crate::helpers::{KEY, bin, run, sim_with};
 use crate::smtp::{SmtpServer, subject};
 
@@ -37,12 +37,12 @@ async fn insufficient_balance_alerts_once_then_recovers_once() {
     assert!(mails[0].contains("Top up the balance by at least 12.00 (1200 cents)"), "{}", mails[0]);
     // Within repeat_interval: nothing more, even after the backoff lets it try again.
     s.cycle().await;
-    s.age_ledger(RETRY_BACKOFF_BASE_MS).await;
+    s.clock.advance(RETRY_BACKOFF_BASE_MS);
     s.cycle().await;
     assert_eq!(smtp.messages().len(), 1, "no repeat within repeat_interval");
     // Top up: the renewal goes through and one `recovered` follows.
     sim.update(|st, _| st.balance_cents = 1_000_000);
-    s.age_ledger(4 * RETRY_BACKOFF_BASE_MS).await;
+    s.clock.advance(4 * RETRY_BACKOFF_BASE_MS);
     s.cycle().await;
     s.cycle().await;
     let mails = smtp.messages();
@@ -108,7 +108,7 @@ async fn alerts_wait_out_an_smtp_outage_and_a_restart_then_arrive_once() {
     smtp.resume();
     s.cycle().await;
     assert!(smtp.messages().is_empty(), "not before the delivery backoff");
-    s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
+    s.clock.advance(proxy_renewd::store::delivery_backoff_ms(1));
     s.cycle().await;
     s.cycle().await;
     let mails = smtp.messages();
@@ -211,7 +211,7 @@ async fn a_silent_smtp_server_cannot_hold_the_daemon() {
 async fn queued_alerts_go_out_even_while_the_provider_is_down() {
     let (mut smtp, sim, s) = queued_while_smtp_is_down().await;
     smtp.resume();
-    s.age_outbox(proxy_renewd::store::delivery_backoff_ms(1)).await;
+    s.clock.advance(proxy_renewd::store::delivery_backoff_ms(1));
     sim.fault("subscriptions", FaultKind::Html502, 10);
     assert!(s.cycle_of(false).run().await.is_err());
     assert_eq!(smtp.messages().len(), 1, "delivered although the read failed");

@@ -1,8 +1,9 @@
 //! Every row of the reference's error table, reached through the simulator's real state
 //! (not faults), with the client's error kind and the simulator's call log checked.
 
-use proxy_renewd::api::{ApiError, NetworkId, PlanId, PostError, RenewRequest, SubscriptionId};
+use proxy_renewd::api::{ApiError, PostError, RenewRequest};
 use proxy_renewd::sim::FaultKind;
+use proxy_renewd::values::{NetworkId, PlanId, SubscriptionId};
 use serde_json::{Value, json};
 
 use crate::helpers::{KEY, client, client_with_key, sample_id, sim};

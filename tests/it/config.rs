@@ -1,9 +1,9 @@
 //! Configuration: the example loads with every key, the environment wins over the file,
 //! and each kind of bad value gives an error naming the key and where it was set.
 
-use proxy_renewd::api::Cents;
 use proxy_renewd::config::Config;
 use proxy_renewd::rule::PlanChoice;
+use proxy_renewd::values::Cents;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 

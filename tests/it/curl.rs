@@ -10,7 +10,7 @@ use crate::helpers::{bin, fixture};
 
 /// Starts `proxy-renewd sim` on a free port with a large balance; returns it and its base URL.
 async fn start_sim_binary(dir: &std::path::Path) -> (Child, String) {
-    let mut state = proxy_renewd::sim::SimState::sample(proxy_renewd::api::EpochMs::now().0);
+    let mut state = proxy_renewd::sim::SimState::sample(proxy_renewd::values::EpochMs::now().0);
     state.balance_cents = 1_000_000;
     let path = dir.join("state.json");
     std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();

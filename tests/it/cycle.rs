@@ -3,126 +3,14 @@
 //! long-lapsed subscription is renewed once, then held; two renewers racing on one period
 //! send one POST; the budget holds across one cycle.
 
-use proxy_renewd::alerts::email::Mailer;
-use proxy_renewd::api::{Client, EpochMs, SubscriptionId};
-use proxy_renewd::config::Config;
-use proxy_renewd::cycle::{Cycle, CycleReport};
-use proxy_renewd::ledger::{LedgerState, Origin};
+use proxy_renewd::attempt::{LedgerState, Origin, RenewOutcome};
 use proxy_renewd::policy::{Decision, RETRY_BACKOFF_BASE_MS};
-use proxy_renewd::renewer::{RenewOutcome, Renewer};
-use proxy_renewd::sim::{FaultKind, SimState, Simulator};
+use proxy_renewd::renewer::Renewer;
+use proxy_renewd::sim::{FaultKind, Simulator};
 use proxy_renewd::store::Store;
-use sqlx::Connection;
-use tokio_util::sync::CancellationToken;
+use proxy_renewd::values::{EpochMs, SubscriptionId};
 
-use crate::helpers::{KEY, sim_with};
-
-pub const DAY: i64 = 86_400_000;
-
-/// One plan (30 days, 12.00), one network, and subscriptions expiring at the given offsets
-/// from now (ids `sub0`, `sub1`, …).
-pub fn world(offsets_ms: &[i64]) -> SimState {
-    let mut s = SimState::sample(EpochMs::now().0);
-    let now = EpochMs::now().0;
-    let template = s.subscriptions[1].clone();
-    s.subscriptions = offsets_ms
-        .iter()
-        .enumerate()
-        .map(|(i, off)| {
-            let mut sub = template.clone();
-            sub.id = format!("sub{i}");
-            sub.active_until_ms = now + off;
-            sub.renewal_plan_ids = vec!["k17m3q5v7n9p1r2t4w6y8z0a".into()];
-            sub.port = 13000 + u16::try_from(i).unwrap();
-            sub
-        })
-        .collect();
-    s.balance_cents = 1_000_000;
-    s
-}
-
-/// A temp directory with a config for `sim` and a database in it.
-pub struct Setup {
-    pub _dir: tempfile::TempDir,
-    pub config: Config,
-    pub client: Client,
-    pub store: Store,
-    pub mailer: Option<Mailer>,
-    pub max_concurrency: usize,
-}
-
-impl Setup {
-    pub async fn new(sim: &Simulator, extra_toml: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        let toml = format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"sqlite://{}\"\n{extra_toml}",
-            sim.base_url(),
-            dir.path().join("renewd.db").display()
-        );
-        std::fs::write(&path, toml).unwrap();
-        let config = Config::load(Some(&path)).unwrap();
-        let client = Client::new(config.api().unwrap().client).unwrap();
-        let store = Store::open(&config.database_url).await.unwrap();
-        let mailer = config.alerts.email.as_ref().map(|e| Mailer::new(e).unwrap());
-        Setup { _dir: dir, config, client, store, mailer, max_concurrency: 4 }
-    }
-
-    pub async fn cycle(&self) -> CycleReport {
-        self.cycle_with(false).await
-    }
-
-    pub async fn cycle_with(&self, dry_run: bool) -> CycleReport {
-        self.cycle_of(dry_run).run().await.unwrap()
-    }
-
-    /// The cycle itself, for tests that expect it to fail.
-    pub fn cycle_of(&self, dry_run: bool) -> Cycle<'_> {
-        Cycle {
-            client: &self.client,
-            store: Some(&self.store),
-            config: &self.config,
-            max_concurrency: self.max_concurrency,
-            dry_run,
-            cancel: CancellationToken::new(),
-            mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
-            metrics: None,
-        }
-    }
-
-    /// The same database and config in a new "process": connections reopened.
-    pub async fn restart(self) -> Setup {
-        self.store.close().await;
-        let store = Store::open(&self.config.database_url).await.unwrap();
-        Setup { store, ..self }
-    }
-
-    /// Moves every outbox row's next delivery `ms` into the past.
-    pub async fn age_outbox(&self, ms: i64) {
-        let mut conn = sqlx::SqliteConnection::connect(&self.config.database_url).await.unwrap();
-        sqlx::query("UPDATE outbox SET next_attempt_at_ms = next_attempt_at_ms - ?1")
-            .bind(ms)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-    }
-
-    /// Moves every ledger row `ms` into the past: time passing, without sleeping.
-    pub async fn age_ledger(&self, ms: i64) {
-        let mut conn = sqlx::SqliteConnection::connect(&self.config.database_url).await.unwrap();
-        sqlx::query("UPDATE ledger SET created_at_ms = created_at_ms - ?1, updated_at_ms = updated_at_ms - ?1")
-            .bind(ms)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-    }
-
-    pub async fn states(&self, id: &str) -> Vec<LedgerState> {
-        self.store.ledger_for(&SubscriptionId::parse(id).unwrap()).await.unwrap().iter().map(|e| e.state).collect()
-    }
-}
+use crate::helpers::{DAY, Setup, sim_with, spawn, world};
 
 fn applied_renewals(sim: &Simulator) -> usize {
     sim.calls_of("renew").iter().filter(|c| c.applied).count()
@@ -130,8 +18,7 @@ fn applied_renewals(sim: &Simulator) -> usize {
 
 #[tokio::test]
 async fn a_due_subscription_is_renewed_once_and_the_next_cycle_does_nothing() {
-    let sim = sim_with(world(&[DAY, 10 * DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY, 10 * DAY], "").await;
     let before = sim.state().subscriptions[0].active_until_ms;
     let report = s.cycle().await;
     assert!(!report.needs_attention(), "{report:?}");
@@ -147,12 +34,11 @@ async fn a_due_subscription_is_renewed_once_and_the_next_cycle_does_nothing() {
 
 /// One fault on the first renew; then cycles: right away, and after the windows have passed.
 async fn matrix_case(kind: FaultKind) -> (Simulator, Setup) {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     sim.fault("renew", kind, 1);
     s.cycle().await;
     s.cycle().await;
-    s.age_ledger(RETRY_BACKOFF_BASE_MS.max(3_000)).await;
+    s.clock.advance(RETRY_BACKOFF_BASE_MS.max(3_000));
     s.cycle().await;
     s.cycle().await;
     (sim, s)
@@ -173,15 +59,14 @@ async fn faults_that_apply_the_renewal_are_reconciled_never_repeated() {
 
 #[tokio::test]
 async fn a_503_before_applying_waits_out_the_window_then_renews_once() {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     sim.fault("renew", FaultKind::StatusBefore { status: 503 }, 1);
     s.cycle().await;
     assert_eq!(s.states("sub0").await, [LedgerState::Unknown]);
     let report = s.cycle().await;
     assert_eq!(report.items[0].decision.reason(), "in-flight", "no second attempt inside the window");
     assert_eq!(sim.calls_of("renew").len(), 1);
-    s.age_ledger(3_000).await;
+    s.clock.advance(3_000);
     s.cycle().await;
     assert_eq!(s.states("sub0").await, [LedgerState::Failed, LedgerState::Succeeded]);
     assert_eq!((sim.calls_of("renew").len(), applied_renewals(&sim)), (2, 1));
@@ -218,14 +103,19 @@ async fn a_long_lapsed_subscription_is_renewed_once_then_held() {
 
 #[tokio::test]
 async fn two_renewers_racing_on_one_period_send_one_post() {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     sim.fault("renew", FaultKind::Latency { ms: 300 }, 1);
     let report = s.cycle_with(true).await;
     let Decision::Renew(r) = report.items[0].decision.clone() else { panic!("{report:?}") };
     let id = SubscriptionId::parse("sub0").unwrap();
-    let other = Store::open(&s.config.database_url).await.unwrap();
-    let daemon = Renewer { client: &s.client, store: &s.store, origin: Origin::Daemon, repeat_interval_ms: 3_600_000 };
+    let other = Store::open(&s.config().database_url).await.unwrap();
+    let daemon = Renewer {
+        client: &s.client,
+        store: &s.store,
+        origin: Origin::Daemon,
+        repeat_interval_ms: 3_600_000,
+        clock: &s.clock,
+    };
     let manual = Renewer { store: &other, origin: Origin::Manual, ..daemon };
     let (a, b) =
         tokio::join!(daemon.renew(&id, &r, 3 * DAY, |_| Vec::new()), manual.renew(&id, &r, 3 * DAY, |_| Vec::new()));
@@ -236,8 +126,8 @@ async fn two_renewers_racing_on_one_period_send_one_post() {
 
 #[tokio::test]
 async fn one_cycle_never_spends_past_the_budget() {
-    let sim = sim_with(world(&[DAY, DAY + 1, DAY + 2, DAY + 3, DAY + 4])).await;
-    let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 3600\n").await;
+    let (sim, s) =
+        spawn(&[DAY, DAY + 1, DAY + 2, DAY + 3, DAY + 4], "[budget]\nmax_spend_cents_per_day = 3600\n").await;
     let report = s.cycle().await;
     assert_eq!(sim.calls_of("renew").len(), 3, "3 × 12.00 fit in 36.00");
     let reasons: Vec<&str> = report.items.iter().map(|i| i.decision.reason()).collect();
@@ -248,8 +138,7 @@ async fn one_cycle_never_spends_past_the_budget() {
 
 #[tokio::test]
 async fn a_dry_run_sends_no_post_and_writes_nothing() {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     let report = s.cycle_with(true).await;
     assert!(matches!(report.items[0].decision, Decision::Renew(_)));
     assert!(sim.calls().iter().all(|c| c.method == "GET"));
@@ -258,8 +147,7 @@ async fn a_dry_run_sends_no_post_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_subscription_listed_twice_with_different_expiries_is_not_renewed() {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     let until = sim.state().subscriptions[0].active_until_ms;
     let entry = |t: i64| format!(r#"{{"subscriptionId": "sub0", "status": "active", "activeUntil": {t}}}"#);
     let body = format!(r#"{{"ok": true, "subscriptions": [{}, {}]}}"#, entry(until), entry(until + 1));
@@ -279,8 +167,7 @@ async fn a_subscription_listed_twice_with_different_expiries_is_not_renewed() {
 
 #[tokio::test]
 async fn an_expiry_that_goes_back_after_a_renewal_is_not_paid_again() {
-    let sim = sim_with(world(&[DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY], "").await;
     let before = sim.state().subscriptions[0].active_until_ms;
     s.cycle().await;
     assert_eq!(sim.calls_of("renew").len(), 1);
@@ -307,8 +194,7 @@ async fn a_hold_covers_only_the_expiry_it_was_written_for() {
 
 #[tokio::test]
 async fn an_answer_about_another_subscription_is_an_unknown_outcome() {
-    let sim = sim_with(world(&[DAY, 20 * DAY])).await;
-    let s = Setup::new(&sim, "").await;
+    let (sim, s) = spawn(&[DAY, 20 * DAY], "").await;
     let other = format!(r#"{{"ok": true, "subscriptionId": "sub1", "endAt": {}}}"#, EpochMs::now().0 + 40 * DAY);
     sim.fault("renew", crate::helpers::canned(200, other), 1);
     let report = s.cycle().await;
@@ -321,8 +207,7 @@ async fn an_answer_about_another_subscription_is_an_unknown_outcome() {
 async fn a_short_balance_goes_to_the_most_urgent_and_stops_the_rest() {
     let sim = sim_with(world(&[2 * DAY, DAY, 2 * DAY + 1])).await;
     sim.update(|s, _| s.balance_cents = 1_200);
-    let mut s = Setup::new(&sim, "").await;
-    s.max_concurrency = 1;
+    let s = Setup::new(&sim, "").await.with_max_concurrency(1);
     let report = s.cycle().await;
     let outcome = |id: &str| {
         report

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use proxy_renewd::sim::{FaultKind, Simulator};
 use serde_json::Value;
 
-use crate::cycle::{DAY, world};
+use crate::helpers::{DAY, world};
 use crate::helpers::{KEY, Ran, bin, run, sim_with};
 
 struct Instance {

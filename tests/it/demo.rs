@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::cycle::{DAY, world};
+use crate::helpers::{DAY, world};
 use crate::helpers::{KEY, bin, run, sim_with};
 
 #[tokio::test]

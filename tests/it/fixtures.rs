@@ -1,8 +1,9 @@
 //! Every JSON example of the provider's reference parses, verbatim, through the real client
 //! (served byte for byte by the simulator), and our request bodies match the reference's.
 
-use proxy_renewd::api::{Cents, EpochMs, NetworkId, PlanId, PurchaseRequest, RenewRequest, SubscriptionId};
+use proxy_renewd::api::{PurchaseRequest, RenewRequest};
 use proxy_renewd::sim::FaultKind;
+use proxy_renewd::values::{Cents, EpochMs, NetworkId, PlanId, SubscriptionId};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 

@@ -1,19 +1,30 @@
-//! Shared test set-up: a simulator on a free loopback port, a client for it with fast
-//! retries, the reference fixtures, and the real binary.
+//! Shared test set-up: a simulator on a free loopback port ([`sim`], [`world`]), a client for
+//! it with fast retries, a temp database with a ready cycle built the way the program builds
+//! it ([`Setup`], [`spawn`]), a clock the tests move instead of sleeping, the reference
+//! fixtures, and the real binary.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use proxy_renewd::api::{Client, ClientConfig, RetryPolicy, SubscriptionId};
+use proxy_renewd::api::{Client, ClientConfig, RetryPolicy};
+use proxy_renewd::app::{App, Mode};
+use proxy_renewd::attempt::LedgerState;
+use proxy_renewd::config::Config;
+use proxy_renewd::cycle::Cycle;
+use proxy_renewd::report::CycleReport;
 use proxy_renewd::sim::{SimConfig, SimState, Simulator};
+use proxy_renewd::store::Store;
+use proxy_renewd::values::{EpochMs, ManualClock, SubscriptionId};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 /// The key the test simulators accept.
 pub const KEY: &str = "rk_test_4f9a2c7e1b8d3f60";
 
 /// A simulator with the sample data and [`KEY`].
 pub async fn sim() -> Simulator {
-    sim_with(SimState::sample(proxy_renewd::api::EpochMs::now().0)).await
+    sim_with(SimState::sample(EpochMs::now().0)).await
 }
 
 /// A simulator with the given state and [`KEY`].
@@ -46,6 +57,115 @@ pub fn client_with_key(sim: &Simulator, key: &str) -> Client {
     Client::new(cfg).expect("client builds")
 }
 
+pub const DAY: i64 = 86_400_000;
+
+/// One plan (30 days, 12.00), one network, and subscriptions expiring at the given offsets
+/// from now (ids `sub0`, `sub1`, …).
+pub fn world(offsets_ms: &[i64]) -> SimState {
+    let mut s = SimState::sample(EpochMs::now().0);
+    let now = EpochMs::now().0;
+    let template = s.subscriptions[1].clone();
+    s.subscriptions = offsets_ms
+        .iter()
+        .enumerate()
+        .map(|(i, off)| {
+            let mut sub = template.clone();
+            sub.id = format!("sub{i}");
+            sub.active_until_ms = now + off;
+            sub.renewal_plan_ids = vec!["k17m3q5v7n9p1r2t4w6y8z0a".into()];
+            sub.port = 13000 + u16::try_from(i).unwrap();
+            sub
+        })
+        .collect();
+    s.balance_cents = 1_000_000;
+    s
+}
+
+/// A simulator serving `world(offsets_ms)` and a [`Setup`] for it.
+pub async fn spawn(offsets_ms: &[i64], extra_toml: &str) -> (Simulator, Setup) {
+    let sim = sim_with(world(offsets_ms)).await;
+    let setup = Setup::new(&sim, extra_toml).await;
+    (sim, setup)
+}
+
+/// A temp directory with a config for a simulator and a database in it, and the program
+/// built from them ([`App`], real mode) on a [`ManualClock`].
+pub struct Setup {
+    pub _dir: tempfile::TempDir,
+    path: PathBuf,
+    pub app: App,
+    /// The app's clock: `clock.advance(ms)` is time passing, without sleeping.
+    pub clock: ManualClock,
+    /// The app's client and database (clones share them).
+    pub client: Client,
+    pub store: Store,
+}
+
+impl Setup {
+    pub async fn new(sim: &Simulator, extra_toml: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let toml = format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"sqlite://{}\"\n{extra_toml}",
+            sim.base_url(),
+            dir.path().join("renewd.db").display()
+        );
+        std::fs::write(&path, toml).unwrap();
+        let clock = ManualClock::new();
+        let app = build(&path, &clock).await;
+        Setup::with_app(dir, path, app, clock)
+    }
+
+    fn with_app(dir: tempfile::TempDir, path: PathBuf, app: App, clock: ManualClock) -> Setup {
+        let client = app.client().clone();
+        let store = app.store().expect("a real app has its database").clone();
+        Setup { _dir: dir, path, app, clock, client, store }
+    }
+
+    /// The same set-up with `n` requests in flight at once.
+    pub fn with_max_concurrency(mut self, n: usize) -> Setup {
+        self.app = self.app.with_max_concurrency(n);
+        self
+    }
+
+    /// The configuration the app was built from.
+    pub fn config(&self) -> &Config {
+        self.app.config()
+    }
+
+    pub async fn cycle(&self) -> CycleReport {
+        self.cycle_with(false).await
+    }
+
+    pub async fn cycle_with(&self, dry_run: bool) -> CycleReport {
+        self.cycle_of(dry_run).run().await.unwrap()
+    }
+
+    /// The cycle itself, for tests that expect it to fail.
+    pub fn cycle_of(&self, dry_run: bool) -> Cycle<'_> {
+        let cancel = CancellationToken::new();
+        if dry_run { self.app.audit_cycle(cancel) } else { self.app.cycle(cancel) }
+    }
+
+    /// The same database, config and clock in a new "process": the app is dropped (its lock
+    /// released, its connections closed) and built again, start-up recovery included.
+    pub async fn restart(self) -> Setup {
+        let Setup { _dir, path, app, clock, .. } = self;
+        app.close().await;
+        drop(app);
+        let app = build(&path, &clock).await;
+        Setup::with_app(_dir, path, app, clock)
+    }
+    pub async fn states(&self, id: &str) -> Vec<LedgerState> {
+        self.store.ledger_for(&SubscriptionId::parse(id).unwrap()).await.unwrap().iter().map(|e| e.state).collect()
+    }
+}
+
+async fn build(path: &std::path::Path, clock: &ManualClock) -> App {
+    let config = Config::load(Some(path)).unwrap();
+    App::build_with_clock(config, Mode::Real, Arc::new(clock.clone())).await.unwrap()
+}
+
 /// A subscription id from the sample data by position (0 is the reference's
 /// `j97b2f6m1k4n8p3r5t7v9x0z`, which expired two days ago).
 pub fn sample_id(i: usize) -> SubscriptionId {
@@ -57,7 +177,7 @@ pub fn sample_id(i: usize) -> SubscriptionId {
 pub fn renew_req(i: usize, plan: &str) -> proxy_renewd::api::RenewRequest {
     proxy_renewd::api::RenewRequest {
         subscription_id: sample_id(i),
-        plan_id: proxy_renewd::api::PlanId::parse(plan).unwrap(),
+        plan_id: proxy_renewd::values::PlanId::parse(plan).unwrap(),
         coupon_code: None,
         repeat_count: None,
     }

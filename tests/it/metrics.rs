@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use proxy_renewd::sim::FaultKind;
 
-use crate::cycle::{DAY, world};
+use crate::helpers::{DAY, world};
 use crate::helpers::{KEY, bin, sim_with};
 
 fn free_port() -> u16 {

@@ -4,10 +4,11 @@
 //! charged, and gives the same answer for the same inputs.
 
 use proptest::prelude::*;
-use proxy_renewd::api::{Cents, EpochMs, PlanId, RenewalPlan, SubscriptionId};
-use proxy_renewd::ledger::{LedgerEntry, LedgerState, Origin, Renewal};
+use proxy_renewd::api::RenewalPlan;
+use proxy_renewd::attempt::{LedgerEntry, LedgerState, Origin, RenewalTerms};
 use proxy_renewd::policy::{Blocked, Decision, Input, RETRY_BACKOFF_BASE_MS, Skip, decide};
 use proxy_renewd::rule::{PlanChoice, Rule};
+use proxy_renewd::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 const NOW: EpochMs = EpochMs(1_800_000_000_000);
 const DAY: i64 = 86_400_000;
@@ -27,7 +28,7 @@ fn entry(period: EpochMs, attempt: u32, state: LedgerState, status: Option<u16>,
         id: i64::from(attempt),
         subscription_id: SubscriptionId::parse("sub1").unwrap(),
         origin: Origin::Daemon,
-        renewal: Renewal {
+        renewal: RenewalTerms {
             active_until_before: period,
             attempt,
             plan_id: PlanId::parse("p30").unwrap(),
@@ -90,7 +91,7 @@ impl Case {
     }
 }
 
-fn renewal(d: Decision) -> proxy_renewd::policy::Renewal {
+fn renewal(d: Decision) -> proxy_renewd::attempt::RenewalTerms {
     match d {
         Decision::Renew(r) => r,
         other => panic!("expected a renewal, got {other:?}"),

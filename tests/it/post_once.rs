@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use proxy_renewd::api::{Client, Failure, PlanId, PostError, PurchaseRequest};
+use proxy_renewd::api::{Client, Failure, PostError, PurchaseRequest};
 use proxy_renewd::sim::FaultKind;
+use proxy_renewd::values::PlanId;
 
 use crate::helpers::{config_for, renew_req, sim};
 

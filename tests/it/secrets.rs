@@ -44,7 +44,7 @@ async fn debug_and_display_of_types_and_errors_show_no_secret() {
     assert_clean("NewCredentials", &format!("{creds:?}"));
     sim.fault("switch-network", canned(200, fixture("switch-network-response.json")), 1);
     let moved = c
-        .switch_network(&sample_id(1), &proxy_renewd::api::NetworkId::parse("b1c2d3e4f5g6h7j8k9m0n1p2").unwrap())
+        .switch_network(&sample_id(1), &proxy_renewd::values::NetworkId::parse("b1c2d3e4f5g6h7j8k9m0n1p2").unwrap())
         .await
         .unwrap();
     assert_clean("switched Subscription", &format!("{moved:?}"));

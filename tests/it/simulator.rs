@@ -3,8 +3,9 @@
 //! quantity and repeatCount; switch-network and change-credentials change state; the admin
 //! surface, the concurrency gauge and `--state FILE` work.
 
-use proxy_renewd::api::{EpochMs, NetworkId, PlanId, PurchaseRequest, RenewRequest};
+use proxy_renewd::api::{PurchaseRequest, RenewRequest};
 use proxy_renewd::sim::{FaultKind, SimState};
+use proxy_renewd::values::{EpochMs, NetworkId, PlanId};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use proxy_renewd::api::{Cents, EpochMs, PlanId, SubscriptionId};
-use proxy_renewd::ledger::{LedgerState, NewAttempt, Origin, Renewal};
+use proxy_renewd::attempt::{LedgerState, NewAttempt, Origin, RenewalTerms, Settlement};
 use proxy_renewd::rule::{PlanChoice, Rule};
-use proxy_renewd::store::{MIGRATOR, SeenSubscription, Settlement, Store, StoreError};
+use proxy_renewd::store::{MIGRATOR, SeenSubscription, Store, StoreError};
+use proxy_renewd::values::{Cents, EpochMs, PlanId, SubscriptionId};
 use sqlx::Connection;
 
 fn url(dir: &tempfile::TempDir) -> String {
@@ -23,7 +23,7 @@ fn attempt(sub: &str, period: i64, n: u32) -> NewAttempt {
     NewAttempt {
         subscription_id: id(sub),
         origin: Origin::Daemon,
-        renewal: Renewal {
+        renewal: RenewalTerms {
             active_until_before: EpochMs(period),
             attempt: n,
             plan_id: PlanId::parse("k17m3q5v7n9p1r2t4w6y8z0a").unwrap(),

@@ -1,11 +1,13 @@
-//! The ledger's vocabulary: one entry per renewal attempt, keyed by its period
-//! `(subscription_id, active_until_before, attempt)`, moving through the states of
-//! `daemon.md` (*Ledger and idempotency*). Pure data; the SQL is in `store/ledger.rs`.
+//! A renewal attempt as the ledger records it: its terms ([`RenewalTerms`]), one entry per
+//! attempt keyed by its period `(subscription_id, active_until_before, attempt)`, the states it
+//! moves through (`daemon.md`, *Ledger and idempotency*), how it was settled ([`Settlement`])
+//! and what it came to ([`RenewOutcome`]). Plain data over [`crate::values`]; the SQL of the
+//! ledger table is in `store/ledger.rs`, the code that makes attempts in `renewer.rs`.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::api::{Cents, EpochMs, PlanId, SubscriptionId};
+use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 /// Where an attempt stands.
 ///
@@ -107,8 +109,9 @@ impl FromStr for Origin {
 }
 
 /// The terms of one renewal: what the policy decides, the ledger records, and `renew` sends.
+/// (The provider's answer to `renew` is [`crate::api::Renewed`].)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Renewal {
+pub struct RenewalTerms {
     /// The period: the `activeUntil` seen when deciding.
     pub active_until_before: EpochMs,
     /// 1 for the first attempt of the period, then 2, 3…
@@ -131,7 +134,7 @@ pub struct NewAttempt {
     /// The subscription.
     pub subscription_id: SubscriptionId,
     /// The terms.
-    pub renewal: Renewal,
+    pub renewal: RenewalTerms,
     /// Daemon or manual.
     pub origin: Origin,
 }
@@ -144,7 +147,7 @@ pub struct LedgerEntry {
     /// The subscription.
     pub subscription_id: SubscriptionId,
     /// What was committed.
-    pub renewal: Renewal,
+    pub renewal: RenewalTerms,
     /// Daemon or manual.
     pub origin: Origin,
     /// Where it stands.
@@ -159,4 +162,94 @@ pub struct LedgerEntry {
     pub created_at: EpochMs,
     /// When it last changed.
     pub updated_at: EpochMs,
+}
+
+/// How an attempt ended: what `store.settle` writes to its ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The new state.
+    pub state: LedgerState,
+    /// `endAt`, or the advanced `activeUntil`.
+    pub actual_end_at: Option<EpochMs>,
+    /// The HTTP status, if one came back.
+    pub http_status: Option<u16>,
+    /// A secret-free description of what went wrong.
+    pub error: Option<String>,
+}
+
+/// What became of one renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewOutcome {
+    /// 200 with `endAt`.
+    Succeeded {
+        /// Ledger row.
+        ledger_id: i64,
+        /// The new expiry.
+        end_at: EpochMs,
+        /// The renewal left it still due: on hold until a person acts.
+        held: bool,
+        /// `endAt` is not a plausible ms expiry (`malformed`).
+        implausible_end: bool,
+    },
+    /// A definite refusal; nothing was charged.
+    Refused {
+        /// Ledger row.
+        ledger_id: i64,
+        /// HTTP status (400, 401, 402, 403, 404, 409, 429).
+        status: u16,
+        /// What the provider said and what to do.
+        message: String,
+    },
+    /// No definite answer: the provider may have applied it; reconciliation will tell.
+    Unknown {
+        /// Ledger row.
+        ledger_id: i64,
+        /// The HTTP status, if one came back.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+    /// The request never left (no connection): the row is `failed`, a later cycle may retry.
+    NotSent {
+        /// Ledger row.
+        ledger_id: i64,
+        /// Why.
+        message: String,
+    },
+    /// Another process committed this period's attempt first; this one sent nothing.
+    Conflict,
+    /// The ledger row could not be written, so nothing was sent.
+    NotRecorded {
+        /// The database error.
+        message: String,
+    },
+    /// Not tried in this cycle (no row, nothing sent), e.g. after the balance ran short.
+    NotAttempted {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RenewOutcome {
+    /// Succeeded and not held: nothing for a person to do.
+    #[must_use]
+    pub fn is_clean_success(&self) -> bool {
+        matches!(self, RenewOutcome::Succeeded { held: false, implausible_end: false, .. })
+    }
+
+    /// A short name: `succeeded`, `held`, `refused`, `unknown`, `not-sent`, `conflict`,
+    /// `not-recorded`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            RenewOutcome::Succeeded { held: true, .. } => "held",
+            RenewOutcome::Succeeded { .. } => "succeeded",
+            RenewOutcome::Refused { .. } => "refused",
+            RenewOutcome::Unknown { .. } => "unknown",
+            RenewOutcome::NotSent { .. } => "not-sent",
+            RenewOutcome::Conflict => "conflict",
+            RenewOutcome::NotRecorded { .. } => "not-recorded",
+            RenewOutcome::NotAttempted { .. } => "not-attempted",
+        }
+    }
 }

@@ -1,15 +1,20 @@
 //! What the command line prints: tables (kubectl-style columns) and JSON documents for the
-//! provider's plans, subscriptions, renewal plans and networks.
+//! provider's plans, subscriptions, renewal plans and networks, and the cycle report
+//! ([`report`]). This is the only place that formats for a terminal or a script; the data it
+//! prints is made elsewhere.
 //!
 //! Subscriptions are printed in the API's own shape and names; credentials, protocol URLs,
 //! the rotation path and VPN ids are replaced by `<redacted>` unless `--show-secrets`.
+
+pub mod report;
 
 use comfy_table::{Table, presets};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::api::excerpt::clean_text;
-use crate::api::{Cents, EpochMs, Network, Plan, RenewalPlan, Subscription, SubscriptionList};
+use crate::api::{Network, Plan, RenewalPlan, Subscription, SubscriptionList};
+use crate::values::text::clean_text;
+use crate::values::{Cents, EpochMs, relative};
 
 /// Table or JSON (`--format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -21,28 +26,13 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Shown instead of a secret.
-pub const REDACTED: &str = "<redacted>";
+pub use crate::values::text::REDACTED;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     t.set_header(header.to_vec());
     t
-}
-
-/// `3d 4h`, `in 19h`-style distance from `now`: `in 2d 3h` or `5h 10m ago`.
-#[must_use]
-pub fn relative(at: EpochMs, now: EpochMs) -> String {
-    let delta = at.since(now);
-    let abs = delta.unsigned_abs() / 1000;
-    let (d, h, m) = (abs / 86_400, abs % 86_400 / 3600, abs % 3600 / 60);
-    let text = match (d, h, m) {
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    };
-    if delta >= 0 { format!("in {text}") } else { format!("{text} ago") }
 }
 
 /// Days, e.g. `30d`, or hours for durations shorter than a day.
@@ -218,14 +208,6 @@ pub fn pretty(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_reads_naturally() {
-        let now = EpochMs(1_000_000_000_000);
-        assert_eq!(relative(EpochMs(now.0 + 19 * 3_600_000), now), "in 19h 0m");
-        assert_eq!(relative(EpochMs(now.0 + 2 * 86_400_000 + 3 * 3_600_000), now), "in 2d 3h");
-        assert_eq!(relative(EpochMs(now.0 - 5 * 60_000), now), "5m ago");
-    }
 
     #[test]
     fn durations_in_days_or_hours() {

@@ -1,0 +1,122 @@
+//! What an alert is: its [`AlertKind`] (`daemon.md`, *Alerts*) and the [`Alert`] itself, as
+//! stored in the outbox and rendered in the email. Plain data over [`crate::values`]; the
+//! alerts a cycle raises are made in `alerts/`, stored by `store/outbox.rs`.
+//!
+//! Every field of an alert is secret-free: ids, labels, amounts, statuses and the client's
+//! own (redacted) error texts; never credentials, protocol URLs or the key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{Cents, EpochMs, SubscriptionId};
+
+/// The kinds of `daemon.md`, in the order a digest's subject picks the worst: causes a person
+/// can fix first (their subject says what to do), then the escalations that follow from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertKind {
+    /// 401/403 on any call: the key is wrong or revoked.
+    Auth,
+    /// 402: the balance does not cover a renewal.
+    InsufficientBalance,
+    /// 409: sold out, inactive plan or network, or invalid state.
+    Unavailable,
+    /// A renewal may or may not have been applied.
+    UnknownOutcome,
+    /// No renewal plan fits the rule.
+    NoEligiblePlan,
+    /// The chosen plan costs more than the rule's cap.
+    OverPriceCap,
+    /// The renewal would break the daily budget.
+    OverBudget,
+    /// A managed subscription's status is not `active`, or the provider refused for good.
+    NotRenewable,
+    /// An implausible `activeUntil` or `endAt`, or an entry that does not parse.
+    Malformed,
+    /// Renewed, but still due: on hold until a person acts.
+    StillDueAfterRenewal,
+    /// A managed subscription lapsed.
+    Expired,
+    /// Due, not renewed, within `lapse_warning` of expiry.
+    LapseImminent,
+    /// A subscription that had alerted is renewed.
+    Recovered,
+}
+
+impl AlertKind {
+    /// The name in `daemon.md`, e.g. `insufficient-balance`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Auth => "auth",
+            AlertKind::Expired => "expired",
+            AlertKind::InsufficientBalance => "insufficient-balance",
+            AlertKind::LapseImminent => "lapse-imminent",
+            AlertKind::UnknownOutcome => "unknown-outcome",
+            AlertKind::Unavailable => "unavailable",
+            AlertKind::NoEligiblePlan => "no-eligible-plan",
+            AlertKind::OverPriceCap => "over-price-cap",
+            AlertKind::OverBudget => "over-budget",
+            AlertKind::NotRenewable => "not-renewable",
+            AlertKind::Malformed => "malformed",
+            AlertKind::StillDueAfterRenewal => "still-due-after-renewal",
+            AlertKind::Recovered => "recovered",
+        }
+    }
+
+    /// Words for a subject line, e.g. `insufficient balance`.
+    #[must_use]
+    pub fn words(self) -> &'static str {
+        match self {
+            AlertKind::Auth => "API key rejected",
+            AlertKind::Expired => "expired",
+            AlertKind::InsufficientBalance => "insufficient balance",
+            AlertKind::LapseImminent => "about to lapse",
+            AlertKind::UnknownOutcome => "renewal outcome unknown",
+            AlertKind::Unavailable => "plan unavailable",
+            AlertKind::NoEligiblePlan => "no eligible plan",
+            AlertKind::OverPriceCap => "over the price cap",
+            AlertKind::OverBudget => "over the daily budget",
+            AlertKind::NotRenewable => "not renewable",
+            AlertKind::Malformed => "malformed data from the provider",
+            AlertKind::StillDueAfterRenewal => "still due after renewal",
+            AlertKind::Recovered => "recovered",
+        }
+    }
+}
+
+/// One alert, as stored in the outbox and rendered in the email. Secret-free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// What kind.
+    pub kind: AlertKind,
+    /// The subscription, when it is about one.
+    pub subscription_id: Option<SubscriptionId>,
+    /// Its period (`activeUntil` when it happened), for deduplication.
+    pub period: Option<EpochMs>,
+    /// Label, e.g. `12001 - NL - Private`.
+    pub label: Option<String>,
+    /// Network label, e.g. `NL-AMS Amsterdam`.
+    pub network: Option<String>,
+    /// The expiry it had.
+    pub active_until: Option<EpochMs>,
+    /// What happened, e.g. `renew: HTTP 402: insufficient balance …`.
+    pub happened: String,
+    /// What the daemon will do next.
+    pub next: String,
+    /// What a person should do.
+    pub action: String,
+    /// Money involved (the renewal's price), in cents.
+    pub amount: Option<Cents>,
+}
+
+impl Alert {
+    /// The same alert with what happened, what the daemon will do next and what a person
+    /// should do.
+    #[must_use]
+    pub fn with(mut self, happened: impl Into<String>, next: impl Into<String>, action: impl Into<String>) -> Alert {
+        self.happened = happened.into();
+        self.next = next.into();
+        self.action = action.into();
+        self
+    }
+}

@@ -1,0 +1,259 @@
+//! Which alerts an event calls for: a renewal's outcome ([`for_outcome`], written in the same
+//! transaction as the ledger change), a cycle's decisions and escalations ([`for_cycle`]), and
+//! a rejected key ([`auth`]). Pure: reads the [`CycleReport`], returns [`Alert`]s.
+
+use crate::alert::{Alert, AlertKind};
+use crate::attempt::RenewOutcome;
+use crate::policy::{Blocked, Decision, Skip};
+use crate::report::{CycleReport, Item};
+use crate::values::{Cents, EpochMs};
+
+/// An alert about `item`'s subscription, its texts still empty.
+fn about(kind: AlertKind, item: &Item) -> Alert {
+    let s = &item.subscription;
+    Alert {
+        kind,
+        subscription_id: Some(s.subscription_id.clone()),
+        period: Some(s.active_until),
+        label: s.label.clone(),
+        network: s.network_label.clone(),
+        active_until: Some(s.active_until),
+        happened: String::new(),
+        next: String::new(),
+        action: String::new(),
+        amount: None,
+    }
+}
+
+const RETRY_LATER: &str = "retry in a later cycle (after 10 min, doubling up to 2 h)";
+
+fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> Alert {
+    let base = |k| about(k, item);
+    let mut a = match status {
+        402 => base(AlertKind::InsufficientBalance).with(
+            happened,
+            RETRY_LATER,
+            match price {
+                Some(p) => format!("top up the account balance by at least {p} ({} cents), the renewal's price", p.0),
+                None => "top up the account balance".into(),
+            },
+        ),
+        409 => base(AlertKind::Unavailable).with(
+            happened,
+            RETRY_LATER,
+            "choose another plan (`proxy-renewd rules set ID --plan …`), or check the subscription",
+        ),
+        401 | 403 => base(AlertKind::Auth).with(
+            happened,
+            "nothing until the key works",
+            "check [api].key / key_file: the provider rejects it",
+        ),
+        429 => base(AlertKind::Unavailable).with(
+            happened,
+            RETRY_LATER,
+            "nothing, unless it keeps happening: the provider is rate limiting",
+        ),
+        _ => base(AlertKind::NotRenewable).with(
+            happened,
+            "nothing more for this period",
+            "check the subscription and its rule; then `proxy-renewd renew ID`",
+        ),
+    };
+    a.amount = price;
+    a
+}
+
+/// The alerts a renewal's outcome calls for: written in the same transaction as the ledger
+/// change. `had_alerted`: the subscription has an earlier alert not yet followed by
+/// `recovered`.
+#[must_use]
+pub fn for_outcome(item: &Item, outcome: &RenewOutcome, had_alerted: bool) -> Vec<Alert> {
+    let mut out: Vec<Alert> = outcome_alert(item, outcome).into_iter().collect();
+    if outcome.is_clean_success() && had_alerted {
+        out.push(about(AlertKind::Recovered, item).with(
+            "renewed after earlier alerts",
+            "nothing: back to normal",
+            "nothing",
+        ));
+    }
+    out
+}
+
+/// The alerts a cycle's decisions call for (those without a renewal outcome), the
+/// escalations (`lapse-imminent`, `expired`), and unreadable entries; before deduplication.
+#[must_use]
+pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
+    let now = report.read_at;
+    let mut out = Vec::new();
+    for item in &report.items {
+        if item.outcome.is_none() {
+            out.extend(decision_alert(item, now));
+        }
+        let s = &item.subscription;
+        let renewed = matches!(item.outcome, Some(RenewOutcome::Succeeded { .. }));
+        let managed = item.rule.enabled && s.status == "active";
+        let due = !matches!(
+            item.decision,
+            Decision::Ok { .. } | Decision::Skip(_) | Decision::Blocked(Blocked::Malformed { .. })
+        );
+        let left = s.active_until.since(now);
+        if managed && due && !renewed {
+            if left < 0 {
+                out.push(about(AlertKind::Expired, item).with(
+                    format!("expired {} and was not renewed", s.active_until),
+                    "keep trying each cycle while the reason in the other alerts allows",
+                    "renew it now (`proxy-renewd renew ID`) or fix what blocks it",
+                ));
+            } else if left <= lapse_warning_ms {
+                out.push(about(AlertKind::LapseImminent, item).with(
+                    format!("expires {} and is not renewed yet", s.active_until),
+                    "keep trying each cycle while the reason in the other alerts allows",
+                    "act before it lapses: see the other alerts for this subscription",
+                ));
+            }
+        }
+    }
+    for m in &report.malformed {
+        out.push(Alert {
+            kind: AlertKind::Malformed,
+            subscription_id: m.subscription_id.clone(),
+            // Without an id, the position tells unreadable entries apart for deduplication.
+            period: if m.subscription_id.is_none() { Some(EpochMs(i64::try_from(m.index).unwrap_or(0))) } else { None },
+            label: None,
+            network: None,
+            active_until: None,
+            happened: format!("subscriptions[{}] cannot be read: {}", m.index, m.reason),
+            next: "skip it each cycle until the provider's data is readable".into(),
+            action: "check the subscription at the provider".into(),
+            amount: None,
+        });
+    }
+    out
+}
+
+/// The alert for a rejected key on any call (`auth`), not about one subscription.
+#[must_use]
+pub fn auth(happened: &str) -> Alert {
+    Alert {
+        kind: AlertKind::Auth,
+        subscription_id: None,
+        period: None,
+        label: None,
+        network: None,
+        active_until: None,
+        happened: happened.to_owned(),
+        next: "try again each cycle; nothing can be renewed meanwhile".into(),
+        action: "check [api].key / key_file: the provider rejects the key (missing, wrong or revoked)".into(),
+        amount: None,
+    }
+}
+
+/// The alert a renewal outcome calls for, if any.
+fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
+    let a = |k| about(k, item);
+    let price = if let Decision::Renew(r) = &item.decision { Some(r.price) } else { None };
+    match outcome {
+        RenewOutcome::Refused { status, message, .. } => Some(by_status(item, *status, message, price)),
+        RenewOutcome::Unknown { message, .. } => Some(a(AlertKind::UnknownOutcome).with(
+            message.clone(),
+            "no new attempt until a later read shows whether it was applied (after ledger.reconcile_after)",
+            "nothing yet; check `proxy-renewd history` if it persists",
+        )),
+        RenewOutcome::Succeeded { held: true, end_at, .. } => Some(a(AlertKind::StillDueAfterRenewal).with(
+            format!("renewed to {end_at}, which is still within renew_before"),
+            "no further automatic renewal (no catch-up spending)",
+            "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+        )),
+        RenewOutcome::Succeeded { implausible_end: true, end_at, .. } => Some(a(AlertKind::Malformed).with(
+            format!("renewed, but endAt {} is not a plausible expiry", end_at.0),
+            "read activeUntil again next cycle",
+            "check the subscription at the provider",
+        )),
+        RenewOutcome::NotRecorded { message } => Some(a(AlertKind::UnknownOutcome).with(
+            format!("not renewed: the ledger could not be written ({message})"),
+            "try again next cycle",
+            "check the database (disk, permissions)",
+        )),
+        _ => None,
+    }
+}
+
+/// The alert a decision calls for (no renewal was attempted), if any.
+fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
+    let a = |k| about(k, item);
+    if let Some(e) = &item.plans_error {
+        return Some(a(AlertKind::NoEligiblePlan).with(
+            format!("renewal plans unreadable: {e}"),
+            "try again next cycle",
+            "check the subscription at the provider",
+        ));
+    }
+    match &item.decision {
+        Decision::Skip(Skip::NotRenewable { status }) if item.rule.enabled => Some(a(AlertKind::NotRenewable).with(
+            format!("status is {status:?}, not active"),
+            "skip it until it is active again",
+            "check the subscription at the provider, or disable its rule",
+        )),
+        Decision::Blocked(b) => match b {
+            Blocked::Malformed { active_until } => Some(a(AlertKind::Malformed).with(
+                format!("activeUntil {} is not a plausible ms expiry", active_until.0),
+                "never act on it",
+                "check the subscription at the provider",
+            )),
+            Blocked::OnHold => Some(a(AlertKind::StillDueAfterRenewal).with(
+                "on hold: a renewal left it still due",
+                "no further automatic renewal",
+                "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+            )),
+            Blocked::Regressed { paid_until } => Some(a(AlertKind::Malformed).with(
+                format!(
+                    "activeUntil {} is before {paid_until}, which a recorded renewal paid for",
+                    item.subscription.active_until
+                ),
+                "not renew it again automatically (it could pay twice for the same time)",
+                "check the subscription at the provider; renew by hand if it really needs it",
+            )),
+            // A provider's read may lag a renewal briefly; an hour is not brief.
+            Blocked::AlreadyRenewed { attempt, at } if now.since(*at) > 3_600_000 => {
+                Some(a(AlertKind::UnknownOutcome).with(
+                    format!("attempt {attempt} was answered as renewed, but activeUntil has not moved"),
+                    "no new attempt for this period while the ledger says it is paid",
+                    "check the subscription at the provider; `proxy-renewd history --subscription ID`",
+                ))
+            }
+            Blocked::InFlight { state, attempt, .. } => Some(a(AlertKind::UnknownOutcome).with(
+                format!("attempt {attempt} is {state}"),
+                "wait for reconciliation",
+                "nothing yet; check `proxy-renewd history`",
+            )),
+            Blocked::Refused { status: Some(s), .. } | Blocked::Backoff { status: Some(s), .. } => {
+                Some(by_status(item, *s, &format!("the last renewal attempt was refused with HTTP {s}"), None))
+            }
+            Blocked::NoEligiblePlan { plan, offered } => Some(a(AlertKind::NoEligiblePlan).with(
+                format!("no renewal plan fits {plan} among the {offered} offered"),
+                "try again each cycle",
+                "choose another plan (`proxy-renewd api renewal-plans ID`, then `rules set ID --plan …`)",
+            )),
+            Blocked::OverPriceCap { plan_id, price, cap } => {
+                let mut x = a(AlertKind::OverPriceCap).with(
+                    format!("plan {plan_id} costs {price}, over the cap {cap}"),
+                    "not renew it while the price is over the cap",
+                    "raise the cap (`rules set ID --max-price-cents …`) or choose a cheaper plan",
+                );
+                x.amount = Some(*price);
+                Some(x)
+            }
+            Blocked::OverBudget { plan_id, price, spent, budget } => {
+                let mut x = a(AlertKind::OverBudget).with(
+                    format!("plan {plan_id} costs {price}; {spent} of the {budget} daily budget is spent"),
+                    "renew it when the rolling 24 h allows",
+                    "raise [budget] max_spend_cents_per_day, or renew by hand",
+                );
+                x.amount = Some(*price);
+                Some(x)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
