@@ -11,10 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use super::Shared;
 use super::faults::Fault;
-use super::server::ConnInfo;
 use super::state::SimState;
+use super::{ConnInfo, Shared};
 
 /// Fault bodies may carry large canned answers (to test the client's size cap).
 const MAX_FAULT_BODY: usize = 128 * 1024 * 1024;

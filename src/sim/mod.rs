@@ -1,6 +1,7 @@
 //! A stateful simulator of the provider API, in the spirit of stripe-mock: the eight ops of
 //! `gateway-api.md` over in-memory state ([`state`]), the reference's error table ([`ops`]),
-//! injected faults ([`faults`]) and an admin surface under `/__sim/` ([`server`]).
+//! injected faults ([`faults`]), the HTTP surface (`server.rs`) and an admin surface under
+//! `/__sim/` (`admin.rs`), put together here.
 //!
 //! Tests start it in-process with [`Simulator::start`] and drive it through the returned
 //! handle; `proxy-renewd sim` serves it from the command line. The admin surface answers
@@ -97,6 +98,15 @@ impl SimConfig {
             state: SimState::sample(EpochMs::now().0),
         }
     }
+}
+
+/// Per-connection facts handed to handlers.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    /// The client's address; the admin surface answers loopback peers only.
+    peer: SocketAddr,
+    /// Cancelled to close the connection without answering.
+    kill: CancellationToken,
 }
 
 struct Inner {
@@ -204,7 +214,8 @@ impl Simulator {
             peak_in_flight: AtomicU64::new(0),
         });
         let shutdown = CancellationToken::new();
-        tokio::spawn(server::serve(listener, server::router(shared.clone()), shutdown.clone()));
+        let router = server::routes().merge(admin::routes()).with_state(shared.clone());
+        tokio::spawn(server::serve(listener, router, shutdown.clone()));
         Ok(Simulator { addr, shared, shutdown })
     }
 

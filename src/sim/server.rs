@@ -1,11 +1,11 @@
 //! The simulator's HTTP surface: `/api/proxy` as the reference describes it, with faults,
-//! a call log and a concurrency gauge; the `/__sim/` admin routes are in `admin.rs`.
+//! a call log and a concurrency gauge, and the connection loop that serves it. The `/__sim/`
+//! admin routes are `admin.rs`'s; `mod.rs` puts the two together.
 //!
 //! Connections are served one hyper task each so that a fault can drop a connection
 //! outright: the handler cancels its connection's token and the task closes the socket
 //! without writing a byte.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,25 +24,17 @@ use tower::ServiceExt;
 
 use super::faults::FaultKind;
 use super::ops::{self, SimError};
-use super::{CallRecord, Shared};
-
-/// Per-connection facts handed to handlers.
-#[derive(Clone)]
-pub(super) struct ConnInfo {
-    /// The client's address; the admin surface answers loopback peers only.
-    pub(super) peer: SocketAddr,
-    /// Cancelled to close the connection without answering.
-    kill: CancellationToken,
-}
+use super::{CallRecord, ConnInfo, Shared};
 
 const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/api/proxy", any(api)).merge(super::admin::routes()).with_state(shared)
+/// `/api/proxy`: the provider API.
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new().route("/api/proxy", any(api))
 }
 
-/// Accepts connections until `shutdown` is cancelled.
-pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// Accepts connections until `shutdown` is cancelled, serving `router` on each.
+pub(super) async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => return,

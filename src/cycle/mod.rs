@@ -9,6 +9,12 @@
 //!
 //! Budget: subscriptions are decided most urgent first, and each renewal reserves its price,
 //! so that concurrent renewals in one cycle cannot together exceed the daily budget.
+//!
+//! Read top to bottom: [`Cycle::run`] here; what is kept of the read in `read.rs`; what the
+//! database knows (reconciled) in `known.rs`; then deciding and renewing, here again.
+
+mod known;
+mod read;
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,19 +22,19 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio_util::sync::CancellationToken;
 
+use known::Known;
+
 use crate::alert::Alert;
 use crate::alerts;
 use crate::alerts::email::Mailer;
-use crate::api::{ApiError, Client, MalformedEntry, Refusal, RenewalPlan, Subscription, SubscriptionList};
+use crate::api::{ApiError, Client, Refusal, RenewalPlan, Subscription};
 use crate::attempt::{LedgerEntry, Origin, RenewOutcome, RenewalTerms};
 use crate::config::{Config, Email};
 use crate::policy::{self, Decision, Input};
-use crate::reconcile::{self, Reconciled};
 use crate::renewer::Renewer;
 use crate::report::{CycleObserver, CycleReport, Item, RuleSource};
 use crate::rule::Rule;
-use crate::store::{Hold, SeenSubscription, Store, StoreError};
-use crate::values::text::{REDACTED, clean_text};
+use crate::store::{SeenSubscription, Store, StoreError};
 use crate::values::{Cents, Clock, EpochMs, SubscriptionId};
 
 /// Why a cycle could not run at all.
@@ -81,80 +87,6 @@ impl std::fmt::Debug for Cycle<'_> {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-/// A subscription the provider lists more than once is not acted on: identical copies are one
-/// subscription, differing copies (two expiries for one id) are set aside as malformed, since
-/// each would look like a period of its own to the ledger.
-fn without_duplicates(mut list: SubscriptionList) -> SubscriptionList {
-    let mut seen: HashMap<SubscriptionId, usize> = HashMap::new();
-    for s in &list.subscriptions {
-        *seen.entry(s.subscription_id.clone()).or_default() += 1;
-    }
-    let mut kept: Vec<Subscription> = Vec::new();
-    let mut conflicting: HashSet<SubscriptionId> = HashSet::new();
-    for s in std::mem::take(&mut list.subscriptions) {
-        if seen[&s.subscription_id] == 1 {
-            kept.push(s);
-            continue;
-        }
-        match kept.iter().find(|k| k.subscription_id == s.subscription_id) {
-            Some(k) if k.active_until == s.active_until && k.status == s.status => {}
-            Some(_) => {
-                conflicting.insert(s.subscription_id.clone());
-            }
-            None if !conflicting.contains(&s.subscription_id) => kept.push(s),
-            None => {}
-        }
-    }
-    for id in &conflicting {
-        kept.retain(|k| &k.subscription_id != id);
-        list.malformed.push(MalformedEntry {
-            index: 0,
-            subscription_id: Some(id.clone()),
-            reason: format!("listed {} times with different activeUntil or status; not acted on", seen[id]),
-        });
-    }
-    list.subscriptions = kept;
-    list
-}
-
-/// What the cycle keeps of a subscription it read: the public fields, cleaned of escapes and
-/// login-like words; credentials, protocol URLs and rotation are left behind.
-fn seen(s: &Subscription) -> SeenSubscription {
-    use secrecy::ExposeSecret;
-    // The subscription's own login, should the provider put it in a label or note.
-    let own: Vec<&str> = s
-        .credentials
-        .iter()
-        .flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()])
-        .filter(|x| x.len() >= 4)
-        .collect();
-    let text = |t: &Option<String>| {
-        t.as_deref().map(|t| own.iter().fold(clean_text(t), |acc, secret| acc.replace(secret, REDACTED)))
-    };
-    SeenSubscription {
-        subscription_id: s.subscription_id.clone(),
-        status: clean_text(&s.status),
-        active_until: s.active_until,
-        label: text(&s.label),
-        network_label: text(&s.network_label),
-        user_note: text(&s.user_note),
-    }
-}
-
-/// What the database knows that the policy needs, for this read.
-struct Known {
-    alerted: HashSet<String>,
-    paid_until: HashMap<SubscriptionId, EpochMs>,
-    rules: HashMap<SubscriptionId, Rule>,
-    held: HashSet<SubscriptionId>,
-    ledger: HashMap<SubscriptionId, Vec<LedgerEntry>>,
-    spent: Cents,
-    reconciled: Vec<Reconciled>,
-    unaccounted: Vec<LedgerEntry>,
-}
-
 impl Cycle<'_> {
     /// Runs one cycle.
     ///
@@ -192,13 +124,13 @@ impl Cycle<'_> {
             },
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
-        let list = without_duplicates(list);
+        let list = read::without_duplicates(list);
         tracing::info!(
             subscriptions = list.subscriptions.len(),
             malformed = list.malformed.len(),
             "subscriptions read"
         );
-        let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(seen).collect();
+        let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(read::seen).collect();
         if let (Some(store), false) = (self.store, self.dry_run) {
             store.record_poll(&seen, read_at).await?;
         }
@@ -259,77 +191,6 @@ impl Cycle<'_> {
         }
     }
 
-    /// Rules, holds, the relevant ledger (reconciled), and the last 24 h of spend.
-    async fn load(&self, subs: &[Subscription], read_at: EpochMs) -> Result<Known, StoreError> {
-        let Some(store) = self.store else {
-            return Ok(Known {
-                alerted: HashSet::new(),
-                paid_until: HashMap::new(),
-                rules: HashMap::new(),
-                held: HashSet::new(),
-                ledger: HashMap::new(),
-                spent: Cents(0),
-                reconciled: vec![],
-                unaccounted: vec![],
-            });
-        };
-        let rules: HashMap<SubscriptionId, Rule> =
-            store.rules().await?.into_iter().map(|r| (r.subscription_id, r.rule)).collect();
-        let periods: Vec<(SubscriptionId, EpochMs)> =
-            subs.iter().map(|s| (s.subscription_id.clone(), s.active_until)).collect();
-        let current: HashMap<&SubscriptionId, EpochMs> = periods.iter().map(|(id, t)| (id, *t)).collect();
-        // A hold covers the expiry it was written for; once activeUntil moved past it (a
-        // person renewed it elsewhere), it no longer applies.
-        let mut held: HashSet<SubscriptionId> = store
-            .holds()
-            .await?
-            .into_iter()
-            .filter(|h| current.get(&h.subscription_id).is_none_or(|t| *t <= h.active_until))
-            .map(|h| h.subscription_id)
-            .collect();
-        let mut entries = store.ledger_for_periods(&periods).await?;
-        let known_ids: HashSet<i64> = entries.iter().map(|e| e.id).collect();
-        entries.extend(store.open_entries().await?.into_iter().filter(|e| !known_ids.contains(&e.id)));
-        let active_until: HashMap<SubscriptionId, EpochMs> = periods.iter().cloned().collect();
-        let reconciled = reconcile::reconcile(&entries, &active_until, read_at, self.config.reconcile_after_ms);
-        let now = self.clock.now();
-        for r in &reconciled {
-            tracing::info!(subscription_id = %r.subscription_id, ledger_id = r.ledger_id, state = %r.settlement.state, "reconciled");
-            let rule = rules.get(&r.subscription_id).unwrap_or(&self.config.defaults);
-            let still_due = r.settlement.actual_end_at.is_some_and(|t| t.since(now) <= rule.renew_before_ms);
-            if still_due {
-                held.insert(r.subscription_id.clone());
-            }
-            if !self.dry_run {
-                store.settle(r.ledger_id, &r.settlement, now).await?;
-                if still_due {
-                    let hold = Hold {
-                        subscription_id: r.subscription_id.clone(),
-                        since: now,
-                        active_until: r.settlement.actual_end_at.unwrap_or(now),
-                        ledger_id: Some(r.ledger_id),
-                        reason: "reconciled renewal left it still within renew_before: no automatic catch-up".into(),
-                    };
-                    store.put_hold(&hold).await?;
-                }
-            }
-        }
-        reconcile::apply(&mut entries, &reconciled, now);
-        let unaccounted: Vec<LedgerEntry> = entries
-            .iter()
-            .filter(|e| e.state.is_open() && !active_until.contains_key(&e.subscription_id))
-            .cloned()
-            .collect();
-        let mut ledger: HashMap<SubscriptionId, Vec<LedgerEntry>> = HashMap::new();
-        for e in entries {
-            ledger.entry(e.subscription_id.clone()).or_default().push(e);
-        }
-        let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
-        let alerted = store.alerted_subscriptions().await?;
-        let paid_until = store.paid_until().await?;
-        Ok(Known { alerted, paid_until, rules, held, ledger, spent, reconciled, unaccounted })
-    }
-
     /// Decides every subscription, fetching renewal plans for the due ones.
     async fn decide_all(&self, subs: &[Subscription], known: &Known, now: EpochMs) -> Vec<Item> {
         let mut order: Vec<&Subscription> = subs.iter().collect();
@@ -374,7 +235,7 @@ impl Cycle<'_> {
                 if let Decision::Renew(r) = &decision {
                     spent = Cents(spent.0.saturating_add(r.price.0));
                 }
-                Item { subscription: seen(s), rule_source, rule, decision, plans_error, outcome: None }
+                Item { subscription: read::seen(s), rule_source, rule, decision, plans_error, outcome: None }
             })
             .collect()
     }

@@ -3,7 +3,15 @@
 //! own: `now` is an input, so the same inputs always give the same decision.
 //!
 //! It is called twice for a due subscription: first without renewal plans (answer
-//! [`Decision::FetchPlans`]), then with the plans `op=renewal-plans` returned.
+//! [`Decision::FetchPlans`]), then with the plans `op=renewal-plans` returned. A person's
+//! `renew` is decided by [`decide_manual`] (`manual.rs`), through the same ledger gate
+//! ([`next_attempt`]); how a plan is chosen is [`choose_plan`] (`plan.rs`).
+
+mod manual;
+mod plan;
+
+pub use manual::{ManualDecision, ManualInput, ManualRefusal, decide_manual};
+pub use plan::choose_plan;
 
 use crate::api::RenewalPlan;
 use crate::attempt::{LedgerEntry, LedgerState, RenewalTerms};
@@ -303,112 +311,4 @@ fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
         return Err(Blocked::Backoff { status: last.http_status, until });
     }
     Ok(next)
-}
-
-/// What a person asked for with `proxy-renewd renew ID`, and what is known about the
-/// subscription. Due dates, price caps and the budget are the daemon's limits, not a person's:
-/// they are not inputs.
-#[derive(Debug, Clone, Copy)]
-pub struct ManualInput<'a> {
-    /// `activeUntil` from `op=subscriptions`: the period to renew.
-    pub active_until: EpochMs,
-    /// The effective rule (its row, or `[defaults]`): plan choice, repeat count, coupon.
-    pub rule: &'a Rule,
-    /// `--plan ID`, instead of the rule's choice.
-    pub plan: Option<&'a PlanId>,
-    /// `--repeat-count N`, instead of the rule's.
-    pub repeat_count: Option<u32>,
-    /// `op=renewal-plans` for this subscription, once fetched.
-    pub renewal_plans: Option<&'a [RenewalPlan]>,
-    /// This subscription's ledger entries, any order.
-    pub ledger: &'a [LedgerEntry],
-    /// The time of the decision.
-    pub now: EpochMs,
-}
-
-/// What the policy answers a person's `renew`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum ManualDecision {
-    /// Plausible so far: call again with the subscription's renewal plans.
-    FetchPlans,
-    /// Renew with these terms (after the person confirms).
-    Renew(RenewalTerms),
-    /// Not now, and why.
-    Refused(ManualRefusal),
-}
-
-/// Why a person's `renew` is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManualRefusal {
-    /// `activeUntil` is not a plausible ms expiry: the new expiry cannot be predicted.
-    Malformed {
-        /// The value seen.
-        active_until: EpochMs,
-    },
-    /// No renewal plan matches the choice.
-    NoPlan {
-        /// The plan asked for, or the rule's choice.
-        choice: PlanChoice,
-        /// The plans on offer.
-        offered: Vec<PlanId>,
-    },
-    /// The ledger's gate ([`next_attempt`]): an attempt may be in flight, or the period is
-    /// already renewed.
-    Ledger(Blocked),
-}
-
-/// Decides a person's `renew` for one subscription: plausibility, then (with the plans) the
-/// plan asked for or the rule's, then the same ledger gate as the daemon ([`next_attempt`]).
-pub fn decide_manual(input: &ManualInput<'_>) -> ManualDecision {
-    let ManualInput { active_until, rule, now, .. } = *input;
-    if !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&active_until.0) {
-        return ManualDecision::Refused(ManualRefusal::Malformed { active_until });
-    }
-    let Some(plans) = input.renewal_plans else { return ManualDecision::FetchPlans };
-    let repeat = input.repeat_count.unwrap_or(rule.repeat_count);
-    let choice = input.plan.map_or_else(|| rule.plan.clone(), |id| PlanChoice::Plan(id.clone()));
-    let Some((plan, price, added_ms)) = choose_plan(&choice, plans, repeat) else {
-        let offered = plans.iter().map(|p| p.id.clone()).collect();
-        return ManualDecision::Refused(ManualRefusal::NoPlan { choice, offered });
-    };
-    let attempt = match next_attempt(input.ledger, active_until) {
-        Ok(n) => n,
-        Err(blocked) => return ManualDecision::Refused(ManualRefusal::Ledger(blocked)),
-    };
-    ManualDecision::Renew(terms(active_until, now, attempt, (plan, price, added_ms), repeat, rule))
-}
-
-/// The plan the rule picks among `plans`, with its price and added time for `repeat`;
-/// `None` when no plan is eligible. Plans with a non-positive duration or negative price,
-/// or whose totals overflow, are not eligible. Final ties go to the smaller plan id.
-#[must_use]
-pub fn choose_plan<'p>(
-    choice: &PlanChoice,
-    plans: &'p [RenewalPlan],
-    repeat: u32,
-) -> Option<(&'p RenewalPlan, Cents, i64)> {
-    let eligible = plans.iter().filter_map(|p| {
-        if p.duration_ms <= 0 || p.price_amount_cents.0 < 0 {
-            return None;
-        }
-        let price = p.price_amount_cents.0.checked_mul(i64::from(repeat))?;
-        let added = p.duration_ms.checked_mul(i64::from(repeat))?;
-        Some((p, Cents(price), added))
-    });
-    match choice {
-        PlanChoice::Plan(id) => eligible.into_iter().find(|(p, ..)| &p.id == id),
-        PlanChoice::Cheapest => {
-            eligible.min_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then_with(|| a.0.id.cmp(&b.0.id)))
-        }
-        PlanChoice::Longest => {
-            eligible.min_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)).then_with(|| a.0.id.cmp(&b.0.id)))
-        }
-        PlanChoice::BestValue => eligible.min_by(|a, b| {
-            // price_a / dur_a vs price_b / dur_b, exactly: cross-multiply in i128.
-            let per_day_a = i128::from(a.1.0) * i128::from(b.2);
-            let per_day_b = i128::from(b.1.0) * i128::from(a.2);
-            per_day_a.cmp(&per_day_b).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)).then_with(|| a.0.id.cmp(&b.0.id))
-        }),
-    }
 }
