@@ -4,21 +4,52 @@
 //!
 //! # Layout
 //!
-//! Data flows one way, in this order:
+//! Data flows one way, in this order; each module imports only modules above it in this list
+//! (`scripts/check-modules` fails on a loop; `ARCHITECTURE.md` has the map and the rules).
 //!
+//! **Plain data**, no I/O:
+//! - [`values`]: ids, [`values::EpochMs`] (ms UTC), [`values::Cents`], text cleaning, the
+//!   clock. Imports nothing of ours.
+//! - [`rule`]: renewal rules (`[defaults]` and the rules table) and plan choices.
+//! - [`attempt`]: a renewal attempt as the ledger records it: its terms, states, settlement
+//!   and outcome.
+//! - [`alert`]: what an alert is: its kind and its secret-free fields.
+//!
+//! **Edges** (configuration, the provider, the database):
 //! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
 //!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
-//! - [`api`]: the provider client, one method per op, with errors that keep "refused, nothing
-//!   happened" apart from "outcome unknown".
-//! - [`rule`]: renewal rules (`[defaults]` and the rules table) and plan choices.
-//! - [`ledger`]: the ledger's states and entries, the record of every renewal attempt.
-//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot.
-//! - [`policy`]: the pure decision for one subscription: ok, skip, renew (with which plan at
-//!   what price), or blocked, with the reason.
+//! - [`api`]: the provider client, one method per op, with errors that keep "refused,
+//!   nothing happened" apart from "outcome unknown".
+//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot,
+//!   holds.
+//!
+//! **Deciding**, pure:
+//! - [`policy`]: the decision for one subscription (ok, skip, renew with which plan at what
+//!   price, or blocked, with the reason), and for a person's `renew`.
+//! - [`reconcile`]: settling attempts whose outcome is unknown from a fresh read.
+//! - [`report`]: what a cycle saw and did ([`report::CycleReport`]), read by everything after.
+//!
+//! **Acting**:
+//! - [`renewer`]: one renewal: the ledger row first, then `renew`, then the outcome.
+//! - [`alerts`]: which alerts an outcome or a cycle calls for; the digest email; delivery
+//!   from the outbox.
+//! - [`metrics`]: Prometheus metrics and health, told by the cycle and the client.
+//! - [`cycle`]: one cycle: read → reconcile → decide → renew → alert.
+//!
+//! **Running**:
+//! - [`lock`]: the single-node instance lock (`flock` on `DB.lock`).
+//! - [`daemon`]: cycles on the cron schedule that never overlap, until cancelled.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`app`]: the composition root: config → client, store, mailer, clock → a cycle or the
+//!   daemon. Commands, tests and benches build through it.
+//! - [`shutdown`]: the one place that listens for SIGTERM and Ctrl-C.
+//!
+//! **Around it**:
 //! - [`sim`]: a stateful simulator of the provider API with fault injection and an admin
 //!   surface, used by `proxy-renewd sim`, the tests and `demo`.
-//! - [`output`]: tables and JSON for the command line, with secrets redacted unless asked.
-//! - [`cli`]: the command line (clap) and the commands behind it.
+//! - [`output`]: tables and JSON for the command line (the cycle report included), with
+//!   secrets redacted unless asked.
+//! - [`cli`]: the command line (clap) and the commands behind it: parse, build, run, print.
 
 pub mod alert;
 pub mod alerts;
