@@ -16,10 +16,10 @@
 //! - [`alert`]: what an alert is: its kind and its secret-free fields.
 //!
 //! **Edges** (configuration, the provider, the database):
-//! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
-//!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
 //! - [`api`]: the provider client, one method per op, with errors that keep "refused,
 //!   nothing happened" apart from "outcome unknown".
+//! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
+//!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
 //! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot,
 //!   holds.
 //!

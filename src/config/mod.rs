@@ -4,8 +4,9 @@
 //!
 //! Errors name the key and where it came from (the file's path or the environment variable).
 //! Secrets (`api.key`, the SMTP URL) stay in `SecretString` from the moment they are read.
-//! This module checks `[api]` fully; the other sections are typed and parsed (durations,
-//! integers) and their cross-checks belong to the modules that use them.
+//! `check.rs` checks every section and the cross-key rules (e.g. `ledger.reconcile_after` ≥
+//! 3 × `api.timeout`); `[api]` is checked again on demand ([`Config::api`]), so that commands
+//! that never call the provider need no key.
 
 mod check;
 mod raw;

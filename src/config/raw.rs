@@ -1,6 +1,6 @@
 //! The configuration as written: every key of `daemon.md` with its built-in default, one
 //! struct per section, unknown keys refused. Values are typed (durations via humantime) but
-//! not yet checked against each other; `mod.rs` does that.
+//! not yet checked against each other; `check.rs` does that.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! The clock: where the cycle, the renewer and alert delivery read "now". The program runs
-//! on [`SystemClock`]; tests hand in a [`ManualClock`] and move it forward instead of ageing
-//! database rows or sleeping.
+//! The clock: where the cycle and the renewer read "now" (delivery and the store are handed
+//! the cycle's). The program runs on [`SystemClock`]; tests hand in a [`ManualClock`] and move
+//! it forward instead of ageing database rows or sleeping.
 
 use std::fmt;
 use std::sync::Arc;
