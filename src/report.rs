@@ -64,6 +64,8 @@ pub struct CycleReport {
     pub items: Vec<Item>,
     /// `subscriptions[]` entries that did not parse.
     pub malformed: Vec<MalformedEntry>,
+    /// `subscriptions[]` entries that are not objects at all, counted.
+    pub not_objects: usize,
     /// Ledger entries settled by reconciliation.
     pub reconciled: Vec<Reconciled>,
     /// Open attempts whose subscription the read did not list.
@@ -76,7 +78,10 @@ impl CycleReport {
     /// Exit code 3 material: anything a person should act on.
     #[must_use]
     pub fn needs_attention(&self) -> bool {
-        self.items.iter().any(Item::needs_attention) || !self.malformed.is_empty() || !self.unaccounted.is_empty()
+        self.items.iter().any(Item::needs_attention)
+            || !self.malformed.is_empty()
+            || self.not_objects > 0
+            || !self.unaccounted.is_empty()
     }
 
     /// The renewals a dry run would make, or a real one attempted, and their total price.
@@ -118,7 +123,9 @@ impl CycleReport {
             subscriptions: items.len(),
             due: items.iter().filter(|i| i.is_due()).count(),
             renewable,
-            attention: items.iter().filter(|i| i.needs_attention()).count() + self.malformed.len(),
+            attention: items.iter().filter(|i| i.needs_attention()).count()
+                + self.malformed.len()
+                + usize::from(self.not_objects > 0),
             spend_cents: spend.0,
             renewed: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
             spent_cents: items

@@ -113,7 +113,34 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
             }
         }
     }
-    for m in &report.malformed {
+    out.extend(malformed_alerts(report));
+    out
+}
+
+/// Entries without an id alerted one by one, at most; the rest are counted in one alert.
+pub const MALFORMED_WITHOUT_ID_ALERTS: usize = 10;
+
+/// One alert per unreadable entry with an id; the first [`MALFORMED_WITHOUT_ID_ALERTS`]
+/// without one, then one for the rest; one for the entries that are not objects. However
+/// large a broken list, the outbox grows by its ids plus a dozen rows.
+fn malformed_alerts(report: &CycleReport) -> Vec<Alert> {
+    let mut out = Vec::new();
+    // Account-level: the "period" only keeps the two summaries apart for deduplication
+    // (entry positions, the periods of entries without an id, are never negative).
+    let account = |period: i64, happened: String| Alert {
+        kind: AlertKind::Malformed,
+        subscription_id: None,
+        period: Some(EpochMs(period)),
+        label: None,
+        network: None,
+        active_until: None,
+        happened,
+        next: "skip them each cycle until the provider's data is readable".into(),
+        action: "check the account's subscriptions at the provider".into(),
+        amount: None,
+    };
+    let (with_id, without_id): (Vec<_>, Vec<_>) = report.malformed.iter().partition(|m| m.subscription_id.is_some());
+    for m in with_id.into_iter().chain(without_id.iter().copied().take(MALFORMED_WITHOUT_ID_ALERTS)) {
         out.push(Alert {
             kind: AlertKind::Malformed,
             subscription_id: m.subscription_id.clone(),
@@ -127,6 +154,12 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
             action: "check the subscription at the provider".into(),
             amount: None,
         });
+    }
+    if let Some(rest) = without_id.len().checked_sub(MALFORMED_WITHOUT_ID_ALERTS).filter(|n| *n > 0) {
+        out.push(account(-1, format!("{rest} more entries of subscriptions[] without a readable id cannot be read")));
+    }
+    if report.not_objects > 0 {
+        out.push(account(-2, format!("{} entries of subscriptions[] are not objects", report.not_objects)));
     }
     out
 }

@@ -14,7 +14,7 @@ use url::Url;
 
 use super::error::{ApiError, Failure, Op, PostError, Refusal};
 use super::excerpt::{excerpt, provider_message};
-use super::parse::Envelope;
+use super::parse::Body;
 use super::types::{
     Network, NewCredentials, Plan, Purchase, PurchaseRequest, RawPurchase, RenewRequest, RenewalPlan, Renewed,
     Subscription, SubscriptionEnvelope, SubscriptionList,
@@ -198,7 +198,7 @@ impl Client {
     /// # Errors
     /// [`ApiError`]: refused (401 for a bad key), or no usable answer after the retries.
     pub async fn plans(&self) -> Result<Vec<Plan>, ApiError> {
-        self.get(Op::Plans, None, |env| env.field("plans")).await
+        self.get(Op::Plans, None, |b| b.envelope()?.field("plans")).await
     }
 
     /// `GET op=subscriptions`: every subscription of the key's owner, parsed entry by entry
@@ -208,7 +208,7 @@ impl Client {
     /// [`ApiError`]: refused (401), or no usable answer (including a body with no
     /// `subscriptions` array) after the retries.
     pub async fn subscriptions(&self) -> Result<SubscriptionList, ApiError> {
-        let list = self.get(Op::Subscriptions, None, |env| env.subscription_list()).await?;
+        let list = self.get(Op::Subscriptions, None, |b| b.subscription_list()).await?;
         self.learn(&list);
         Ok(list)
     }
@@ -231,7 +231,7 @@ impl Client {
     /// [`ApiError`]: 403/404 for a subscription that is not the owner's or does not exist,
     /// 401, or no usable answer after the retries.
     pub async fn renewal_plans(&self, id: &SubscriptionId) -> Result<Vec<RenewalPlan>, ApiError> {
-        self.get(Op::RenewalPlans, Some(id), |env| env.field("renewalPlans")).await
+        self.get(Op::RenewalPlans, Some(id), |b| b.envelope()?.field("renewalPlans")).await
     }
 
     /// `GET op=available-networks&subscriptionId=…`: networks `id` can switch to.
@@ -239,7 +239,7 @@ impl Client {
     /// # Errors
     /// As [`Client::renewal_plans`].
     pub async fn available_networks(&self, id: &SubscriptionId) -> Result<Vec<Network>, ApiError> {
-        self.get(Op::AvailableNetworks, Some(id), |env| env.field("networks")).await
+        self.get(Op::AvailableNetworks, Some(id), |b| b.envelope()?.field("networks")).await
     }
 
     /// `POST op=purchase`: buys `quantity` subscriptions of a plan. Sent once, never retried.
@@ -248,7 +248,7 @@ impl Client {
     /// [`PostError`]: refused (402 balance, 409 sold out/inactive, 400 invalid) with no
     /// effect, or outcome unknown.
     pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchase, PostError> {
-        let raw: RawPurchase = self.post(Op::Purchase, req, |env| env.whole()).await?;
+        let raw: RawPurchase = self.post(Op::Purchase, req, |b| b.envelope()?.whole()).await?;
         Ok(raw.normalise())
     }
 
@@ -258,7 +258,7 @@ impl Client {
     /// [`PostError`]: refused (402 balance, 409 sold out/invalid state, 404, 403, 400) with
     /// no effect, or outcome unknown (timeout, dropped connection, 5xx, unparseable 200).
     pub async fn renew(&self, req: &RenewRequest) -> Result<Renewed, PostError> {
-        self.post(Op::Renew, req, |env| env.whole()).await
+        self.post(Op::Renew, req, |b| b.envelope()?.whole()).await
     }
 
     /// `POST op=change-credentials`: regenerates the proxy password; sent once.
@@ -267,7 +267,7 @@ impl Client {
     /// As [`Client::renew`].
     pub async fn change_credentials(&self, id: &SubscriptionId) -> Result<NewCredentials, PostError> {
         let body = serde_json::json!({ "subscriptionId": id });
-        self.post(Op::ChangeCredentials, &body, |env| env.whole()).await
+        self.post(Op::ChangeCredentials, &body, |b| b.envelope()?.whole()).await
     }
 
     /// `POST op=switch-network`: moves `id` to `target`; sent once.
@@ -276,7 +276,7 @@ impl Client {
     /// As [`Client::renew`]; 409 for an inactive network.
     pub async fn switch_network(&self, id: &SubscriptionId, target: &NetworkId) -> Result<Subscription, PostError> {
         let body = serde_json::json!({ "subscriptionId": id, "targetNetwork": target });
-        let env: SubscriptionEnvelope = self.post(Op::SwitchNetwork, &body, |env| env.whole()).await?;
+        let env: SubscriptionEnvelope = self.post(Op::SwitchNetwork, &body, |b| b.envelope()?.whole()).await?;
         Ok(env.subscription)
     }
 
@@ -285,7 +285,7 @@ impl Client {
         &self,
         op: Op,
         id: Option<&SubscriptionId>,
-        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
+        read: impl Fn(&Body<'_>) -> Result<T, Failure>,
     ) -> Result<T, ApiError> {
         let mut url = self.endpoint.clone();
         {
@@ -348,7 +348,7 @@ impl Client {
         &self,
         op: Op,
         body: &B,
-        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
+        read: impl Fn(&Body<'_>) -> Result<T, Failure>,
     ) -> Result<T, PostError> {
         let mut json = serde_json::to_value(body)
             .map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
@@ -427,18 +427,13 @@ impl Client {
 
     /// Sorts an answer into success (what `read` takes from the `ok: true` object), refusal
     /// or failure.
-    fn classify<T>(
-        &self,
-        op: Op,
-        a: &Answer,
-        read: impl Fn(&Envelope<'_>) -> Result<T, Failure>,
-    ) -> Result<T, Outcome> {
+    fn classify<T>(&self, op: Op, a: &Answer, read: impl Fn(&Body<'_>) -> Result<T, Failure>) -> Result<T, Outcome> {
         let learned = self.learned.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let secrets: Vec<&str> =
             std::iter::once(self.key.expose_secret()).chain(learned.iter().map(String::as_str)).collect();
         match a.status {
             200..=299 => {
-                Envelope::parse(op, a.status, &a.body, &secrets).and_then(|env| read(&env)).map_err(Outcome::Failed)
+                read(&Body { op, status: a.status, bytes: &a.body, secrets: &secrets }).map_err(Outcome::Failed)
             }
             400 | 401 | 402 | 403 | 404 | 409 | 429 => Err(Outcome::Refused(Refusal {
                 op,

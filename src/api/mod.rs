@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod excerpt;
 mod parse;
+mod split;
 pub mod types;
 
 pub use client::{Client, ClientConfig, RetryPolicy};

@@ -159,6 +159,9 @@ pub struct SubscriptionList {
     pub subscriptions: Vec<Subscription>,
     /// The entries that did not, with a secret-free reason each.
     pub malformed: Vec<MalformedEntry>,
+    /// Entries that are not JSON objects at all (a number, a string, `null`…): counted, not
+    /// listed one by one, since there is no subscription in them to name.
+    pub not_objects: usize,
 }
 
 /// A `subscriptions[]` entry that did not parse.

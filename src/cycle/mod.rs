@@ -128,6 +128,7 @@ impl Cycle<'_> {
         tracing::info!(
             subscriptions = list.subscriptions.len(),
             malformed = list.malformed.len(),
+            not_objects = list.not_objects,
             "subscriptions read"
         );
         let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(read::seen).collect();
@@ -149,6 +150,7 @@ impl Cycle<'_> {
             dry_run: self.dry_run,
             items,
             malformed: list.malformed,
+            not_objects: list.not_objects,
             reconciled: known.reconciled,
             unaccounted: known.unaccounted,
             interrupted,

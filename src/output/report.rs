@@ -147,6 +147,9 @@ fn table(report: &CycleReport) -> String {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
         out.push_str(&format!("malformed: {id}: {}\n", m.reason));
     }
+    if report.not_objects > 0 {
+        out.push_str(&format!("malformed: {} entries of subscriptions[] are not objects\n", report.not_objects));
+    }
     for e in &report.unaccounted {
         out.push_str(&format!(
             "unaccounted: attempt {} for {} is {} but the subscription was not listed\n",
@@ -183,6 +186,7 @@ fn json_doc(report: &CycleReport) -> Value {
         "read_at": report.read_at.to_string(),
         "subscriptions": items,
         "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
+        "not_objects": report.not_objects,
         "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
         "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
         "interrupted": report.interrupted,

@@ -70,6 +70,19 @@ pub enum FaultKind {
         #[serde(default)]
         headers: Vec<(String, String)>,
     },
+    /// Apply (a read), then answer with the real `subscriptions` list and these raw entries
+    /// appended to it, each given as hex bytes: for entries no `String` can hold (invalid
+    /// UTF-8) or that serde cannot read (`1e400`, deep nesting).
+    RawEntries {
+        /// Each entry's bytes in hex, e.g. `"7b7d"` for `{}`.
+        entries_hex: Vec<String>,
+    },
+    /// Hold the request without applying it; apply it `ms` later, whether or not the client
+    /// is still there (a gateway that queues): the client times out, the charge lands later.
+    ApplyLate {
+        /// Delay before applying, in ms.
+        ms: u64,
+    },
     /// Answer 429 with `Retry-After: retry_after_secs`, without applying.
     RateLimit {
         /// Seconds in `Retry-After`.
@@ -91,6 +104,7 @@ impl FaultKind {
                 | FaultKind::DropAfter
                 | FaultKind::StallAfter { .. }
                 | FaultKind::GarbageAfter
+                | FaultKind::RawEntries { .. }
         )
     }
 
@@ -109,6 +123,8 @@ impl FaultKind {
             FaultKind::GarbageAfter => "garbage-after".into(),
             FaultKind::RateLimit { retry_after_secs } => format!("rate-limit {retry_after_secs}s"),
             FaultKind::Canned { status, .. } => format!("canned {status}"),
+            FaultKind::RawEntries { entries_hex } => format!("raw-entries {}", entries_hex.len()),
+            FaultKind::ApplyLate { ms } => format!("apply-late {ms}ms"),
         }
     }
 }

@@ -164,6 +164,11 @@ async fn api(
     if let Some(f) = &fault {
         call.fault = Some(f.describe());
     }
+    if let Some(FaultKind::ApplyLate { ms }) = fault {
+        let req = if key_ok { parsed.ok() } else { None };
+        apply_late(shared.clone(), call, ms, is_get, op, req);
+        return std::future::pending::<Response>().await;
+    }
     if let Some(f) = fault.as_ref().filter(|f| !f.applies_first()) {
         return before_fault(&shared, call, f, &conn).await;
     }
@@ -227,6 +232,17 @@ async fn after_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, body:
             shared.record(call);
             status_response(*status)
         }
+        FaultKind::RawEntries { entries_hex } => {
+            call.status = Some(200);
+            shared.record(call);
+            let mut out = b"{\"ok\":true,\"subscriptions\":[".to_vec();
+            let real = body.get("subscriptions").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut entries: Vec<Vec<u8>> = real.iter().map(|v| v.to_string().into_bytes()).collect();
+            entries.extend(entries_hex.iter().map(|h| hex_bytes(h)));
+            out.extend(entries.join(&b","[..]));
+            out.extend(b"]}");
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response()
+        }
         FaultKind::GarbageAfter => {
             call.status = Some(200);
             shared.record(call);
@@ -244,6 +260,32 @@ async fn after_fault(shared: &Shared, mut call: CallRecord, f: &FaultKind, body:
             drop_connection(conn).await
         }
     }
+}
+
+/// `"7b7d"` → `{}`; pairs that are not hex are skipped.
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    let b = hex.as_bytes();
+    b.chunks(2).filter_map(|p| std::str::from_utf8(p).ok().and_then(|s| u8::from_str_radix(s, 16).ok())).collect()
+}
+
+/// Applies `req` after `ms`, in a task of its own that outlives the client's connection,
+/// and logs the call then; the caller is left waiting.
+fn apply_late(
+    shared: Arc<Shared>,
+    mut call: CallRecord,
+    ms: u64,
+    is_get: bool,
+    op: String,
+    req: Option<Map<String, Value>>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let result = req
+            .ok_or(ops::UNAUTHORIZED)
+            .and_then(|req| shared.with_state(|state, now| ops::apply(state, now, is_get, &op, &req)));
+        call.applied = result.is_ok();
+        shared.record(call);
+    });
 }
 
 /// Closes the connection without answering; never returns.

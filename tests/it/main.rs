@@ -12,6 +12,7 @@ mod demo;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod lapse;
 mod metrics;
 mod policy;
 mod post_once;
