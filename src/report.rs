@@ -35,7 +35,7 @@ pub struct Item {
     /// What the policy decided.
     pub decision: Decision,
     /// `renewal-plans` could not be read (the decision is then `FetchPlans`).
-    pub plans_error: Option<String>,
+    pub plans_error: Option<PlansError>,
     /// What the renewal came to (real cycles only; `None` when not attempted).
     pub outcome: Option<RenewOutcome>,
 }
@@ -48,6 +48,21 @@ impl Item {
         self.decision.needs_attention()
             || self.plans_error.is_some()
             || self.outcome.as_ref().is_some_and(|o| !o.is_clean_success() && *o != RenewOutcome::Conflict)
+    }
+}
+
+/// Why `op=renewal-plans` could not be read for a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlansError {
+    /// The client's (redacted) error text.
+    pub message: String,
+    /// The refusal's HTTP status (401/403: the key; 404: not the owner's), if it was one.
+    pub status: Option<u16>,
+}
+
+impl std::fmt::Display for PlansError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

@@ -215,6 +215,10 @@ fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
 fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
     let a = |k| about(k, item);
     if let Some(e) = &item.plans_error {
+        if let Some(status @ (401 | 403)) = e.status {
+            // The key, not the subscription: the same alert as a rejected key anywhere.
+            return Some(by_status(item, status, &format!("renewal plans refused: {e}"), None));
+        }
         return Some(a(AlertKind::NoEligiblePlan).with(
             format!("renewal plans unreadable: {e}"),
             "try again next cycle",

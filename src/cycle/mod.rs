@@ -32,7 +32,7 @@ use crate::attempt::{LedgerEntry, Origin, RenewOutcome, RenewalTerms};
 use crate::config::{Config, Email};
 use crate::policy::{self, Decision, Input};
 use crate::renewer::Renewer;
-use crate::report::{CycleObserver, CycleReport, Item, RuleSource};
+use crate::report::{CycleObserver, CycleReport, Item, PlansError, RuleSource};
 use crate::rule::Rule;
 use crate::store::{SeenSubscription, Store, StoreError};
 use crate::values::{Cents, Clock, EpochMs, SubscriptionId};
@@ -242,12 +242,12 @@ impl Cycle<'_> {
             .collect()
     }
 
-    async fn fetch_plans(&self, due: &[SubscriptionId]) -> HashMap<SubscriptionId, Result<Vec<RenewalPlan>, String>> {
+    async fn fetch_plans(&self, due: &[SubscriptionId]) -> HashMap<SubscriptionId, Result<Vec<RenewalPlan>, PlansError>> {
         stream::iter(due.iter().cloned())
             .map(|id| async move {
                 let got = self.client.renewal_plans(&id).await.map_err(|e| {
                     tracing::warn!(subscription_id = %id, error = %e, "cannot read renewal plans");
-                    e.to_string()
+                    PlansError { message: e.to_string(), status: e.refusal().map(|r| r.status) }
                 });
                 (id, got)
             })

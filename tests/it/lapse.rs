@@ -66,3 +66,16 @@ async fn a_list_of_non_objects_is_counted_once_not_alerted_one_by_one() {
     assert!(malformed.iter().any(|h| h.contains("300000 entries of subscriptions[] are not objects")), "{malformed:?}");
     assert!(malformed.iter().any(|h| h.contains("40 more entries")), "{malformed:?}");
 }
+
+#[tokio::test]
+async fn a_403_on_renewal_plans_is_an_auth_alert_not_no_eligible_plan() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    sim.fault("renewal-plans", FaultKind::StatusBefore { status: 403 }, 1);
+    let report = s.cycle().await;
+    assert!(report.needs_attention());
+    let kinds: Vec<String> =
+        s.store.outbox(false, 100).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
+    assert!(kinds.contains(&"auth".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"no-eligible-plan".to_owned()), "{kinds:?}");
+    assert!(sim.calls_of("renew").is_empty());
+}
