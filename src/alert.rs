@@ -22,6 +22,9 @@ pub enum AlertKind {
     Unavailable,
     /// A renewal may or may not have been applied.
     UnknownOutcome,
+    /// An unknown outcome after which `activeUntil` moved, but not by what the attempt
+    /// expected: held for a person.
+    Ambiguous,
     /// No renewal plan fits the rule.
     NoEligiblePlan,
     /// The chosen plan costs more than the rule's cap.
@@ -52,6 +55,7 @@ impl AlertKind {
             AlertKind::InsufficientBalance => "insufficient-balance",
             AlertKind::LapseImminent => "lapse-imminent",
             AlertKind::UnknownOutcome => "unknown-outcome",
+            AlertKind::Ambiguous => "ambiguous",
             AlertKind::Unavailable => "unavailable",
             AlertKind::NoEligiblePlan => "no-eligible-plan",
             AlertKind::OverPriceCap => "over-price-cap",
@@ -72,6 +76,7 @@ impl AlertKind {
             AlertKind::InsufficientBalance => "insufficient balance",
             AlertKind::LapseImminent => "about to lapse",
             AlertKind::UnknownOutcome => "renewal outcome unknown",
+            AlertKind::Ambiguous => "renewal outcome ambiguous",
             AlertKind::Unavailable => "plan unavailable",
             AlertKind::NoEligiblePlan => "no eligible plan",
             AlertKind::OverPriceCap => "over the price cap",

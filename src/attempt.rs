@@ -17,7 +17,8 @@ use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 ///   row committed first        │  400/401/402/403/404/409/429
 ///                              ├──────────────────────────▶ refused
 ///                              │  timeout, drop, 5xx, bad 200, crash
-///                              └──────────────────────────▶ unknown ──▶ succeeded (activeUntil advanced)
+///                              └──────────────────────────▶ unknown ──▶ succeeded (activeUntil reached the expected expiry)
+///                                                                  ├──▶ ambiguous (activeUntil moved, by another amount)
 ///                                                                  └──▶ failed    (unchanged after reconcile_after)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,12 +33,22 @@ pub enum LedgerState {
     Unknown,
     /// Reconciliation found `activeUntil` unchanged long enough: it was not applied.
     Failed,
+    /// Reconciliation found `activeUntil` moved, but not to the expiry this attempt expected
+    /// (a goodwill credit, another renewal, a change at the provider): not booked as spend,
+    /// and the subscription is held for a person, never followed by a blind new attempt.
+    Ambiguous,
 }
 
 impl LedgerState {
     /// All states, in the diagram's order.
-    pub const ALL: [LedgerState; 5] =
-        [LedgerState::Sending, LedgerState::Succeeded, LedgerState::Refused, LedgerState::Unknown, LedgerState::Failed];
+    pub const ALL: [LedgerState; 6] = [
+        LedgerState::Sending,
+        LedgerState::Succeeded,
+        LedgerState::Refused,
+        LedgerState::Unknown,
+        LedgerState::Failed,
+        LedgerState::Ambiguous,
+    ];
 
     /// The name stored and printed, e.g. `unknown`.
     #[must_use]
@@ -48,6 +59,7 @@ impl LedgerState {
             LedgerState::Refused => "refused",
             LedgerState::Unknown => "unknown",
             LedgerState::Failed => "failed",
+            LedgerState::Ambiguous => "ambiguous",
         }
     }
 
@@ -158,6 +170,8 @@ pub struct LedgerEntry {
     pub http_status: Option<u16>,
     /// A secret-free description of what went wrong.
     pub error: Option<String>,
+    /// The earliest next attempt a refusal asked for (429 `Retry-After`).
+    pub retry_at: Option<EpochMs>,
     /// When the row was committed.
     pub created_at: EpochMs,
     /// When it last changed.
@@ -175,6 +189,8 @@ pub struct Settlement {
     pub http_status: Option<u16>,
     /// A secret-free description of what went wrong.
     pub error: Option<String>,
+    /// The earliest next attempt a refusal asked for (429 `Retry-After`).
+    pub retry_at: Option<EpochMs>,
 }
 
 /// What became of one renewal.
@@ -188,8 +204,15 @@ pub enum RenewOutcome {
         end_at: EpochMs,
         /// The renewal left it still due: on hold until a person acts.
         held: bool,
-        /// `endAt` is not a plausible ms expiry (`malformed`).
-        implausible_end: bool,
+    },
+    /// 200, but `endAt` is not a plausible ms expiry (`malformed`): the provider applied
+    /// something, but what cannot be told from the answer. Recorded `unknown`, settled by
+    /// reading `activeUntil` back like any unknown outcome; never stored as paid-until.
+    ImplausibleEnd {
+        /// Ledger row.
+        ledger_id: i64,
+        /// The `endAt` answered.
+        end_at: EpochMs,
     },
     /// A definite refusal; nothing was charged.
     Refused {
@@ -199,6 +222,8 @@ pub enum RenewOutcome {
         status: u16,
         /// What the provider said and what to do.
         message: String,
+        /// `Retry-After` of a 429, in ms, when it said.
+        retry_after_ms: Option<i64>,
     },
     /// No definite answer: the provider may have applied it; reconciliation will tell.
     Unknown {
@@ -234,18 +259,18 @@ impl RenewOutcome {
     /// Succeeded and not held: nothing for a person to do.
     #[must_use]
     pub fn is_clean_success(&self) -> bool {
-        matches!(self, RenewOutcome::Succeeded { held: false, implausible_end: false, .. })
+        matches!(self, RenewOutcome::Succeeded { held: false, .. })
     }
 
     /// A short name: `succeeded`, `held`, `refused`, `unknown`, `not-sent`, `conflict`,
-    /// `not-recorded`.
+    /// `not-recorded`, `not-attempted` (an implausible `endAt` is `unknown`).
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             RenewOutcome::Succeeded { held: true, .. } => "held",
             RenewOutcome::Succeeded { .. } => "succeeded",
             RenewOutcome::Refused { .. } => "refused",
-            RenewOutcome::Unknown { .. } => "unknown",
+            RenewOutcome::Unknown { .. } | RenewOutcome::ImplausibleEnd { .. } => "unknown",
             RenewOutcome::NotSent { .. } => "not-sent",
             RenewOutcome::Conflict => "conflict",
             RenewOutcome::NotRecorded { .. } => "not-recorded",

@@ -141,7 +141,7 @@ impl Metrics {
         let build: Family<Labels, Gauge> = Family::default();
         build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("proxy_renewd_build_info", "The running version", build);
-        for outcome in ["succeeded", "refused", "unknown", "reconciled", "failed"] {
+        for outcome in ["succeeded", "refused", "unknown", "reconciled", "ambiguous", "failed"] {
             let _ = m.renewals.get_or_create(&labels(&[("outcome", outcome)]));
         }
         Metrics { registry, ..m }
@@ -228,7 +228,7 @@ impl CycleObserver for Metrics {
                 let outcome = match o {
                     RenewOutcome::Succeeded { .. } => "succeeded",
                     RenewOutcome::Refused { .. } => "refused",
-                    RenewOutcome::Unknown { .. } => "unknown",
+                    RenewOutcome::Unknown { .. } | RenewOutcome::ImplausibleEnd { .. } => "unknown",
                     RenewOutcome::NotSent { .. } | RenewOutcome::NotRecorded { .. } => "failed",
                     RenewOutcome::Conflict | RenewOutcome::NotAttempted { .. } => continue,
                 };
@@ -239,7 +239,11 @@ impl CycleObserver for Metrics {
             }
         }
         for r in &report.reconciled {
-            let outcome = if r.settlement.state == LedgerState::Succeeded { "reconciled" } else { "failed" };
+            let outcome = match r.settlement.state {
+                LedgerState::Succeeded => "reconciled",
+                LedgerState::Ambiguous => "ambiguous",
+                _ => "failed",
+            };
             self.renewals.get_or_create(&labels(&[("outcome", outcome)])).inc();
         }
         let elapsed = report.finished_at.since(report.read_at).max(0);

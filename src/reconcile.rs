@@ -1,10 +1,14 @@
 //! Reconciliation: settling attempts whose outcome is unknown by reading `activeUntil` back
-//! (`daemon.md`, ledger rule 4). A pure function of the open entries, the fresh read and the
-//! time of that read.
+//! (`daemon.md`, ledger rule 4, and *Refusals and liveness*). A pure function of the open
+//! entries, the fresh read and the time of that read.
 //!
-//! - `activeUntil` moved past the attempt's period → `succeeded` (the provider applied it);
+//! - `activeUntil` moved to the expiry the attempt expected (within [`TOLERANCE_MS`]) →
+//!   `succeeded` (the provider applied it);
+//! - moved by any other amount (a goodwill credit, someone else's renewal) → `ambiguous`: not
+//!   booked as our spend; the cycle holds the subscription and alerts with both figures;
 //! - unchanged, and the read started at least `reconcile_after` after the attempt was last
-//!   touched → `failed` (a new attempt may be made): a request the client gave up on can
+//!   touched (which, for an attempt the client gave up on, is when it gave up: sent +
+//!   `api.timeout`) → `failed` (a new attempt may be made): a request the client gave up on can
 //!   still be applied late, hence the wait;
 //! - otherwise, or when the subscription is not in the read at all, it stays open.
 
@@ -24,6 +28,24 @@ pub struct Reconciled {
     pub settlement: Settlement,
 }
 
+/// How far `activeUntil` may be from the expected new expiry and still count as this
+/// attempt's doing: clocks differ, and a lapsed subscription is renewed from the provider's
+/// "now", not ours. One hour.
+pub const TOLERANCE_MS: i64 = 3_600_000;
+
+/// Does `seen` show exactly this attempt applied? The expected expiry is max(`activeUntil`,
+/// now at decision) + the plan's time; a provider that renews a lapsed subscription from its
+/// old expiry instead lands at `activeUntil` + the plan's time. Either, within the tolerance.
+#[must_use]
+pub fn is_expected(e: &LedgerEntry, seen: EpochMs) -> bool {
+    let before = e.renewal.active_until_before;
+    let expected = e.renewal.expected_end_at;
+    let added = expected.since(EpochMs(before.0.max(e.created_at.0)));
+    let from_expiry = EpochMs(before.0.saturating_add(added.max(0)));
+    let lowest = from_expiry.0.min(expected.0).saturating_sub(TOLERANCE_MS);
+    (lowest..=expected.0.saturating_add(TOLERANCE_MS)).contains(&seen.0)
+}
+
 /// Settles what can be settled among `open` (entries `sending` or `unknown`), given each
 /// subscription's `activeUntil` as read at `read_at`.
 #[must_use]
@@ -37,20 +59,30 @@ pub fn reconcile(
         .filter(|e| e.state.is_open())
         .filter_map(|e| {
             let seen = *active_until.get(&e.subscription_id)?;
-            let settlement = if seen > e.renewal.active_until_before {
-                Settlement {
-                    state: LedgerState::Succeeded,
-                    actual_end_at: Some(seen),
-                    http_status: None,
-                    error: Some(format!("reconciled: activeUntil advanced to {seen}")),
-                }
+            let settle = |state, actual_end_at, error: String| Settlement {
+                state,
+                actual_end_at,
+                http_status: None,
+                error: Some(error),
+                retry_at: None,
+            };
+            let settlement = if seen > e.renewal.active_until_before && is_expected(e, seen) {
+                settle(LedgerState::Succeeded, Some(seen), format!("reconciled: activeUntil advanced to {seen}"))
+            } else if seen > e.renewal.active_until_before {
+                settle(
+                    LedgerState::Ambiguous,
+                    Some(seen),
+                    format!(
+                        "reconciled: activeUntil moved to {seen}, but this attempt expected {}; not booked as spend",
+                        e.renewal.expected_end_at
+                    ),
+                )
             } else if read_at.since(e.updated_at) >= reconcile_after_ms {
-                Settlement {
-                    state: LedgerState::Failed,
-                    actual_end_at: None,
-                    http_status: None,
-                    error: Some("reconciled: activeUntil unchanged after reconcile_after; not applied".into()),
-                }
+                settle(
+                    LedgerState::Failed,
+                    None,
+                    "reconciled: activeUntil unchanged after reconcile_after; not applied".into(),
+                )
             } else {
                 return None;
             };

@@ -84,10 +84,11 @@ async fn renew(
                     actual_end_at: None,
                     http_status: Some(200),
                     error: Some(message),
+                    retry_at: None,
                 },
             )
         }
-        Err(e) => failed(ledger_id, e),
+        Err(e) => failed(ledger_id, e, w.clock.now()),
     };
     let now = w.clock.now();
     let raised = alerts(&outcome);
@@ -112,32 +113,56 @@ async fn renew(
 }
 
 fn succeeded(ledger_id: i64, end_at: EpochMs, now: EpochMs, renew_before_ms: i64) -> (RenewOutcome, Settlement) {
-    let implausible_end = !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&end_at.0);
-    let held = !implausible_end && end_at.since(now) <= renew_before_ms;
+    if !(MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&end_at.0) {
+        let message = format!(
+            "renew answered endAt {}, not a plausible expiry in ms: settled by reading activeUntil back",
+            end_at.0
+        );
+        let settlement = Settlement {
+            state: LedgerState::Unknown,
+            actual_end_at: None,
+            http_status: Some(200),
+            error: Some(message),
+            retry_at: None,
+        };
+        return (RenewOutcome::ImplausibleEnd { ledger_id, end_at }, settlement);
+    }
+    let held = end_at.since(now) <= renew_before_ms;
     let settlement = Settlement {
         state: LedgerState::Succeeded,
         actual_end_at: Some(end_at),
         http_status: Some(200),
-        error: implausible_end.then(|| format!("endAt {} is not a plausible expiry", end_at.0)),
+        error: None,
+        retry_at: None,
     };
-    (RenewOutcome::Succeeded { ledger_id, end_at, held, implausible_end }, settlement)
+    (RenewOutcome::Succeeded { ledger_id, end_at, held }, settlement)
 }
 
-fn failed(ledger_id: i64, e: PostError) -> (RenewOutcome, Settlement) {
+fn failed(ledger_id: i64, e: PostError, now: EpochMs) -> (RenewOutcome, Settlement) {
     let message = e.to_string();
     match e {
-        PostError::Refused(refusal) => (
-            RenewOutcome::Refused { ledger_id, status: refusal.status, message: message.clone() },
-            Settlement {
-                state: LedgerState::Refused,
-                actual_end_at: None,
-                http_status: Some(refusal.status),
-                error: Some(message),
-            },
-        ),
+        PostError::Refused(refusal) => {
+            let retry_after_ms = refusal.retry_after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            (
+                RenewOutcome::Refused { ledger_id, status: refusal.status, message: message.clone(), retry_after_ms },
+                Settlement {
+                    state: LedgerState::Refused,
+                    actual_end_at: None,
+                    http_status: Some(refusal.status),
+                    error: Some(message),
+                    retry_at: retry_after_ms.map(|ms| EpochMs(now.0.saturating_add(ms))),
+                },
+            )
+        }
         PostError::NotSent { .. } => (
             RenewOutcome::NotSent { ledger_id, message: message.clone() },
-            Settlement { state: LedgerState::Failed, actual_end_at: None, http_status: None, error: Some(message) },
+            Settlement {
+                state: LedgerState::Failed,
+                actual_end_at: None,
+                http_status: None,
+                error: Some(message),
+                retry_at: None,
+            },
         ),
         PostError::OutcomeUnknown(failure) => {
             let status = match failure {
@@ -153,6 +178,7 @@ fn failed(ledger_id: i64, e: PostError) -> (RenewOutcome, Settlement) {
                     actual_end_at: None,
                     http_status: status,
                     error: Some(message),
+                    retry_at: None,
                 },
             )
         }
@@ -167,6 +193,9 @@ fn log_outcome(r: &RenewalTerms, outcome: &RenewOutcome) {
         RenewOutcome::Refused { status, message, .. } => tracing::warn!(status, detail = %message, "renewal refused"),
         RenewOutcome::Unknown { message, .. } => {
             tracing::error!(detail = %message, "renewal outcome unknown; it will be reconciled")
+        }
+        RenewOutcome::ImplausibleEnd { end_at, .. } => {
+            tracing::error!(end_at_ms = end_at.0, "renew answered an implausible endAt; it will be reconciled")
         }
         RenewOutcome::NotSent { message, .. } => tracing::warn!(detail = %message, "renewal not sent"),
         RenewOutcome::Conflict | RenewOutcome::NotRecorded { .. } | RenewOutcome::NotAttempted { .. } => {}

@@ -145,7 +145,16 @@ impl CycleReport {
             renewed: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
             spent_cents: items
                 .iter()
-                .filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. } | RenewOutcome::Unknown { .. })))
+                .filter(|i| {
+                    matches!(
+                        i.outcome,
+                        Some(
+                            RenewOutcome::Succeeded { .. }
+                                | RenewOutcome::Unknown { .. }
+                                | RenewOutcome::ImplausibleEnd { .. }
+                        )
+                    )
+                })
                 .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price.0) } else { None })
                 .sum(),
         }

@@ -3,7 +3,7 @@
 //! a rejected key ([`auth`]). Pure: reads the [`CycleReport`], returns [`Alert`]s.
 
 use crate::alert::{Alert, AlertKind};
-use crate::attempt::RenewOutcome;
+use crate::attempt::{LedgerState, RenewOutcome};
 use crate::policy::{Blocked, Decision, Skip};
 use crate::report::{CycleReport, Item};
 use crate::values::{Cents, EpochMs};
@@ -25,7 +25,7 @@ fn about(kind: AlertKind, item: &Item) -> Alert {
     }
 }
 
-const RETRY_LATER: &str = "retry in a later cycle (after 10 min, doubling up to 2 h)";
+const RETRY_LATER: &str = "retry in a later cycle (after 10 min, doubling up to 2 h; every cycle within alerts.lapse_warning of expiry; after a 402 the most urgent is probed each cycle)";
 
 fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> Alert {
     let base = |k| about(k, item);
@@ -113,8 +113,28 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
             }
         }
     }
+    out.extend(ambiguous_alerts(report));
     out.extend(malformed_alerts(report));
     out
+}
+
+/// One alert per attempt reconciliation found ambiguous, with both figures.
+fn ambiguous_alerts(report: &CycleReport) -> Vec<Alert> {
+    let ambiguous = report.reconciled.iter().filter(|r| r.settlement.state == LedgerState::Ambiguous);
+    ambiguous
+        .filter_map(|r| {
+            let item = report.items.iter().find(|i| i.subscription.subscription_id == r.subscription_id)?;
+            let id = &r.subscription_id;
+            Some(about(AlertKind::Ambiguous, item).with(
+                r.settlement.error.clone().unwrap_or_default(),
+                "no further automatic renewal of it until a person acts (it is on hold)",
+                format!(
+                    "check at the provider what was charged (`proxy-renewd history --subscription {id}`); \
+                     then `proxy-renewd rules set {id} --enable` to let the daemon go on, or `proxy-renewd renew {id}`"
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Entries without an id alerted one by one, at most; the rest are counted in one alert.
@@ -197,10 +217,10 @@ fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
             "no further automatic renewal (no catch-up spending)",
             "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
         )),
-        RenewOutcome::Succeeded { implausible_end: true, end_at, .. } => Some(a(AlertKind::Malformed).with(
-            format!("renewed, but endAt {} is not a plausible expiry", end_at.0),
-            "read activeUntil again next cycle",
-            "check the subscription at the provider",
+        RenewOutcome::ImplausibleEnd { end_at, .. } => Some(a(AlertKind::Malformed).with(
+            format!("renew answered 200, but endAt {} is not a plausible expiry", end_at.0),
+            "no new attempt; settle it by reading activeUntil back (after ledger.reconcile_after)",
+            "check the subscription at the provider; `proxy-renewd history --subscription ID`",
         )),
         RenewOutcome::NotRecorded { message } => Some(a(AlertKind::UnknownOutcome).with(
             format!("not renewed: the ledger could not be written ({message})"),

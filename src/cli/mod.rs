@@ -51,7 +51,7 @@ impl From<Exit> for ExitCode {
 #[derive(Debug, Parser)]
 #[command(name = "proxy-renewd", version, about, long_about = None)]
 #[command(
-    after_help = "Without a command: `run` (the daemon); with only --dry-run: one audit cycle.\nConfiguration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL (see config.example.toml).\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human."
+    after_help = "Without a command: `run` (the daemon); with only --dry-run: one audit cycle.\nConfiguration: --config PATH, else $PROXY_RENEWD_CONFIG, else ./proxy-renewd.toml, else /etc/proxy-renewd/config.toml;\nany key can be set in the environment, e.g. PROXY_RENEWD_API__KEY, PROXY_RENEWD_API__BASE_URL (see config.example.toml).\nExit codes: 0 done, 1 error (config, API, database), 2 usage, 3 done but something needs a human.\nNo double charge: every renew is recorded before it is sent and settled by reading activeUntil back; the one\nexception is a provider that applies a request later than [ledger] reconcile_after (set it above the provider's\nworst queueing delay)."
 )]
 pub struct Cli {
     /// Config file (TOML); else $PROXY_RENEWD_CONFIG, ./proxy-renewd.toml, /etc/proxy-renewd/config.toml.

@@ -64,6 +64,10 @@ fn describe(o: &RenewOutcome) -> String {
         RenewOutcome::Unknown { message, .. } => {
             format!("outcome unknown, do not retry now ({message}); the daemon reconciles it")
         }
+        RenewOutcome::ImplausibleEnd { end_at, .. } => format!(
+            "outcome unknown, do not retry now (renew answered endAt {}, not a plausible expiry); the daemon reconciles it",
+            end_at.0
+        ),
         RenewOutcome::NotSent { message, .. } => format!("not sent: {message}"),
         RenewOutcome::Conflict => "another process is renewing this period; nothing sent".into(),
         RenewOutcome::NotRecorded { message } => format!("not sent, the ledger could not be written: {message}"),

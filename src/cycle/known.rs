@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Cycle;
 use crate::api::Subscription;
-use crate::attempt::LedgerEntry;
+use crate::attempt::{LedgerEntry, LedgerState};
 use crate::reconcile::{self, Reconciled};
 use crate::rule::Rule;
 use crate::store::{Hold, StoreError};
@@ -24,6 +24,8 @@ pub(super) struct Known {
     pub(super) spent: Cents,
     pub(super) reconciled: Vec<Reconciled>,
     pub(super) unaccounted: Vec<LedgerEntry>,
+    /// When a renewal last succeeded (any subscription): a 402 older than that is answered.
+    pub(super) balance_ok_since: Option<EpochMs>,
 }
 
 impl Cycle<'_> {
@@ -39,6 +41,7 @@ impl Cycle<'_> {
                 spent: Cents(0),
                 reconciled: vec![],
                 unaccounted: vec![],
+                balance_ok_since: None,
             });
         };
         let rules: HashMap<SubscriptionId, Rule> =
@@ -65,18 +68,25 @@ impl Cycle<'_> {
             tracing::info!(subscription_id = %r.subscription_id, ledger_id = r.ledger_id, state = %r.settlement.state, "reconciled");
             let rule = rules.get(&r.subscription_id).unwrap_or(&self.config.defaults);
             let still_due = r.settlement.actual_end_at.is_some_and(|t| t.since(now) <= rule.renew_before_ms);
-            if still_due {
+            let hold_reason = if r.settlement.state == LedgerState::Ambiguous {
+                Some("activeUntil moved by an amount the attempt did not expect: a person decides what was paid")
+            } else if still_due {
+                Some("reconciled renewal left it still within renew_before: no automatic catch-up")
+            } else {
+                None
+            };
+            if hold_reason.is_some() {
                 held.insert(r.subscription_id.clone());
             }
             if !self.dry_run {
                 store.settle(r.ledger_id, &r.settlement, now).await?;
-                if still_due {
+                if let Some(reason) = hold_reason {
                     let hold = Hold {
                         subscription_id: r.subscription_id.clone(),
                         since: now,
                         active_until: r.settlement.actual_end_at.unwrap_or(now),
                         ledger_id: Some(r.ledger_id),
-                        reason: "reconciled renewal left it still within renew_before: no automatic catch-up".into(),
+                        reason: reason.into(),
                     };
                     store.put_hold(&hold).await?;
                 }
@@ -95,6 +105,7 @@ impl Cycle<'_> {
         let spent = store.spend_since(EpochMs(read_at.0 - DAY_MS)).await?;
         let alerted = store.alerted_subscriptions().await?;
         let paid_until = store.paid_until().await?;
-        Ok(Known { alerted, paid_until, rules, held, ledger, spent, reconciled, unaccounted })
+        let balance_ok_since = store.last_success_at().await?;
+        Ok(Known { alerted, paid_until, rules, held, ledger, spent, reconciled, unaccounted, balance_ok_since })
     }
 }

@@ -11,31 +11,25 @@
 //! so that concurrent renewals in one cycle cannot together exceed the daily budget.
 //!
 //! Read top to bottom: [`Cycle::run`] here; what is kept of the read in `read.rs`; what the
-//! database knows (reconciled) in `known.rs`; then deciding and renewing, here again.
+//! database knows (reconciled) in `known.rs`; deciding in `decide.rs`; renewing, with the
+//! retries a refusal allows within the cycle, in `renew.rs`.
 
+mod decide;
 mod known;
 mod read;
+mod renew;
 
-use std::collections::{HashMap, HashSet};
-
-use futures_util::StreamExt;
-use futures_util::stream;
 use tokio_util::sync::CancellationToken;
-
-use known::Known;
 
 use crate::alert::Alert;
 use crate::alerts;
 use crate::alerts::email::Mailer;
-use crate::api::{ApiError, Client, Refusal, RenewalPlan, Subscription};
-use crate::attempt::{LedgerEntry, Origin, RenewOutcome, RenewalTerms};
+use crate::api::{ApiError, Client, Refusal};
+use crate::attempt::RenewOutcome;
 use crate::config::{Config, Email};
-use crate::policy::{self, Decision, Input};
-use crate::renewer::Renewer;
-use crate::report::{CycleObserver, CycleReport, Item, PlansError, RuleSource};
-use crate::rule::Rule;
+use crate::report::{CycleObserver, CycleReport};
 use crate::store::{SeenSubscription, Store, StoreError};
-use crate::values::{Cents, Clock, EpochMs, SubscriptionId};
+use crate::values::{Clock, EpochMs};
 
 /// Why a cycle could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +130,11 @@ impl Cycle<'_> {
             store.record_poll(&seen, read_at).await?;
         }
         let known = self.load(&list.subscriptions, read_at).await?;
-        let mut items = tokio::select! {
-            items = self.decide_all(&list.subscriptions, &known, read_at) => items,
+        let (mut items, plans) = tokio::select! {
+            decided = self.decide_all(&list.subscriptions, &known, read_at) => decided,
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
-        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items, &known.alerted).await };
+        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items, &known, &plans).await };
         items.iter().filter(|i| i.needs_attention()).for_each(|i| {
             tracing::warn!(subscription_id = %i.subscription.subscription_id, reason = i.decision.reason(), outcome = i.outcome.as_ref().map(RenewOutcome::name), "needs attention");
         });
@@ -191,124 +185,5 @@ impl Cycle<'_> {
             Ok(n) => tracing::debug!(raised = raised.len(), queued = n, "alerts queued"),
             Err(e) => tracing::error!(error = %e, "cannot queue alerts"),
         }
-    }
-
-    /// Decides every subscription, fetching renewal plans for the due ones.
-    async fn decide_all(&self, subs: &[Subscription], known: &Known, now: EpochMs) -> Vec<Item> {
-        let mut order: Vec<&Subscription> = subs.iter().collect();
-        order.sort_by_key(|s| (s.active_until, s.subscription_id.clone()));
-        let rule_of = |s: &Subscription| match known.rules.get(&s.subscription_id) {
-            Some(r) => (RuleSource::Row, r.clone()),
-            None => (RuleSource::Defaults, self.config.defaults.clone()),
-        };
-        let no_entries: Vec<LedgerEntry> = Vec::new();
-        let input = |s: &'_ Subscription, rule: &'_ Rule, plans: Option<&'_ [RenewalPlan]>, spent: Cents| -> Decision {
-            policy::decide(&Input {
-                status: &s.status,
-                active_until: s.active_until,
-                rule,
-                renewal_plans: plans,
-                ledger: known.ledger.get(&s.subscription_id).unwrap_or(&no_entries),
-                on_hold: known.held.contains(&s.subscription_id),
-                paid_until: known.paid_until.get(&s.subscription_id).copied(),
-                spent_last_24h: spent,
-                max_spend_per_day: self.config.max_spend_per_day,
-                now,
-            })
-        };
-        // First pass without plans: which are due?
-        let due: Vec<SubscriptionId> = order
-            .iter()
-            .filter(|s| input(s, &rule_of(s).1, None, known.spent) == Decision::FetchPlans)
-            .map(|s| s.subscription_id.clone())
-            .collect();
-        let plans = self.fetch_plans(&due).await;
-        // Second pass, most urgent first, each renewal reserving its price against the budget.
-        let mut spent = known.spent;
-        order
-            .into_iter()
-            .map(|s| {
-                let (rule_source, rule) = rule_of(s);
-                let (decision, plans_error) = match plans.get(&s.subscription_id) {
-                    Some(Ok(p)) => (input(s, &rule, Some(p), spent), None),
-                    Some(Err(e)) => (Decision::FetchPlans, Some(e.clone())),
-                    None => (input(s, &rule, None, spent), None),
-                };
-                if let Decision::Renew(r) = &decision {
-                    spent = Cents(spent.0.saturating_add(r.price.0));
-                }
-                Item { subscription: read::seen(s), rule_source, rule, decision, plans_error, outcome: None }
-            })
-            .collect()
-    }
-
-    async fn fetch_plans(&self, due: &[SubscriptionId]) -> HashMap<SubscriptionId, Result<Vec<RenewalPlan>, PlansError>> {
-        stream::iter(due.iter().cloned())
-            .map(|id| async move {
-                let got = self.client.renewal_plans(&id).await.map_err(|e| {
-                    tracing::warn!(subscription_id = %id, error = %e, "cannot read renewal plans");
-                    PlansError { message: e.to_string(), status: e.refusal().map(|r| r.status) }
-                });
-                (id, got)
-            })
-            .buffer_unordered(self.max_concurrency.max(1))
-            .collect()
-            .await
-    }
-
-    /// Sends the renewals, `max_concurrency` at a time; returns true when a shutdown request
-    /// left some unstarted.
-    async fn renew_all(&self, items: &mut [Item], alerted: &HashSet<String>) -> bool {
-        let Some(store) = self.store else { return false };
-        let renewer = Renewer {
-            client: self.client,
-            store,
-            origin: Origin::Daemon,
-            repeat_interval_ms: self.config.alerts.repeat_interval_ms,
-            clock: self.clock,
-        };
-        let jobs: Vec<(usize, Item, RenewalTerms)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| match &item.decision {
-                Decision::Renew(r) => Some((i, item.clone(), r.clone())),
-                _ => None,
-            })
-            .collect();
-        // Started most urgent first (`buffered` keeps the order); once the balance runs short
-        // (a 402), the rest are not started: the next cycle tries again, most urgent first.
-        let balance_short = std::sync::atomic::AtomicBool::new(false);
-        let balance_short = &balance_short;
-        let results: Vec<(usize, Option<RenewOutcome>)> = stream::iter(jobs)
-            .map(|(i, item, r)| async move {
-                if self.cancel.is_cancelled() {
-                    return (i, None);
-                }
-                if balance_short.load(std::sync::atomic::Ordering::SeqCst) {
-                    return (
-                        i,
-                        Some(RenewOutcome::NotAttempted {
-                            reason: "the balance ran short in this cycle; tried again next cycle".into(),
-                        }),
-                    );
-                }
-                let id = item.subscription.subscription_id.clone();
-                let had_alerted = alerted.contains(id.as_str());
-                let raise = |o: &RenewOutcome| alerts::for_outcome(&item, o, had_alerted);
-                let outcome = renewer.renew(&id, &r, item.rule.renew_before_ms, raise).await;
-                if matches!(outcome, RenewOutcome::Refused { status: 402, .. }) {
-                    balance_short.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                (i, Some(outcome))
-            })
-            .buffered(self.max_concurrency.max(1))
-            .collect()
-            .await;
-        let mut interrupted = false;
-        for (i, outcome) in results {
-            interrupted |= outcome.is_none();
-            items[i].outcome = outcome;
-        }
-        interrupted
     }
 }

@@ -101,6 +101,9 @@ fn outcome_text(o: &RenewOutcome) -> String {
         RenewOutcome::Unknown { status, .. } => {
             format!("outcome unknown{}", status.map_or(String::new(), |s| format!(" (HTTP {s})")))
         }
+        RenewOutcome::ImplausibleEnd { end_at, .. } => {
+            format!("outcome unknown (endAt {} is not a plausible expiry)", end_at.0)
+        }
         RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
         RenewOutcome::Conflict => "another process is renewing it".into(),
         RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),

@@ -26,6 +26,9 @@ pub const MAX_PLAUSIBLE_MS: i64 = 7_258_118_400_000;
 pub const RETRY_BACKOFF_BASE_MS: i64 = 10 * 60_000;
 /// …up to this.
 pub const RETRY_BACKOFF_CAP_MS: i64 = 2 * 3_600_000;
+/// After a 409 on a plan a strategy chose, the next eligible plan is tried at once; at most
+/// this many plans per period are tried that way before the period backs off.
+pub const MAX_PLANS_AFTER_409: usize = 3;
 
 /// Everything the policy looks at for one subscription.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +52,15 @@ pub struct Input<'a> {
     pub spent_last_24h: Cents,
     /// `[budget] max_spend_cents_per_day`.
     pub max_spend_per_day: Option<Cents>,
+    /// `alerts.lapse_warning`, in ms: inside it before expiry, no backoff holds a due
+    /// subscription back.
+    pub lapse_warning_ms: i64,
+    /// This subscription is the cycle's balance probe: the most urgent one waiting after a
+    /// 402, tried once per cycle whatever its backoff, so that a top-up is noticed.
+    pub probe_balance: bool,
+    /// When a renewal (of any subscription) last succeeded: a 402 older than that has been
+    /// answered by a top-up, and no longer holds anything back.
+    pub balance_ok_since: Option<EpochMs>,
     /// The time of the decision.
     pub now: EpochMs,
 }
@@ -227,13 +239,27 @@ pub fn decide(input: &Input<'_>) -> Decision {
     if let Some(paid_until) = input.paid_until.filter(|paid| active_until < *paid) {
         return Decision::Blocked(Blocked::Regressed { paid_until });
     }
-    let attempt = match ledger_gate(input) {
-        Ok(attempt) => attempt,
+    let (attempt, wait_for_sold_out) = match ledger_gate(input) {
+        Ok(gate) => gate,
         Err(blocked) => return Decision::Blocked(blocked),
     };
-    let Some(plans) = input.renewal_plans else { return Decision::FetchPlans };
-    let Some((plan, price, added_ms)) = choose_plan(&rule.plan, plans, rule.repeat_count) else {
-        return Decision::Blocked(Blocked::NoEligiblePlan { plan: rule.plan.clone(), offered: plans.len() });
+    let Some(offered) = input.renewal_plans else { return Decision::FetchPlans };
+    // A strategy does not choose again a plan the provider refused with 409 in this period.
+    let sold_out = sold_out_plans(input);
+    let others: Vec<RenewalPlan> = match rule.plan {
+        PlanChoice::Plan(_) => offered.to_vec(),
+        _ => offered.iter().filter(|p| !sold_out.contains(&&p.id)).cloned().collect(),
+    };
+    // No other plan: the sold-out one again, after the 409 backoff.
+    let plans = match (choose_plan(&rule.plan, &others, rule.repeat_count), wait_for_sold_out) {
+        (Some(_), _) => others,
+        (None, Some(until)) if now < until => {
+            return Decision::Blocked(Blocked::Backoff { status: Some(409), until });
+        }
+        (None, _) => offered.to_vec(),
+    };
+    let Some((plan, price, added_ms)) = choose_plan(&rule.plan, &plans, rule.repeat_count) else {
+        return Decision::Blocked(Blocked::NoEligiblePlan { plan: rule.plan.clone(), offered: offered.len() });
     };
     if let Some(cap) = rule.max_price_cents.filter(|cap| price > *cap) {
         return Decision::Blocked(Blocked::OverPriceCap { plan_id: plan.id.clone(), price, cap });
@@ -288,27 +314,72 @@ pub fn next_attempt(ledger: &[LedgerEntry], period: EpochMs) -> Result<u32, Bloc
     if let Some(done) = period_entries.clone().find(|e| e.state == LedgerState::Succeeded) {
         return Err(Blocked::AlreadyRenewed { attempt: done.renewal.attempt, at: done.updated_at });
     }
+    // An ambiguous attempt (activeUntil moved, not as expected) is a person's to settle.
+    if let Some(a) = period_entries.clone().find(|e| e.state == LedgerState::Ambiguous) {
+        return Err(Blocked::InFlight { active_until_before: period, attempt: a.renewal.attempt, state: a.state });
+    }
     Ok(period_entries.map(|e| e.renewal.attempt).max().unwrap_or(0) + 1)
 }
 
+/// The plans refused with 409 in the current period.
+fn sold_out_plans<'a>(input: &Input<'a>) -> Vec<&'a PlanId> {
+    let period = input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until);
+    let mut ids: Vec<&PlanId> = period
+        .filter(|e| e.state == LedgerState::Refused && e.http_status == Some(409))
+        .map(|e| &e.renewal.plan_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The automatic gate: [`next_attempt`], then no retry after a refusal a retry cannot fix,
-/// and a backoff after 402/409/429.
-fn ledger_gate(input: &Input<'_>) -> Result<u32, Blocked> {
+/// and the wait after a refusal that a retry may fix (`daemon.md`, *Refusals and liveness*):
+/// - 402: 10 min doubling per refusal, at most 2 h; but the cycle's balance probe (the most
+///   urgent one waiting after a 402) is tried every cycle, and once any renewal succeeded
+///   after a 402 (a top-up), that 402 holds nothing back;
+/// - 409: none while a strategy has another eligible plan to try (at most
+///   [`MAX_PLANS_AFTER_409`]): the gate passes with the backoff the sold-out plan itself
+///   waits, which [`decide`] applies when no other plan is left; else 10 min doubling per
+///   refusal, at most 2 h;
+/// - 429: until the time `Retry-After` gave, else as 409;
+/// - and no wait at all inside the last `lapse_warning` before expiry, nor one that would
+///   end inside it: there every cycle tries.
+fn ledger_gate(input: &Input<'_>) -> Result<(u32, Option<EpochMs>), Blocked> {
     let next = next_attempt(input.ledger, input.active_until)?;
     let period: Vec<&LedgerEntry> =
         input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until).collect();
-    let Some(last) = period.iter().max_by_key(|e| (e.renewal.attempt, e.created_at)) else { return Ok(next) };
+    let Some(last) = period.iter().max_by_key(|e| (e.renewal.attempt, e.created_at)) else { return Ok((next, None)) };
     if last.state != LedgerState::Refused {
-        return Ok(next); // failed: a new attempt is allowed
+        return Ok((next, None)); // failed: a new attempt is allowed
     }
-    if !matches!(last.http_status, Some(402 | 409 | 429)) {
-        return Err(Blocked::Refused { attempt: last.renewal.attempt, status: last.http_status });
-    }
-    let refusals = period.iter().filter(|e| e.state == LedgerState::Refused).count() as u32;
-    let wait = RETRY_BACKOFF_BASE_MS.saturating_mul(1 << refusals.saturating_sub(1).min(20)).min(RETRY_BACKOFF_CAP_MS);
-    let until = EpochMs(last.updated_at.0.saturating_add(wait));
+    let backoff = || {
+        let refusals = period.iter().filter(|e| e.state == LedgerState::Refused).count() as u32;
+        let wait =
+            RETRY_BACKOFF_BASE_MS.saturating_mul(1 << refusals.saturating_sub(1).min(20)).min(RETRY_BACKOFF_CAP_MS);
+        // Never wait into the last lapse_warning before expiry.
+        let until = EpochMs(last.updated_at.0.saturating_add(wait));
+        until.min(EpochMs(input.active_until.0.saturating_sub(input.lapse_warning_ms)))
+    };
+    let until = match last.http_status {
+        Some(402) if input.probe_balance || input.balance_ok_since.is_some_and(|t| t > last.updated_at) => {
+            return Ok((next, None));
+        }
+        Some(402) => backoff(),
+        Some(409)
+            if !matches!(input.rule.plan, PlanChoice::Plan(_)) && sold_out_plans(input).len() < MAX_PLANS_AFTER_409 =>
+        {
+            return Ok((next, Some(backoff())));
+        }
+        Some(429) if last.retry_at.is_some() => last
+            .retry_at
+            .unwrap_or(last.updated_at)
+            .min(EpochMs(input.active_until.0.saturating_sub(input.lapse_warning_ms))),
+        Some(409 | 429) => backoff(),
+        _ => return Err(Blocked::Refused { attempt: last.renewal.attempt, status: last.http_status }),
+    };
     if input.now < until {
         return Err(Blocked::Backoff { status: last.http_status, until });
     }
-    Ok(next)
+    Ok((next, None))
 }

@@ -28,12 +28,14 @@ struct Raw {
     origin: String,
     created_at_ms: i64,
     updated_at_ms: i64,
+    retry_at_ms: Option<i64>,
 }
 
 macro_rules! select_ledger {
     () => {
         "SELECT id, subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
-                expected_end_at_ms, actual_end_at_ms, state, http_status, error, origin, created_at_ms, updated_at_ms
+                expected_end_at_ms, actual_end_at_ms, state, http_status, error, origin, created_at_ms, updated_at_ms,
+                retry_at_ms
          FROM ledger"
     };
 }
@@ -64,6 +66,7 @@ impl Store {
             actual_end_at: r.actual_end_at_ms.map(EpochMs),
             http_status: r.http_status.and_then(|s| u16::try_from(s).ok()),
             error: r.error,
+            retry_at: r.retry_at_ms.map(EpochMs),
             created_at: EpochMs(r.created_at_ms),
             updated_at: EpochMs(r.updated_at_ms),
         })
@@ -157,6 +160,19 @@ impl Store {
         self.ledger_entries(rows)
     }
 
+    /// When a renewal last succeeded (any subscription's), if ever: the balance covered it then.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    #[tracing::instrument(skip_all)]
+    pub async fn last_success_at(&self) -> Result<Option<EpochMs>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT max(updated_at_ms) FROM ledger WHERE state = 'succeeded'")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(at.map(EpochMs))
+    }
+
     /// Per subscription, the latest expiry a succeeded renewal recorded.
     ///
     /// # Errors
@@ -248,11 +264,12 @@ pub(super) async fn settle_in(
     s: &Settlement,
     now: EpochMs,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), updated_at_ms = ? WHERE id = ?")
+    sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), retry_at_ms = coalesce(?, retry_at_ms), updated_at_ms = ? WHERE id = ?")
         .bind(s.state.as_str())
         .bind(s.actual_end_at.map(|t| t.0))
         .bind(s.http_status.map(i64::from))
         .bind(s.error.as_deref())
+        .bind(s.retry_at.map(|t| t.0))
         .bind(now.0)
         .bind(id)
         .execute(&mut **tx)

@@ -2,10 +2,12 @@
 //! stops renewals quietly. Each test names the fault it is about; each runs the real library
 //! against the simulator.
 
-use proxy_renewd::attempt::RenewOutcome;
+use proxy_renewd::attempt::{LedgerState, RenewOutcome};
+use proxy_renewd::policy::{Blocked, Decision};
 use proxy_renewd::sim::FaultKind;
+use proxy_renewd::values::{EpochMs, SubscriptionId};
 
-use crate::helpers::{DAY, spawn};
+use crate::helpers::{DAY, Setup, sim_with, spawn, world};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -13,7 +15,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// An entry for `id`, not due, whose field `field` holds `raw` verbatim.
 fn entry_with(id: &str, field: &str, raw: &[u8]) -> String {
-    let until = proxy_renewd::values::EpochMs::now().0 + 20 * DAY;
+    let until = EpochMs::now().0 + 20 * DAY;
     let mut e = format!(r#"{{"subscriptionId": "{id}", "status": "active", "activeUntil": {until}, "#).into_bytes();
     e = [e, format!(r#""{field}": "#).into_bytes(), raw.to_vec(), b"}".to_vec()].concat();
     hex(&e)
@@ -78,4 +80,138 @@ async fn a_403_on_renewal_plans_is_an_auth_alert_not_no_eligible_plan() {
     assert!(kinds.contains(&"auth".to_owned()), "{kinds:?}");
     assert!(!kinds.contains(&"no-eligible-plan".to_owned()), "{kinds:?}");
     assert!(sim.calls_of("renew").is_empty());
+}
+
+/// The plans of the ledger attempts of `sub0`, with their states.
+async fn attempts(s: &crate::helpers::Setup) -> Vec<(String, LedgerState)> {
+    let id = SubscriptionId::parse("sub0").unwrap();
+    s.store.ledger_for(&id).await.unwrap().into_iter().map(|e| (e.renewal.plan_id.to_string(), e.state)).collect()
+}
+
+#[tokio::test]
+async fn a_409_on_the_plan_a_strategy_chose_tries_the_next_plan_in_the_same_cycle() {
+    let mut state = world(&[DAY]);
+    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "").await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { .. })), "{report:?}");
+    assert_eq!(
+        attempts(&s).await,
+        [
+            ("k17m3q5v7n9p1r2t4w6y8z0a".to_owned(), LedgerState::Refused),
+            ("q2w4e6r8t0y2u4i6o8p0a2s4".to_owned(), LedgerState::Succeeded)
+        ]
+    );
+    assert_eq!(sim.calls_of("renew").len(), 2);
+    let kinds: Vec<String> =
+        s.store.outbox(false, 100).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
+    assert!(!kinds.contains(&"unavailable".to_owned()), "handled within the cycle: {kinds:?}");
+}
+
+#[tokio::test]
+async fn a_short_retry_after_on_renew_is_waited_out_within_the_cycle() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    sim.fault("renew", FaultKind::RateLimit { retry_after_secs: 1 }, 1);
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { .. })), "{report:?}");
+    let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, [LedgerState::Refused, LedgerState::Succeeded]);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_on_renew_is_the_next_attempt_time_not_ten_minutes() {
+    // Two days out: outside the last lapse_warning (24 h), where waits apply.
+    let (sim, s) = spawn(&[2 * DAY], "").await;
+    sim.fault("renew", FaultKind::RateLimit { retry_after_secs: 3600 }, 1);
+    s.cycle().await;
+    let report = s.cycle().await;
+    let Decision::Blocked(Blocked::Backoff { status: Some(429), until }) = report.items[0].decision else {
+        panic!("{report:?}")
+    };
+    let wait = until.since(EpochMs::now());
+    assert!((3_500_000..=3_700_000).contains(&wait), "waits the hour Retry-After asked, not 10 min: {wait} ms");
+    s.clock.advance(3_600_000);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 2, "tried again once the hour passed");
+}
+
+#[tokio::test]
+async fn inside_the_lapse_warning_a_refused_subscription_is_tried_every_cycle() {
+    // 12 h out: inside the last lapse_warning (24 h); an explicit plan, so a 409 has no
+    // other plan to move to.
+    let (sim, s) = spawn(&[DAY / 2], "[defaults]\nplan = \"k17m3q5v7n9p1r2t4w6y8z0a\"\n").await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 2);
+    s.cycle().await;
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 2, "no backoff in the last lapse_warning");
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { .. })), "{report:?}");
+}
+
+#[tokio::test]
+async fn after_a_402_the_next_cycle_probes_and_a_top_up_is_noticed_at_once() {
+    // Two days out (outside the lapse window), three subscriptions, no money; one request
+    // at a time, so that "the first 402" is well defined.
+    let (sim, s) = spawn(&[2 * DAY, 2 * DAY + 1, 2 * DAY + 2], "").await;
+    let s = s.with_max_concurrency(1);
+    sim.update(|st, _| st.balance_cents = 0);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1, "stops at the first 402");
+    // Within the backoff: one probe a cycle, the most urgent, still short.
+    s.clock.advance(60_000);
+    let report = s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 2, "one probe");
+    assert_eq!(report.items[0].decision.reason(), "renew", "the most urgent is the probe: {report:?}");
+    // Topped up: the probe succeeds, and the next cycle renews the rest.
+    sim.update(|st, _| st.balance_cents = 100_000);
+    s.clock.advance(60_000);
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Succeeded { .. })), "{report:?}");
+    s.clock.advance(60_000);
+    s.cycle().await;
+    let applied = sim.calls_of("renew").iter().filter(|c| c.applied).count();
+    assert_eq!(applied, 3, "all three renewed within two cycles of the top-up");
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_moves_activeuntil_by_another_amount_is_ambiguous() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 503 }, 1);
+    s.cycle().await;
+    // The provider adds a day of goodwill; our renewal was never applied.
+    sim.update(|st, _| st.subscriptions[0].active_until_ms += DAY);
+    let report = s.cycle().await;
+    let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, [LedgerState::Ambiguous], "not booked as our success");
+    assert_eq!(s.store.spend_since(EpochMs(0)).await.unwrap().0, 0, "not booked as our spend");
+    assert_eq!(s.store.holds().await.unwrap().len(), 1, "held for a person");
+    assert!(report.needs_attention() || !report.reconciled.is_empty());
+    let alerts = s.store.outbox(false, 100).await.unwrap();
+    let ambiguous: Vec<&str> =
+        alerts.iter().filter(|r| r.alert.kind.as_str() == "ambiguous").map(|r| r.alert.happened.as_str()).collect();
+    assert_eq!(ambiguous.len(), 1, "{alerts:?}");
+    assert!(ambiguous[0].contains("expected"), "both figures: {}", ambiguous[0]);
+    s.clock.advance(DAY / 2);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1, "never followed by a blind new attempt");
+}
+
+#[tokio::test]
+async fn an_implausible_end_at_is_settled_by_reading_activeuntil_not_stored_as_paid() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    let seconds = r#"{"ok": true, "subscriptionId": "sub0", "endAt": 1900000000}"#;
+    sim.fault("renew", crate::helpers::canned(200, seconds), 1);
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].outcome.as_ref().map(RenewOutcome::name), Some("unknown"), "{report:?}");
+    let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, [LedgerState::Unknown]);
+    assert!(s.store.paid_until().await.unwrap().is_empty(), "no paid-until from an implausible endAt");
+    // The canned answer applied nothing: after reconcile_after it is failed, and renewed.
+    s.clock.advance(3_000);
+    let report = s.cycle().await;
+    assert_ne!(report.items[0].decision.reason(), "regressed", "{report:?}");
+    let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, [LedgerState::Failed, LedgerState::Succeeded]);
 }

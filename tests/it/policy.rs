@@ -41,6 +41,7 @@ fn entry(period: EpochMs, attempt: u32, state: LedgerState, status: Option<u16>,
         actual_end_at: None,
         http_status: status,
         error: None,
+        retry_at: None,
         created_at: at,
         updated_at: at,
     }
@@ -58,6 +59,8 @@ struct Case {
     paid_until: Option<EpochMs>,
     spent: Cents,
     budget: Option<Cents>,
+    /// `alerts.lapse_warning`: an hour here, so that a case due in a day is outside it.
+    lapse_warning_ms: i64,
 }
 
 impl Case {
@@ -72,6 +75,7 @@ impl Case {
             paid_until: None,
             spent: Cents(0),
             budget: None,
+            lapse_warning_ms: 3_600_000,
         }
     }
 
@@ -86,6 +90,9 @@ impl Case {
             paid_until: self.paid_until,
             spent_last_24h: self.spent,
             max_spend_per_day: self.budget,
+            lapse_warning_ms: self.lapse_warning_ms,
+            probe_balance: false,
+            balance_ok_since: None,
             now: NOW,
         })
     }
@@ -228,7 +235,9 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
     );
     c.ledger[0].updated_at = EpochMs(NOW.0 - RETRY_BACKOFF_BASE_MS);
     assert_eq!(renewal(c.decide()).attempt, 2);
-    // A second refusal doubles the wait.
+    // A second refusal doubles the wait (an explicit plan: a strategy would try another plan at
+    // once after a 409, see below).
+    c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
     c.ledger.push(entry(c.active_until, 2, LedgerState::Refused, Some(409), EpochMs(NOW.0 - 15 * MIN)));
     assert_eq!(
         c.decide(),
@@ -330,7 +339,10 @@ fn arb_plan() -> impl Strategy<Value = RenewalPlan> {
 }
 
 fn arb_state() -> impl Strategy<Value = LedgerState> {
-    prop::sample::select(LedgerState::ALL.to_vec())
+    // Every state, refusals three times as often (they are where the waits are).
+    let mut states = LedgerState::ALL.to_vec();
+    states.extend([LedgerState::Refused, LedgerState::Refused]);
+    prop::sample::select(states)
 }
 
 fn arb_rule() -> impl Strategy<Value = Rule> {
@@ -366,6 +378,7 @@ prop_compose! {
         paid_back in prop::option::of(-40 * DAY..40 * DAY),
         spent in 0i64..30_000,
         budget in prop::option::of(0i64..30_000),
+        lapse_warning_ms in prop::sample::select(vec![0i64, 0, 3_600_000, 6 * 3_600_000]),
     ) -> Case {
         let active_until = if implausible { EpochMs(1_700_000_000) } else { EpochMs(NOW.0 + offset) };
         let ledger = raw_ledger.into_iter().map(|(this_period, attempt, state, status, ago)| {
@@ -373,7 +386,7 @@ prop_compose! {
             entry(period, attempt, state, status, EpochMs(NOW.0 - ago))
         }).collect();
         let paid_until = paid_back.map(|d| EpochMs(active_until.0 + d));
-        Case { status, active_until, rule, plans, ledger, on_hold, paid_until, spent: Cents(spent), budget: budget.map(Cents) }
+        Case { status, active_until, rule, plans, ledger, on_hold, paid_until, spent: Cents(spent), budget: budget.map(Cents), lapse_warning_ms }
     }
 }
 
@@ -386,6 +399,11 @@ proptest! {
         prop_assert_eq!(&d, &c.decide(), "same inputs, same decision");
         if matches!(d, Decision::FetchPlans) {
             prop_assert!(c.plans.is_none());
+        }
+        // A refusal never holds a due subscription back into its last lapse_warning.
+        if let Decision::Blocked(Blocked::Backoff { until, .. }) = &d {
+            prop_assert!(until.0 <= c.active_until.0 - c.lapse_warning_ms, "backoff until {until} runs into the lapse window");
+            prop_assert!(NOW.0 < c.active_until.0 - c.lapse_warning_ms, "a backoff inside the lapse window");
         }
         if let Decision::Renew(r) = d {
             // Due, active, managed, plausible.
@@ -432,7 +450,7 @@ fn the_random_cases_reach_every_decision() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let mut seen = std::collections::BTreeMap::<&'static str, u32>::new();
-    for _ in 0..4000 {
+    for _ in 0..20_000 {
         let case = arb_case().new_tree(&mut runner).unwrap().current();
         *seen.entry(case.decide().reason()).or_default() += 1;
     }

@@ -99,6 +99,7 @@ async fn ledger_rows_survive_reopening_and_a_period_key_is_taken_once() {
         actual_end_at: Some(EpochMs(1_765_184_000_000)),
         http_status: Some(200),
         error: None,
+        retry_at: None,
     };
     store.settle(row, &done, EpochMs(20)).await.unwrap();
     store.close().await;
@@ -123,7 +124,8 @@ async fn spend_and_history_count_the_right_rows() {
         let row =
             store.begin_attempt(&attempt("abc", 1_762_592_000_000, n), EpochMs(1000 + i64::from(n))).await.unwrap();
         if state != LedgerState::Sending {
-            let s = Settlement { state, actual_end_at: None, http_status: None, error: Some("x".into()) };
+            let s =
+                Settlement { state, actual_end_at: None, http_status: None, error: Some("x".into()), retry_at: None };
             store.settle(row, &s, EpochMs(2000)).await.unwrap();
         }
     }
