@@ -16,6 +16,8 @@ use crate::values::{Cents, EpochMs, SubscriptionId};
 pub enum AlertKind {
     /// 401/403 on any call: the key is wrong or revoked.
     Auth,
+    /// `op=subscriptions` has failed for `alerts.provider_down_after` (and 3 cycles).
+    Unreachable,
     /// 402: the balance does not cover a renewal.
     InsufficientBalance,
     /// 409: sold out, inactive plan or network, or invalid state.
@@ -41,6 +43,8 @@ pub enum AlertKind {
     Expired,
     /// Due, not renewed, within `lapse_warning` of expiry.
     LapseImminent,
+    /// A managed subscription is no longer listed by the provider.
+    Vanished,
     /// A subscription that had alerted is renewed.
     Recovered,
 }
@@ -51,6 +55,7 @@ impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Auth => "auth",
+            AlertKind::Unreachable => "unreachable",
             AlertKind::Expired => "expired",
             AlertKind::InsufficientBalance => "insufficient-balance",
             AlertKind::LapseImminent => "lapse-imminent",
@@ -63,6 +68,7 @@ impl AlertKind {
             AlertKind::NotRenewable => "not-renewable",
             AlertKind::Malformed => "malformed",
             AlertKind::StillDueAfterRenewal => "still-due-after-renewal",
+            AlertKind::Vanished => "vanished",
             AlertKind::Recovered => "recovered",
         }
     }
@@ -72,6 +78,7 @@ impl AlertKind {
     pub fn words(self) -> &'static str {
         match self {
             AlertKind::Auth => "API key rejected",
+            AlertKind::Unreachable => "provider unreachable",
             AlertKind::Expired => "expired",
             AlertKind::InsufficientBalance => "insufficient balance",
             AlertKind::LapseImminent => "about to lapse",
@@ -84,6 +91,7 @@ impl AlertKind {
             AlertKind::NotRenewable => "not renewable",
             AlertKind::Malformed => "malformed data from the provider",
             AlertKind::StillDueAfterRenewal => "still due after renewal",
+            AlertKind::Vanished => "no longer listed",
             AlertKind::Recovered => "recovered",
         }
     }

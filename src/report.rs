@@ -81,6 +81,9 @@ pub struct CycleReport {
     pub malformed: Vec<MalformedEntry>,
     /// `subscriptions[]` entries that are not objects at all, counted.
     pub not_objects: usize,
+    /// Managed subscriptions this read no longer lists (listed by the last one), as last
+    /// seen. Real cycles only.
+    pub vanished: Vec<SeenSubscription>,
     /// Ledger entries settled by reconciliation.
     pub reconciled: Vec<Reconciled>,
     /// Open attempts whose subscription the read did not list.
@@ -96,6 +99,7 @@ impl CycleReport {
         self.items.iter().any(Item::needs_attention)
             || !self.malformed.is_empty()
             || self.not_objects > 0
+            || !self.vanished.is_empty()
             || !self.unaccounted.is_empty()
     }
 
@@ -140,7 +144,8 @@ impl CycleReport {
             renewable,
             attention: items.iter().filter(|i| i.needs_attention()).count()
                 + self.malformed.len()
-                + usize::from(self.not_objects > 0),
+                + usize::from(self.not_objects > 0)
+                + self.vanished.len(),
             spend_cents: spend.0,
             renewed: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
             spent_cents: items

@@ -114,6 +114,23 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
         }
     }
     out.extend(ambiguous_alerts(report));
+    out.extend(report.vanished.iter().map(|s| {
+        let id = &s.subscription_id;
+        Alert {
+            kind: AlertKind::Vanished,
+            subscription_id: Some(id.clone()),
+            period: Some(s.active_until),
+            label: s.label.clone(),
+            network: s.network_label.clone(),
+            active_until: Some(s.active_until),
+            happened: format!("no longer listed by the provider (op=subscriptions); last known expiry {}", s.active_until),
+            next: "nothing: it cannot be renewed while it is not listed; back to normal if it reappears".into(),
+            action: format!(
+                "check {id} at the provider (cancelled, moved to another account?); `proxy-renewd rules set {id} --disable` if it is gone for good"
+            ),
+            amount: None,
+        }
+    }));
     out.extend(malformed_alerts(report));
     out
 }

@@ -126,10 +126,19 @@ impl Cycle<'_> {
             "subscriptions read"
         );
         let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(read::seen).collect();
-        if let (Some(store), false) = (self.store, self.dry_run) {
-            store.record_poll(&seen, read_at).await?;
-        }
+        let gone = match (self.store, self.dry_run) {
+            (Some(store), false) => store.record_poll(&seen, read_at).await?,
+            _ => Vec::new(),
+        };
         let known = self.load(&list.subscriptions, read_at).await?;
+        // Alerted once, when a managed subscription stops being listed.
+        let vanished: Vec<SeenSubscription> = gone
+            .into_iter()
+            .filter(|s| s.status == "active" && self.rule_of(&known, &s.subscription_id).1.enabled)
+            .collect();
+        for s in &vanished {
+            tracing::warn!(subscription_id = %s.subscription_id, active_until = %s.active_until, "a managed subscription is no longer listed");
+        }
         let (mut items, plans) = tokio::select! {
             decided = self.decide_all(&list.subscriptions, &known, read_at) => decided,
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
@@ -145,6 +154,7 @@ impl Cycle<'_> {
             items,
             malformed: list.malformed,
             not_objects: list.not_objects,
+            vanished,
             reconciled: known.reconciled,
             unaccounted: known.unaccounted,
             interrupted,

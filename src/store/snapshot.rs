@@ -52,12 +52,13 @@ struct Raw {
 
 impl Store {
     /// Records one complete poll: upserts every listed subscription and marks the ones no
-    /// longer listed as gone (once). One transaction.
+    /// longer listed as gone (once). One transaction. Returns the subscriptions this poll
+    /// found gone (listed before, not now), as last seen.
     ///
     /// # Errors
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(count = seen.len()))]
-    pub async fn record_poll(&self, seen: &[SeenSubscription], now: EpochMs) -> Result<(), StoreError> {
+    pub async fn record_poll(&self, seen: &[SeenSubscription], now: EpochMs) -> Result<Vec<SeenSubscription>, StoreError> {
         let mut tx = self.write_tx().await?;
         for s in seen {
             sqlx::query(
@@ -79,13 +80,17 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         }
-        sqlx::query("UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL")
-            .bind(now.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        let gone: Vec<Raw> = sqlx::query_as(
+            "UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL
+             RETURNING subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms",
+        )
+        .bind(now.0)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        gone.into_iter().map(|r| self.snapshot_row(r).map(|row| row.seen)).collect()
     }
 
     /// Every subscription ever seen, by id.
@@ -101,27 +106,27 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
-        rows.into_iter()
-            .map(|r| {
-                let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!("subscriptions row: {e}"),
-                })?;
-                Ok(SnapshotRow {
-                    seen: SeenSubscription {
-                        subscription_id,
-                        status: r.status,
-                        active_until: EpochMs(r.active_until_ms),
-                        label: r.label,
-                        network_label: r.network_label,
-                        user_note: r.user_note,
-                    },
-                    first_seen: EpochMs(r.first_seen_ms),
-                    last_seen: EpochMs(r.last_seen_ms),
-                    gone_since: r.gone_since_ms.map(EpochMs),
-                })
-            })
-            .collect()
+        rows.into_iter().map(|r| self.snapshot_row(r)).collect()
+    }
+
+    fn snapshot_row(&self, r: Raw) -> Result<SnapshotRow, StoreError> {
+        let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("subscriptions row: {e}"),
+        })?;
+        Ok(SnapshotRow {
+            seen: SeenSubscription {
+                subscription_id,
+                status: r.status,
+                active_until: EpochMs(r.active_until_ms),
+                label: r.label,
+                network_label: r.network_label,
+                user_note: r.user_note,
+            },
+            first_seen: EpochMs(r.first_seen_ms),
+            last_seen: EpochMs(r.last_seen_ms),
+            gone_since: r.gone_since_ms.map(EpochMs),
+        })
     }
 
     /// Records that a real cycle finished at `at`.

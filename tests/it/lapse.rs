@@ -215,3 +215,29 @@ async fn an_implausible_end_at_is_settled_by_reading_activeuntil_not_stored_as_p
     let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
     assert_eq!(states, [LedgerState::Failed, LedgerState::Succeeded]);
 }
+
+#[tokio::test]
+async fn a_managed_subscription_that_stops_being_listed_alerts_once() {
+    let (sim, s) = spawn(&[10 * DAY, 20 * DAY], "").await;
+    s.cycle().await;
+    let removed = sim.update(|st, _| st.subscriptions.remove(0));
+    let report = s.cycle().await;
+    assert_eq!(report.vanished.len(), 1, "{report:?}");
+    assert!(report.needs_attention(), "exit 3 material");
+    s.cycle().await;
+    let vanished: Vec<String> = s
+        .store
+        .outbox(false, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.alert.kind.as_str() == "vanished")
+        .map(|r| r.alert.happened.clone())
+        .collect();
+    assert_eq!(vanished.len(), 1, "once: {vanished:?}");
+    assert!(vanished[0].contains("last known expiry"), "{vanished:?}");
+    // It comes back: normal again, and a later disappearance alerts again.
+    sim.update(|st, _| st.subscriptions.push(removed));
+    let report = s.cycle().await;
+    assert!(report.vanished.is_empty() && !report.needs_attention(), "{report:?}");
+}
