@@ -41,6 +41,8 @@ pub struct Metrics {
     alerts_sent: Family<Labels, Counter>,
     alert_failures: Counter,
     health: Mutex<Health>,
+    /// Why the last cycle failed, until one succeeds: `/healthz` says it.
+    last_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +86,7 @@ impl Metrics {
             alerts_sent: Family::default(),
             alert_failures: Counter::default(),
             health: Mutex::new(Health::default()),
+            last_failure: Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register(
@@ -172,12 +175,17 @@ impl Metrics {
     /// One line saying why not.
     pub fn healthy(&self, now: EpochMs, window: Duration) -> Result<String, String> {
         let h = *self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failure = self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let why = failure.map_or_else(String::new, |f| format!("; the last cycle failed: {f}"));
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         match h.last_success {
-            Some(t) if now.since(t) <= window_ms => Ok(format!("ok: last successful cycle {t}")),
-            Some(t) => {
-                Err(format!("no successful cycle since {t} (window {})", crate::rule::format_duration_ms(window_ms)))
-            }
+            Some(t) if now.since(t) <= window_ms => Ok(format!("ok: last successful cycle {t}{why}")),
+            Some(t) => Err(format!(
+                "no successful cycle since {t} (window {}){why}",
+                crate::rule::format_duration_ms(window_ms)
+            )),
+            // A daemon whose first reads fail is not healthy for long: not at all.
+            None if !why.is_empty() => Err(format!("no successful cycle yet{why}")),
             None if h.first_cycle_started => Ok("ok: the first cycle is running".into()),
             None => Err("no cycle has started".into()),
         }
@@ -204,9 +212,10 @@ impl CycleObserver for Metrics {
     }
 
     /// A cycle failed before it could read the subscriptions.
-    fn cycle_failed(&self, elapsed: Duration) {
+    fn cycle_failed(&self, elapsed: Duration, reason: &str) {
         self.cycle_duration.observe(elapsed.as_secs_f64());
         self.last_cycle.set(seconds(EpochMs::now()));
+        *self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());
     }
 
     /// A cycle ran: expiry gauges, decisions, renewals, spend, timings.
@@ -251,6 +260,7 @@ impl CycleObserver for Metrics {
         self.last_cycle.set(seconds(report.finished_at));
         self.last_success.set(seconds(report.finished_at));
         self.health_mut(|h| h.last_success = Some(report.finished_at));
+        *self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// After delivering alerts: what went, what failed, what is left.
@@ -268,5 +278,20 @@ impl crate::api::client::Observer for Metrics {
         let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         self.api_requests.get_or_create(&labels(&[("op", op.as_str()), ("status", &status)])).inc();
         self.api_duration.get_or_create(&labels(&[("op", op.as_str())])).observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_says_why_the_last_cycle_failed() {
+        let m = Metrics::new();
+        m.cycle_started();
+        m.cycle_failed(Duration::from_secs(1), "cannot read subscriptions: HTTP 503");
+        let now = EpochMs::now();
+        let said = m.healthy(now, Duration::from_secs(600)).unwrap_or_else(|e| e);
+        assert!(said.contains("the last cycle failed: cannot read subscriptions: HTTP 503"), "{said}");
     }
 }

@@ -185,8 +185,9 @@ pub trait CycleObserver: Send + Sync {
     fn cycle_started(&self);
     /// A cycle ran to its end with this report.
     fn cycle_done(&self, report: &CycleReport);
-    /// A cycle failed (or was stopped) after `elapsed`, before it could report.
-    fn cycle_failed(&self, elapsed: Duration);
+    /// A cycle failed (or was stopped) after `elapsed`, before it could report, because of
+    /// `reason` (secret-free, e.g. `cannot read subscriptions: …`).
+    fn cycle_failed(&self, elapsed: Duration, reason: &str);
     /// Alert delivery ran: the kinds delivered (one per alert), failed deliveries, and what
     /// is still queued.
     fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64);

@@ -9,6 +9,7 @@
 
 pub mod deliver;
 pub mod email;
+pub mod outage;
 pub mod raise;
 
 pub use raise::{auth, for_cycle, for_outcome};

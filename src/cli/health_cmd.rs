@@ -22,18 +22,29 @@ pub(super) async fn run(cfg: &Config, args: HealthArgs) -> anyhow::Result<Exit> 
     }
     let store = Store::open_read_only(&cfg.database_url).await?;
     let last = store.last_cycle().await;
+    let failing = store.read_failures().await;
     store.close().await;
     let now = EpochMs::now();
+    // Why, when the provider is the reason: the reads of the last cycles failed.
+    let why = match failing? {
+        Some(run) => format!(
+            "; op=subscriptions has failed {} times in a row since {run} ({} ago)",
+            run.count,
+            format_duration_ms(now.since(run.since)),
+            run = run.since
+        ),
+        None => String::new(),
+    };
     match last? {
         Some(t) if now.since(t) <= args.max_age => {
-            emit(&format!("healthy: last cycle finished {} ago ({t})\n", format_duration_ms(now.since(t))))?;
+            emit(&format!("healthy: last cycle finished {} ago ({t}){why}\n", format_duration_ms(now.since(t))))?;
             Ok(Exit::Ok)
         }
         Some(t) => anyhow::bail!(
-            "unhealthy: the last cycle finished {} ago ({t}), more than {}",
+            "unhealthy: the last cycle finished {} ago ({t}), more than {}{why}",
             format_duration_ms(now.since(t)),
             format_duration_ms(args.max_age)
         ),
-        None => anyhow::bail!("unhealthy: no cycle has finished yet"),
+        None => anyhow::bail!("unhealthy: no cycle has finished yet{why}"),
     }
 }

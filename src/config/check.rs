@@ -70,6 +70,7 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
         ("ledger.reconcile_after", raw.ledger.reconcile_after),
         ("alerts.repeat_interval", raw.alerts.repeat_interval),
         ("alerts.lapse_warning", raw.alerts.lapse_warning),
+        ("alerts.provider_down_after", raw.alerts.provider_down_after),
     ] {
         if d > MAX_DURATION {
             return Err(bad(key, format!("{} is longer than the 10 years allowed", humantime::format_duration(d))));
@@ -108,6 +109,7 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
     let alerts = Alerts {
         repeat_interval_ms: ms(raw.alerts.repeat_interval),
         lapse_warning_ms: ms(raw.alerts.lapse_warning),
+        provider_down_after_ms: ms(raw.alerts.provider_down_after),
         email: raw.alerts.email.as_ref().map(|e| check_email(e, &bad, &figment)).transpose()?,
     };
     let server_listen = match &raw.server {

@@ -107,6 +107,9 @@ pub struct Schedule {
     pub jitter_ms: i64,
 }
 
+/// `unreachable` needs at least this many failed reads in a row, however long they took.
+pub const PROVIDER_DOWN_CYCLES: i64 = 3;
+
 /// A checked `[alerts]`.
 #[derive(Debug, Clone)]
 pub struct Alerts {
@@ -114,6 +117,9 @@ pub struct Alerts {
     pub repeat_interval_ms: i64,
     /// Escalate when a due subscription is this close to expiry, in ms.
     pub lapse_warning_ms: i64,
+    /// Alert `unreachable` when `op=subscriptions` has failed this long, in ms, and for at
+    /// least [`crate::config::PROVIDER_DOWN_CYCLES`] cycles.
+    pub provider_down_after_ms: i64,
     /// Email delivery; `None` means alerts are logged only.
     pub email: Option<Email>,
 }

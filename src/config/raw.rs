@@ -165,13 +165,21 @@ pub struct RawAlerts {
     /// Escalate when a due subscription is this close to expiry.
     #[serde(with = "humantime_serde")]
     pub lapse_warning: Duration,
+    /// Alert `unreachable` once `op=subscriptions` has failed this long (and 3 cycles).
+    #[serde(with = "humantime_serde")]
+    pub provider_down_after: Duration,
     /// Email delivery; alerts are only logged without it.
     pub email: Option<RawEmail>,
 }
 
 impl Default for RawAlerts {
     fn default() -> Self {
-        Self { repeat_interval: Duration::from_secs(6 * 3600), lapse_warning: Duration::from_secs(86_400), email: None }
+        Self {
+            repeat_interval: Duration::from_secs(6 * 3600),
+            lapse_warning: Duration::from_secs(86_400),
+            provider_down_after: Duration::from_secs(30 * 60),
+            email: None,
+        }
     }
 }
 

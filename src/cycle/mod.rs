@@ -16,6 +16,7 @@
 
 mod decide;
 mod known;
+mod outage;
 mod read;
 mod renew;
 
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::Alert;
 use crate::alerts;
 use crate::alerts::email::Mailer;
-use crate::api::{ApiError, Client, Refusal};
+use crate::api::{ApiError, Client};
 use crate::attempt::RenewOutcome;
 use crate::config::{Config, Email};
 use crate::report::{CycleObserver, CycleReport};
@@ -96,7 +97,7 @@ impl Cycle<'_> {
         if let Some(m) = self.observer {
             match &result {
                 Ok(report) => m.cycle_done(report),
-                Err(_) => m.cycle_failed(started.elapsed()),
+                Err(e) => m.cycle_failed(started.elapsed(), &e.to_string()),
             }
         }
         result
@@ -108,9 +109,7 @@ impl Cycle<'_> {
             r = self.client.subscriptions() => match r {
                 Ok(list) => list,
                 Err(e) => {
-                    if e.refusal().is_some_and(Refusal::is_auth) {
-                        self.raise(&[alerts::auth(&e.to_string())], read_at).await;
-                    }
+                    self.on_read_failure(&e, read_at).await;
                     // What is queued goes out even while the provider cannot be read.
                     self.deliver().await;
                     return Err(CycleError::Read(e));
@@ -118,6 +117,7 @@ impl Cycle<'_> {
             },
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
+        self.on_read_success(read_at).await;
         let list = read::without_duplicates(list);
         tracing::info!(
             subscriptions = list.subscriptions.len(),

@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use holds::Hold;
 pub use outbox::{LOGGED_ONLY, OutboxRow, delivery_backoff_ms};
 pub use rules::RuleRow;
-pub use snapshot::{SeenSubscription, SnapshotRow};
+pub use snapshot::{ReadFailures, SeenSubscription, SnapshotRow};
 
 /// The schema, embedded from `migrations/` at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

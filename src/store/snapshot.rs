@@ -37,6 +37,15 @@ pub struct SnapshotRow {
     pub gone_since: Option<EpochMs>,
 }
 
+/// A run of cycles whose `op=subscriptions` read failed, one after the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadFailures {
+    /// The first failed read of the run.
+    pub since: EpochMs,
+    /// How many in a row.
+    pub count: i64,
+}
+
 #[derive(FromRow)]
 struct Raw {
     subscription_id: String,
@@ -58,7 +67,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(count = seen.len()))]
-    pub async fn record_poll(&self, seen: &[SeenSubscription], now: EpochMs) -> Result<Vec<SeenSubscription>, StoreError> {
+    pub async fn record_poll(
+        &self,
+        seen: &[SeenSubscription],
+        now: EpochMs,
+    ) -> Result<Vec<SeenSubscription>, StoreError> {
         let mut tx = self.write_tx().await?;
         for s in seen {
             sqlx::query(
@@ -110,10 +123,8 @@ impl Store {
     }
 
     fn snapshot_row(&self, r: Raw) -> Result<SnapshotRow, StoreError> {
-        let subscription_id = SubscriptionId::parse(&r.subscription_id).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: format!("subscriptions row: {e}"),
-        })?;
+        let subscription_id = SubscriptionId::parse(&r.subscription_id)
+            .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("subscriptions row: {e}") })?;
         Ok(SnapshotRow {
             seen: SeenSubscription {
                 subscription_id,
@@ -153,6 +164,61 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         Ok(v.map(EpochMs))
+    }
+
+    /// Records a cycle whose `op=subscriptions` read failed at `now`; returns the run of
+    /// failures it extends (since when, how many in a row).
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn record_read_failure(&self, now: EpochMs) -> Result<ReadFailures, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_failing_since_ms', ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_failed', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(self.read_failures().await?.unwrap_or(ReadFailures { since: now, count: 1 }))
+    }
+
+    /// Records a successful read: the run of failures (if any) ends; returns it.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn record_read_success(&self) -> Result<Option<ReadFailures>, StoreError> {
+        let Some(run) = self.read_failures().await? else { return Ok(None) };
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_failed')")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(Some(run))
+    }
+
+    /// The current run of failed `op=subscriptions` reads, if the last read failed.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn read_failures(&self) -> Result<Option<ReadFailures>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT key, value FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_failed')",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        let get = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+        Ok(get("reads_failing_since_ms")
+            .map(|since| ReadFailures { since: EpochMs(since), count: get("reads_failed").unwrap_or(1) }))
     }
 
     /// Has a poll ever listed `id`?

@@ -128,6 +128,11 @@ impl Setup {
         self
     }
 
+    /// The config file, for running the real binary against the same database.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The configuration the app was built from.
     pub fn config(&self) -> &Config {
         self.app.config()

@@ -241,3 +241,57 @@ async fn a_managed_subscription_that_stops_being_listed_alerts_once() {
     let report = s.cycle().await;
     assert!(report.vanished.is_empty() && !report.needs_attention(), "{report:?}");
 }
+
+fn kinds_of(rows: &[proxy_renewd::store::OutboxRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.alert.kind.as_str()).collect()
+}
+
+#[tokio::test]
+async fn reads_that_keep_failing_alert_from_the_last_good_read_then_unreachable_then_recovered() {
+    // Expires in 3 h; renewed only 1 h ahead, so the good read renews nothing.
+    let (sim, s) = spawn(&[3 * 3_600_000], "[defaults]\nrenew_before = \"1h\"\n").await;
+    s.cycle().await;
+    assert!(s.store.outbox(false, 100).await.unwrap().is_empty());
+    // 503 on every read (each cycle's read is tried twice).
+    sim.fault("subscriptions", FaultKind::StatusBefore { status: 503 }, 6);
+    for n in 1..=3 {
+        assert!(s.cycle_of(false).run().await.is_err(), "read {n} fails");
+        let kinds: Vec<String> =
+            kinds_of(&s.store.outbox(false, 100).await.unwrap()).into_iter().map(str::to_owned).collect();
+        assert!(kinds.contains(&"lapse-imminent".to_owned()), "from the last good read, at once: {kinds:?}");
+        assert_eq!(kinds.contains(&"unreachable".to_owned()), n == 3, "after 3 cycles and 30 min: {n} {kinds:?}");
+        s.clock.advance(15 * 60_000);
+    }
+    let failing = s.store.read_failures().await.unwrap().unwrap();
+    assert_eq!(failing.count, 3);
+    // It answers again: recovered, and the run of failures is over.
+    s.cycle().await;
+    let rows = s.store.outbox(false, 100).await.unwrap();
+    let recovered: Vec<&str> =
+        rows.iter().filter(|r| r.alert.kind.as_str() == "recovered").map(|r| r.alert.happened.as_str()).collect();
+    assert_eq!(recovered.len(), 1, "{:?}", kinds_of(&rows));
+    assert!(recovered[0].contains("answers again"), "{recovered:?}");
+    assert!(s.store.read_failures().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_alerts_unreachable() {
+    let (sim, s) = spawn(&[10 * DAY], "").await;
+    s.cycle().await;
+    sim.stop();
+    for _ in 0..3 {
+        assert!(s.cycle_of(false).run().await.is_err());
+        s.clock.advance(15 * 60_000);
+    }
+    let rows = s.store.outbox(false, 100).await.unwrap();
+    let unreachable: Vec<&str> =
+        rows.iter().filter(|r| r.alert.kind.as_str() == "unreachable").map(|r| r.alert.happened.as_str()).collect();
+    assert_eq!(unreachable.len(), 1, "{:?}", kinds_of(&rows));
+    assert!(unreachable[0].contains("3 times in a row"), "{unreachable:?}");
+    // `health` says why.
+    let mut health = crate::helpers::bin();
+    health.arg("--config").arg(s.config_path()).args(["health", "--max-age", "10d"]);
+    let ran = crate::helpers::run(health).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("op=subscriptions has failed 3 times in a row"), "{}", ran.stdout);
+}
