@@ -18,6 +18,9 @@ pub enum AlertKind {
     Auth,
     /// `op=subscriptions` has failed for `alerts.provider_down_after` (and 3 cycles).
     Unreachable,
+    /// The database cannot be written, or its file was deleted or replaced: sent directly,
+    /// since it cannot be queued.
+    Database,
     /// 402: the balance does not cover a renewal.
     InsufficientBalance,
     /// 409: sold out, inactive plan or network, or invalid state.
@@ -56,6 +59,7 @@ impl AlertKind {
         match self {
             AlertKind::Auth => "auth",
             AlertKind::Unreachable => "unreachable",
+            AlertKind::Database => "database",
             AlertKind::Expired => "expired",
             AlertKind::InsufficientBalance => "insufficient-balance",
             AlertKind::LapseImminent => "lapse-imminent",
@@ -79,6 +83,7 @@ impl AlertKind {
         match self {
             AlertKind::Auth => "API key rejected",
             AlertKind::Unreachable => "provider unreachable",
+            AlertKind::Database => "database unusable",
             AlertKind::Expired => "expired",
             AlertKind::InsufficientBalance => "insufficient balance",
             AlertKind::LapseImminent => "about to lapse",

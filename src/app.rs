@@ -182,6 +182,8 @@ impl App {
             mailer: self.mailer.as_ref().zip(self.config.alerts.email.as_ref()),
             observer: self.metrics.as_deref().map(|m| m as &dyn CycleObserver),
             clock: self.clock.as_ref(),
+            unrecorded: std::sync::Mutex::default(),
+            unqueued: std::sync::Mutex::default(),
         }
     }
 

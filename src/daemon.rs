@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cycle::{Cycle, CycleError};
 use crate::report::CycleReport;
+use crate::store::StoreError;
 
 /// The daemon: one cycle now (catch-up after downtime), then one per `schedule.cron` tick
 /// (UTC) plus a random delay up to `schedule.jitter`, until `cancel` is cancelled. Cycles
@@ -55,8 +56,8 @@ pub async fn run(cycle: &Cycle<'_>, cancel: &CancellationToken, tasks: &TaskTrac
             }
         });
     }
-    run_logged(cycle, &busy).await;
-    loop {
+    let mut fatal = run_logged(cycle, &busy).await;
+    while fatal.is_none() {
         tokio::select! {
             () = cancel.cancelled() => break,
             Some(()) = ticks.recv() => {
@@ -65,14 +66,17 @@ pub async fn run(cycle: &Cycle<'_>, cancel: &CancellationToken, tasks: &TaskTrac
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_millis(jitter.unsigned_abs())) => {}
                 }
-                run_logged(cycle, &busy).await;
+                fatal = run_logged(cycle, &busy).await;
             }
         }
     }
     tracing::info!("shutting down: no more cycles");
     notify(&[sd_notify::NotifyState::Stopping]);
     scheduler.shutdown().await?;
-    Ok(())
+    match fatal {
+        Some(e) => Err(anyhow::Error::new(e).context("the daemon stopped")),
+        None => Ok(()),
+    }
 }
 
 fn notify(state: &[sd_notify::NotifyState]) {
@@ -81,14 +85,30 @@ fn notify(state: &[sd_notify::NotifyState]) {
     }
 }
 
-async fn run_logged(cycle: &Cycle<'_>, busy: &AtomicBool) {
+/// Runs one cycle and logs it; returns the error that must stop the daemon, if any (a
+/// database file deleted or replaced under it: writing on would lose the ledger).
+async fn run_logged(cycle: &Cycle<'_>, busy: &AtomicBool) -> Option<CycleError> {
     busy.store(true, Ordering::SeqCst);
-    match cycle.run().await {
-        Ok(report) => log_summary(&report),
-        Err(CycleError::Cancelled) => tracing::info!("cycle stopped by shutdown"),
-        Err(e) => tracing::error!(error = %e, "cycle failed; the next tick will try again"),
-    }
+    let fatal = match cycle.run().await {
+        Ok(report) => {
+            log_summary(&report);
+            None
+        }
+        Err(CycleError::Cancelled) => {
+            tracing::info!("cycle stopped by shutdown");
+            None
+        }
+        Err(e @ CycleError::Store(StoreError::Replaced { .. })) => {
+            tracing::error!(error = %e, "the database file is gone or replaced: stopping");
+            Some(e)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cycle failed; the next tick will try again");
+            None
+        }
+    };
     busy.store(false, Ordering::SeqCst);
+    fatal
 }
 
 fn log_summary(report: &CycleReport) {

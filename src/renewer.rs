@@ -38,8 +38,29 @@ impl Renewer<'_> {
         renew_before_ms: i64,
         alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
     ) -> RenewOutcome {
+        renew(self, id, r, renew_before_ms, alerts).await.0
+    }
+
+    /// [`Renewer::renew`], also saying what could not be written to the database (and the
+    /// alerts that therefore were not queued, for the caller to deliver directly).
+    pub async fn renew_recorded(
+        &self,
+        id: &SubscriptionId,
+        r: &RenewalTerms,
+        renew_before_ms: i64,
+        alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
+    ) -> (RenewOutcome, Option<Unrecorded>) {
         renew(self, id, r, renew_before_ms, alerts).await
     }
+}
+
+/// What a renewal could not write to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// What was not written, and the database's error (secret-free).
+    pub what: String,
+    /// The alerts the outcome called for that are not in the outbox.
+    pub alerts: Vec<Alert>,
 }
 
 #[tracing::instrument(skip_all, fields(subscription_id = %id, attempt = r.attempt, plan_id = %r.plan_id))]
@@ -49,18 +70,26 @@ async fn renew(
     r: &RenewalTerms,
     renew_before_ms: i64,
     alerts: impl FnOnce(&RenewOutcome) -> Vec<Alert>,
-) -> RenewOutcome {
+) -> (RenewOutcome, Option<Unrecorded>) {
     let (client, store, origin) = (w.client, w.store, w.origin);
     let attempt = NewAttempt { subscription_id: id.clone(), renewal: r.clone(), origin };
     let ledger_id = match store.begin_attempt(&attempt, w.clock.now()).await {
         Ok(row) => row,
         Err(e) if e.is_conflict() => {
             tracing::warn!("another process is renewing this period; backing off");
-            return RenewOutcome::Conflict;
+            return (RenewOutcome::Conflict, None);
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot record the attempt; nothing sent");
-            return RenewOutcome::NotRecorded { message: e.to_string() };
+            let outcome = RenewOutcome::NotRecorded { message: e.to_string() };
+            let raised = alerts(&outcome);
+            let now = w.clock.now();
+            let not_queued = match store.enqueue_alerts(&raised, None, now, w.repeat_interval_ms).await {
+                Ok(_) => Vec::new(),
+                Err(_) => raised,
+            };
+            let what = format!("the attempt for {id} (nothing was sent): {e}");
+            return (outcome, Some(Unrecorded { what, alerts: not_queued }));
         }
     };
     let request = RenewRequest {
@@ -92,9 +121,12 @@ async fn renew(
     };
     let now = w.clock.now();
     let raised = alerts(&outcome);
+    let mut unrecorded = None;
     if let Err(e) = store.enqueue_alerts(&raised, Some((ledger_id, &settlement)), now, w.repeat_interval_ms).await {
         // The row stays `sending`: the next start makes it `unknown` and reconciles it.
         tracing::error!(error = %e, ledger_id, outcome = outcome.name(), "cannot record the outcome; the attempt will be reconciled");
+        let what = format!("the outcome ({}) of ledger row {ledger_id} for {id}: {e}", outcome.name());
+        unrecorded = Some(Unrecorded { what, alerts: raised });
     }
     if let RenewOutcome::Succeeded { end_at, held: true, .. } = &outcome {
         let hold = Hold {
@@ -106,10 +138,12 @@ async fn renew(
         };
         if let Err(e) = store.put_hold(&hold).await {
             tracing::error!(error = %e, "cannot record the hold");
+            let what = format!("the hold on {id}: {e}");
+            unrecorded.get_or_insert(Unrecorded { what, alerts: Vec::new() });
         }
     }
     log_outcome(r, &outcome);
-    outcome
+    (outcome, unrecorded)
 }
 
 fn succeeded(ledger_id: i64, end_at: EpochMs, now: EpochMs, renew_before_ms: i64) -> (RenewOutcome, Settlement) {

@@ -84,6 +84,9 @@ pub struct CycleReport {
     /// Managed subscriptions this read no longer lists (listed by the last one), as last
     /// seen. Real cycles only.
     pub vanished: Vec<SeenSubscription>,
+    /// What could not be written to the database (an outcome, alerts, a hold): the command
+    /// exits 1, since the ledger is the one guard against a double charge.
+    pub unrecorded: Vec<String>,
     /// Ledger entries settled by reconciliation.
     pub reconciled: Vec<Reconciled>,
     /// Open attempts whose subscription the read did not list.

@@ -66,3 +66,24 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         }
     }
 }
+
+/// Delivers `alerts` at once, without the outbox: for alerts that could not be queued
+/// because the database is unwritable (full disk, deleted file). Each is logged at `error`
+/// whatever happens, and emailed when email is configured; nothing is retried (there is no
+/// row to retry from), so the caller must also fail loudly (exit 1).
+pub async fn deliver_direct(alerts: &[Alert], email: Option<(&Mailer, &Email)>, now: EpochMs) {
+    if alerts.is_empty() {
+        return;
+    }
+    for a in alerts {
+        let id = a.subscription_id.as_ref().map_or_else(|| "(account)".to_owned(), ToString::to_string);
+        tracing::error!(kind = a.kind.as_str(), subscription_id = %id, happened = %a.happened, action = %a.action, "alert not queued (the database cannot be written): sent directly");
+    }
+    let Some((mailer, cfg)) = email else { return };
+    let refs: Vec<&Alert> = alerts.iter().collect();
+    let d = digest(&refs, now);
+    match mailer.send(&d.subject, &d.body, cfg).await {
+        Ok(answer) => tracing::info!(alerts = alerts.len(), %answer, "alert email sent directly"),
+        Err(e) => tracing::error!(alerts = alerts.len(), error = %e, "alert email could not be sent either"),
+    }
+}

@@ -19,6 +19,13 @@ pub(super) async fn once(cfg: Config, format: OutputFormat, dry_run: bool) -> an
     app.close().await;
     let report = result?;
     emit(&report::render(&report, format))?;
+    if !report.unrecorded.is_empty() {
+        // The ledger is the one guard against a double charge: a gap in it is an error.
+        anyhow::bail!(
+            "the database could not be written ({}): see the log; the alerts that could not be queued were sent directly",
+            report.unrecorded.join("; ")
+        );
+    }
     Ok(if report.needs_attention() { Exit::Attention } else { Exit::Ok })
 }
 

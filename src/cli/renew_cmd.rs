@@ -39,7 +39,9 @@ pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> a
     let app = App::build(cfg, Mode::Manual).await?;
     let result = renew(&app, &id, plan_id.as_ref(), &args).await;
     app.close().await;
-    let outcome = result?;
+    let renewed = result?;
+    let unrecorded = renewed.as_ref().and_then(|(_, u)| u.clone());
+    let outcome = renewed.map(|(o, _)| o);
     let text = match (&outcome, format) {
         (Some(o), OutputFormat::Json) => {
             pretty(&serde_json::json!({ "subscription_id": id, "result": o.name(), "detail": format!("{o:?}") }))
@@ -48,6 +50,9 @@ pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> a
         (None, _) => "not renewed\n".into(),
     };
     emit(&text)?;
+    if let Some(what) = unrecorded {
+        anyhow::bail!("the database could not be written ({what}): the daemon reconciles the attempt once it can");
+    }
     Ok(match outcome {
         Some(o) if o.is_clean_success() => Exit::Ok,
         Some(_) => Exit::Attention,
@@ -76,12 +81,15 @@ fn describe(o: &RenewOutcome) -> String {
 }
 
 /// Reads the subscription, asks the policy ([`policy::decide_manual`]), confirms, renews.
+/// What a manual renewal came to, and what of it could not be written to the database.
+type Renewed = (RenewOutcome, Option<String>);
+
 async fn renew(
     app: &App,
     id: &SubscriptionId,
     plan_id: Option<&PlanId>,
     args: &RenewArgs,
-) -> anyhow::Result<Option<RenewOutcome>> {
+) -> anyhow::Result<Option<Renewed>> {
     let (client, cfg) = (app.client(), app.config());
     let store = app.store().context("renew needs the database")?;
     let list = client.subscriptions().await.context("cannot read subscriptions")?;
@@ -129,7 +137,8 @@ async fn renew(
     }
     let renewer = app.renewer(Origin::Manual).context("renew needs the database")?;
     // The person sees the outcome right here: no alert is queued for it.
-    Ok(Some(renewer.renew(id, &terms, rule.renew_before_ms, |_| Vec::new()).await))
+    let (outcome, unrecorded) = renewer.renew_recorded(id, &terms, rule.renew_before_ms, |_| Vec::new()).await;
+    Ok(Some((outcome, unrecorded.map(|u| u.what))))
 }
 
 /// What to tell the person whose `renew` the policy refused.

@@ -49,7 +49,6 @@ pub enum CycleError {
 }
 
 /// What a cycle runs with.
-#[derive(Clone)]
 pub struct Cycle<'a> {
     /// The provider client.
     pub client: &'a Client,
@@ -69,6 +68,10 @@ pub struct Cycle<'a> {
     pub observer: Option<&'a dyn CycleObserver>,
     /// Where "now" comes from, for every decision and every time written.
     pub clock: &'a dyn Clock,
+    /// What this cycle could not write to the database (filled as it runs; empty to start).
+    pub unrecorded: std::sync::Mutex<Vec<String>>,
+    /// Alerts this cycle could not queue, for one direct delivery at its end (empty to start).
+    pub unqueued: std::sync::Mutex<Vec<Alert>>,
 }
 
 impl std::fmt::Debug for Cycle<'_> {
@@ -104,6 +107,7 @@ impl Cycle<'_> {
     }
 
     async fn run_inner(&self) -> Result<CycleReport, CycleError> {
+        self.check_database_file().await?;
         let read_at = self.clock.now();
         let list = tokio::select! {
             r = self.client.subscriptions() => match r {
@@ -155,6 +159,7 @@ impl Cycle<'_> {
             malformed: list.malformed,
             not_objects: list.not_objects,
             vanished,
+            unrecorded: std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
             reconciled: known.reconciled,
             unaccounted: known.unaccounted,
             interrupted,
@@ -172,6 +177,8 @@ impl Cycle<'_> {
     /// Sends what the outbox holds that is due (also what earlier cycles failed to send).
     async fn deliver(&self) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
+        let unqueued = std::mem::take(&mut *self.unqueued.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        alerts::deliver::deliver_direct(&unqueued, self.mailer, self.clock.now()).await;
         match alerts::deliver::deliver(store, self.mailer, self.clock.now()).await {
             Ok(d) => {
                 if let Some(m) = self.observer {
@@ -193,7 +200,40 @@ impl Cycle<'_> {
         }
         match store.enqueue_alerts(raised, None, now, self.config.alerts.repeat_interval_ms).await {
             Ok(n) => tracing::debug!(raised = raised.len(), queued = n, "alerts queued"),
-            Err(e) => tracing::error!(error = %e, "cannot queue alerts"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue alerts; sending them directly");
+                self.not_written(format!("{} alerts: {e}", raised.len()), raised);
+            }
         }
+    }
+
+    /// Something could not be written to the database: remembered for the report (the
+    /// command then exits 1), and `alerts` that could not be queued are delivered directly
+    /// when the cycle delivers (one email for all of them).
+    pub(super) fn not_written(&self, what: String, alerts: &[Alert]) {
+        self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(what);
+        self.unqueued.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(alerts);
+    }
+
+    /// Stops a real cycle on a database file deleted or replaced under it, with an alert
+    /// sent directly (it cannot go into that database).
+    async fn check_database_file(&self) -> Result<(), CycleError> {
+        let (Some(store), false) = (self.store, self.dry_run) else { return Ok(()) };
+        let Err(e) = store.check_file() else { return Ok(()) };
+        let alert = Alert {
+            kind: crate::alert::AlertKind::Database,
+            subscription_id: None,
+            period: None,
+            label: None,
+            network: None,
+            active_until: None,
+            happened: e.to_string(),
+            next: "nothing: no renewal until the database is back (the daemon stops)".into(),
+            action: "restore the database file from a backup, or restart proxy-renewd to start an empty one on purpose"
+                .into(),
+            amount: None,
+        };
+        alerts::deliver::deliver_direct(&[alert], self.mailer, self.clock.now()).await;
+        Err(CycleError::Store(e))
     }
 }

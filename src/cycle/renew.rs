@@ -114,7 +114,10 @@ impl Cycle<'_> {
                 }
                 o => alerts::for_outcome(&item, o, had_alerted),
             };
-            let outcome = renewer.renew(&id, &terms, item.rule.renew_before_ms, raise).await;
+            let (outcome, unrecorded) = renewer.renew_recorded(&id, &terms, item.rule.renew_before_ms, raise).await;
+            if let Some(u) = unrecorded {
+                self.not_written(u.what, &u.alerts);
+            }
             let (status, retry_after_ms) = match &outcome {
                 RenewOutcome::Refused { status: 409, .. } if retried_409 => (409, None),
                 RenewOutcome::Refused { status: 429, retry_after_ms: Some(ms), .. } if *ms <= SHORT_RETRY_AFTER_MS => {

@@ -150,6 +150,9 @@ fn table(report: &CycleReport) -> String {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
         out.push_str(&format!("malformed: {id}: {}\n", m.reason));
     }
+    for u in &report.unrecorded {
+        out.push_str(&format!("not recorded: {u}\n"));
+    }
     for v in &report.vanished {
         out.push_str(&format!(
             "vanished: {} is no longer listed (last known expiry {})\n",
@@ -196,6 +199,7 @@ fn json_doc(report: &CycleReport) -> Value {
         "subscriptions": items,
         "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
         "not_objects": report.not_objects,
+        "unrecorded": report.unrecorded,
         "vanished": report.vanished.iter().map(|v| json!({ "subscription_id": v.subscription_id, "active_until": v.active_until, "active_until_utc": v.active_until.to_rfc3339() })).collect::<Vec<_>>(),
         "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
         "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),

@@ -42,6 +42,18 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The file at the database's path is no longer the one this process opened (deleted,
+    /// moved or replaced while it ran): nothing more is written, lest the ledger go into a
+    /// deleted file or a new empty one.
+    #[error(
+        "database {path} was {what} while proxy-renewd ran: nothing more is written to it; restore the file (or restart on purpose to start an empty one)"
+    )]
+    Replaced {
+        /// The database file.
+        path: String,
+        /// `deleted` or `replaced by another file`.
+        what: &'static str,
+    },
     /// One row cannot be read (edited by hand past the schema's checks); the rest is fine.
     #[error("database {path}: {detail}: {remedy}")]
     BadRow {

@@ -42,6 +42,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     pool: SqlitePool,
     path: String,
+    /// The file's identity when it was opened (device, inode): see [`Store::check_file`].
+    file_id: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -63,9 +65,14 @@ impl Store {
     pub async fn open_with(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
         let opts = base_options(url, busy_timeout)?.create_if_missing(true);
         refuse_foreign(&opts).await?;
-        let opts = opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
+        // The file exists now. The pool's own connections never create one: a file deleted
+        // under a running process must not come back empty (writes fail instead).
+        let opts =
+            opts.create_if_missing(false).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
         let store = Store::connect(opts, 4, busy_timeout).await?;
         store.migrate().await?;
+        // The schema goes into the main file now, not only into the WAL.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.map_err(|e| store.err(e))?;
         Ok(store)
     }
 
@@ -115,7 +122,8 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
-        let store = Store { pool, path };
+        let file_id = file_id(std::path::Path::new(&path));
+        let store = Store { pool, path, file_id };
         // Make "not a database" show up now, not at the first query.
         sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
         Ok(store)
@@ -163,6 +171,21 @@ impl Store {
         }
     }
 
+    /// Checks that the file at the database's path is still the one opened: a file deleted
+    /// or replaced under a running process would take the ledger's writes into a deleted
+    /// inode, or into a new empty database.
+    ///
+    /// # Errors
+    /// [`StoreError::Replaced`].
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.file_id else { return Ok(()) };
+        match file_id(std::path::Path::new(&self.path)) {
+            Some(now) if now == opened => Ok(()),
+            Some(_) => Err(StoreError::Replaced { path: self.path.clone(), what: "replaced by another file" }),
+            None => Err(StoreError::Replaced { path: self.path.clone(), what: "deleted" }),
+        }
+    }
+
     /// The database file's path, for messages.
     #[must_use]
     pub fn path(&self) -> &str {
@@ -197,6 +220,20 @@ impl Store {
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A file's (device, inode), or `None` when it does not exist (or off Unix).
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -13,15 +13,20 @@ use serde_json::Value;
 use crate::helpers::{DAY, world};
 use crate::helpers::{KEY, Ran, bin, run, sim_with};
 
-struct Instance {
+pub struct Instance {
     dir: tempfile::TempDir,
 }
 
 impl Instance {
-    fn new(sim: &Simulator) -> Instance {
+    pub fn new(sim: &Simulator) -> Instance {
+        Instance::with(sim, "0 0 0 1 1 *", "")
+    }
+
+    /// A config for `sim` with this `schedule.cron` and `extra` TOML sections.
+    pub fn with(sim: &Simulator, cron: &str, extra: &str) -> Instance {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"0 0 0 1 1 *\"\njitter = \"0s\"\n",
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"{cron}\"\njitter = \"0s\"\n{extra}",
             sim.base_url(),
             dir.path().join("renewd.db").display()
         );
@@ -29,23 +34,23 @@ impl Instance {
         Instance { dir }
     }
 
-    fn db(&self) -> PathBuf {
+    pub fn db(&self) -> PathBuf {
         self.dir.path().join("renewd.db")
     }
 
-    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
+    pub fn cmd(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = bin();
         cmd.arg("--config").arg(self.dir.path().join("config.toml")).args(args).env("PROXY_RENEWD_LOG__FORMAT", "json");
         cmd
     }
 
-    async fn run(&self, args: &[&str]) -> Ran {
+    pub async fn run(&self, args: &[&str]) -> Ran {
         run(self.cmd(args)).await
     }
 }
 
 /// Polls `check` every 20 ms for up to 15 s.
-async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -8,6 +8,7 @@ mod config;
 mod curl;
 mod cycle;
 mod daemon;
+mod database;
 mod demo;
 mod fixtures;
 mod helpers;

@@ -245,3 +245,30 @@ async fn a_missing_directory_or_a_foreign_file_is_a_clear_error() {
     let e = Store::open("postgres://x").await.unwrap_err();
     assert!(e.to_string().contains("sqlite://"), "{e}");
 }
+
+#[tokio::test]
+async fn the_ledger_rebuild_of_migration_4_keeps_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::File::create(dir.path().join("renewd.db")).unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    MIGRATOR.run_to(3, &mut conn).await.unwrap();
+    sqlx::query(
+        "INSERT INTO ledger (subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents,
+                             expected_end_at_ms, state, http_status, error, origin, created_at_ms, updated_at_ms)
+         VALUES ('abc', 1765184000000, 2, 'p30', 1, 1200, 1767776000000, 'refused', 402, 'short', 'manual', 10, 20)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let rows = store.ledger_for(&id("abc")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let e = &rows[0];
+    assert_eq!(
+        (e.renewal.attempt, e.renewal.price.0, e.state, e.http_status),
+        (2, 1200, LedgerState::Refused, Some(402))
+    );
+    assert_eq!((e.origin, e.error.as_deref(), e.created_at.0, e.updated_at.0), (Origin::Manual, Some("short"), 10, 20));
+    assert_eq!(e.retry_at, None);
+}
