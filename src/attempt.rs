@@ -262,6 +262,18 @@ impl RenewOutcome {
         matches!(self, RenewOutcome::Succeeded { held: false, .. })
     }
 
+    /// Did a `renew` request leave (whatever came back)?
+    #[must_use]
+    pub fn was_sent(&self) -> bool {
+        matches!(
+            self,
+            RenewOutcome::Succeeded { .. }
+                | RenewOutcome::Refused { .. }
+                | RenewOutcome::Unknown { .. }
+                | RenewOutcome::ImplausibleEnd { .. }
+        )
+    }
+
     /// A short name: `succeeded`, `held`, `refused`, `unknown`, `not-sent`, `conflict`,
     /// `not-recorded`, `not-attempted` (an implausible `endAt` is `unknown`).
     #[must_use]

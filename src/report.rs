@@ -131,6 +131,10 @@ pub struct Totals {
     pub spend_cents: i64,
     /// Renewals that succeeded (real cycles).
     pub renewed: usize,
+    /// `renew` requests that left (whatever came back): real cycles.
+    pub sent: usize,
+    /// Renewals decided but not started: the balance ran short, or a shutdown came first.
+    pub not_started: usize,
     /// What was or may have been charged (succeeded and unknown outcomes), in cents.
     pub spent_cents: i64,
 }
@@ -151,6 +155,8 @@ impl CycleReport {
                 + self.vanished.len(),
             spend_cents: spend.0,
             renewed: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::Succeeded { .. }))).count(),
+            sent: items.iter().filter(|i| i.outcome.as_ref().is_some_and(RenewOutcome::was_sent)).count(),
+            not_started: items.iter().filter(|i| matches!(i.outcome, Some(RenewOutcome::NotAttempted { .. }))).count(),
             spent_cents: items
                 .iter()
                 .filter(|i| {

@@ -74,7 +74,11 @@ impl Cycle<'_> {
         for (n, item) in results {
             match item {
                 Some(item) => items[n] = item,
-                None => interrupted = true,
+                None => {
+                    interrupted = true;
+                    let reason = "not started: a shutdown was requested; the next cycle decides again".into();
+                    items[n].outcome = Some(RenewOutcome::NotAttempted { reason });
+                }
             }
         }
         interrupted

@@ -107,7 +107,7 @@ fn outcome_text(o: &RenewOutcome) -> String {
         RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
         RenewOutcome::Conflict => "another process is renewing it".into(),
         RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),
-        RenewOutcome::NotAttempted { .. } => "not tried: the balance ran short; next cycle".into(),
+        RenewOutcome::NotAttempted { reason } => format!("not tried: {reason}"),
     }
 }
 
@@ -176,12 +176,17 @@ fn table(report: &CycleReport) -> String {
             t.subscriptions, t.due, t.renewable, money(t.spend_cents), t.attention
         ));
     } else {
+        let not_started = match (t.not_started, report.interrupted) {
+            (0, _) => String::new(),
+            (n, true) => format!(", {n} not started (shutdown requested)"),
+            (n, false) => format!(", {n} not started"),
+        };
         out.push_str(&format!(
-            "{} subscriptions: {} due, {} renewed of {} attempted, spent {}, {} need attention\n",
+            "{} subscriptions: {} due, {} renewed of {} sent{not_started}, spent {}, {} need attention\n",
             t.subscriptions,
             t.due,
             t.renewed,
-            t.renewable,
+            t.sent,
             money(t.spent_cents),
             t.attention
         ));
@@ -212,6 +217,8 @@ fn json_doc(report: &CycleReport) -> Value {
             "spend_cents": t.spend_cents,
             "spent_cents": t.spent_cents,
             "renewed": t.renewed,
+            "sent": t.sent,
+            "not_started": t.not_started,
         },
     })
 }

@@ -295,3 +295,30 @@ async fn an_unreachable_provider_alerts_unreachable() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("op=subscriptions has failed 3 times in a row"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn an_interrupted_cycle_reports_exactly_what_was_sent() {
+    let (sim, s) = spawn(&[DAY, DAY + 1, DAY + 2], "").await;
+    let s = s.with_max_concurrency(1);
+    sim.fault("renew", FaultKind::Latency { ms: 400 }, 1);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    let watcher = async {
+        while sim.stats().in_flight == 0 || sim.calls_of("renewal-plans").len() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+    };
+    let cycle = s.app.cycle(cancel);
+    let (report, ()) = tokio::join!(cycle.run(), watcher);
+    let report = report.unwrap();
+    assert!(report.interrupted);
+    let names: Vec<&str> = report.items.iter().map(|i| i.outcome.as_ref().map_or("none", RenewOutcome::name)).collect();
+    assert_eq!(names, ["succeeded", "not-attempted", "not-attempted"], "the one in flight finished");
+    let t = report.totals();
+    assert_eq!((t.sent, t.renewed, t.not_started), (1, 1, 2));
+    assert_eq!(sim.calls_of("renew").len(), 1);
+    let table = proxy_renewd::output::report::render(&report, proxy_renewd::output::OutputFormat::Table);
+    assert!(table.contains("1 renewed of 1 sent, 2 not started (shutdown requested)"), "{table}");
+    assert!(report.needs_attention(), "exit 3: what was not started is due still");
+}
