@@ -322,3 +322,82 @@ async fn an_interrupted_cycle_reports_exactly_what_was_sent() {
     assert!(table.contains("1 renewed of 1 sent, 2 not started (shutdown requested)"), "{table}");
     assert!(report.needs_attention(), "exit 3: what was not started is due still");
 }
+
+#[tokio::test]
+async fn after_a_fault_soak_with_retry_after_nothing_is_left_due_within_two_cycles() {
+    // Ten subscriptions inside the last lapse_warning, renewed through three cycles of mixed
+    // faults on `renew` (429 with short and long Retry-After, 409, 402, 5xx before and after
+    // applying, dropped answers), then two cycles without faults.
+    let offsets: Vec<i64> = (0..10).map(|i| DAY / 2 + i * 60_000).collect();
+    let (sim, s) = spawn(&offsets, "").await;
+    let kinds = [
+        FaultKind::RateLimit { retry_after_secs: 1 },
+        FaultKind::RateLimit { retry_after_secs: 3600 },
+        FaultKind::StatusBefore { status: 409 },
+        FaultKind::StatusBefore { status: 402 },
+        FaultKind::StatusBefore { status: 503 },
+        FaultKind::StatusAfter { status: 500 },
+        FaultKind::DropAfter,
+        FaultKind::DropBefore,
+    ];
+    let mut seed: u64 = 0x5eed;
+    for _ in 0..3 {
+        for _ in 0..6 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            sim.fault("renew", kinds[(seed >> 33) as usize % kinds.len()].clone(), 1);
+        }
+        s.cycle().await;
+        sim.clear_faults();
+        s.clock.advance(60_000);
+    }
+    // Faults stop; unknown outcomes settle once reconcile_after (3 s here) has passed.
+    s.clock.advance(3_000);
+    s.cycle().await;
+    s.clock.advance(3_000);
+    let report = s.cycle().await;
+    let due: Vec<(&str, &str)> = report
+        .items
+        .iter()
+        .filter(|i| !matches!(i.decision, Decision::Ok { .. }))
+        .map(|i| (i.subscription.subscription_id.as_str(), i.decision.reason()))
+        .collect();
+    assert!(due.is_empty(), "still due after the faults stopped: {due:?}");
+    for sub in sim.state().subscriptions {
+        let applied = sim
+            .calls_of("renew")
+            .iter()
+            .filter(|c| c.applied && c.params["subscriptionId"] == sub.id.as_str())
+            .count();
+        assert_eq!(applied, 1, "{} renewed exactly once", sub.id);
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_the_gateway_applies_after_the_client_gave_up_is_reconciled_not_repeated() {
+    // The client gives up after 1 s (api.timeout); the gateway applies the request 1.5 s after
+    // it arrived, within reconcile_after (3 s, counted from when the client gave up).
+    let (sim, s) = spawn(&[DAY], "").await;
+    sim.fault("renew", FaultKind::ApplyLate { ms: 1_500 }, 1);
+    let report = s.cycle().await;
+    assert_eq!(report.items[0].outcome.as_ref().map(RenewOutcome::name), Some("unknown"), "{report:?}");
+    crate::daemon::wait_for("the late apply", || sim.calls_of("renew").iter().any(|c| c.applied)).await;
+    let report = s.cycle().await;
+    let states: Vec<LedgerState> = attempts(&s).await.into_iter().map(|(_, st)| st).collect();
+    assert_eq!(states, [LedgerState::Succeeded], "reconciled from activeUntil: {report:?}");
+    s.clock.advance(DAY / 4);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1, "never sent again");
+}
+
+#[tokio::test]
+async fn the_schema_is_in_the_main_file_after_migrations_not_only_in_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("renewd.db");
+    let store = proxy_renewd::store::Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    // Copy the main file alone, while the store is open: what a backup of it would hold.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap();
+    let copied = proxy_renewd::store::Store::open_read_only(&format!("sqlite://{}", copy.display())).await;
+    assert!(copied.is_ok(), "the copy has the whole schema: {:?}", copied.err());
+    store.close().await;
+}
