@@ -252,6 +252,8 @@ pub enum RenewOutcome {
     NotAttempted {
         /// Why.
         reason: String,
+        /// Because a 402 in this cycle showed the balance short (not a shutdown).
+        balance_short: bool,
     },
 }
 

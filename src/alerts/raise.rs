@@ -244,6 +244,16 @@ fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
             "try again next cycle",
             "check the database (disk, permissions)",
         )),
+        RenewOutcome::NotAttempted { balance_short: true, .. } => {
+            let mut x = by_status(
+                item,
+                402,
+                "not tried: a renewal before it in this cycle was refused with 402 (insufficient balance)",
+                price,
+            );
+            x.next = "try again next cycle, most urgent first".into();
+            Some(x)
+        }
         _ => None,
     }
 }

@@ -76,7 +76,7 @@ fn describe(o: &RenewOutcome) -> String {
         RenewOutcome::NotSent { message, .. } => format!("not sent: {message}"),
         RenewOutcome::Conflict => "another process is renewing this period; nothing sent".into(),
         RenewOutcome::NotRecorded { message } => format!("not sent, the ledger could not be written: {message}"),
-        RenewOutcome::NotAttempted { reason } => format!("not attempted: {reason}"),
+        RenewOutcome::NotAttempted { reason, .. } => format!("not attempted: {reason}"),
     }
 }
 

@@ -61,8 +61,14 @@ impl Cycle<'_> {
         })
     }
 
-    /// Decides every subscription, fetching renewal plans for the due ones.
-    pub(super) async fn decide_all(&self, subs: &[Subscription], known: &Known, now: EpochMs) -> (Vec<Item>, Plans) {
+    /// Decides every subscription, fetching renewal plans for the due ones; also says which
+    /// one is the balance probe, if any.
+    pub(super) async fn decide_all(
+        &self,
+        subs: &[Subscription],
+        known: &Known,
+        now: EpochMs,
+    ) -> (Vec<Item>, Plans, Option<SubscriptionId>) {
         let mut order: Vec<&Subscription> = subs.iter().collect();
         order.sort_by_key(|s| (s.active_until, s.subscription_id.clone()));
         let no_entries: Vec<LedgerEntry> = Vec::new();
@@ -121,7 +127,7 @@ impl Cycle<'_> {
                 Item { subscription: read::seen(s), rule_source, rule, decision, plans_error, outcome: None }
             })
             .collect();
-        (items, plans)
+        (items, plans, probe.cloned())
     }
 
     async fn fetch_plans(&self, due: &[SubscriptionId]) -> Plans {

@@ -143,11 +143,12 @@ impl Cycle<'_> {
         for s in &vanished {
             tracing::warn!(subscription_id = %s.subscription_id, active_until = %s.active_until, "a managed subscription is no longer listed");
         }
-        let (mut items, plans) = tokio::select! {
+        let (mut items, plans, probe) = tokio::select! {
             decided = self.decide_all(&list.subscriptions, &known, read_at) => decided,
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
-        let interrupted = if self.dry_run { false } else { self.renew_all(&mut items, &known, &plans).await };
+        let interrupted =
+            if self.dry_run { false } else { self.renew_all(&mut items, &known, &plans, probe.as_ref()).await };
         items.iter().filter(|i| i.needs_attention()).for_each(|i| {
             tracing::warn!(subscription_id = %i.subscription.subscription_id, reason = i.decision.reason(), outcome = i.outcome.as_ref().map(RenewOutcome::name), "needs attention");
         });

@@ -5,6 +5,7 @@
 //! [`MAX_PLANS_AFTER_409`] plans), and a 429 whose `Retry-After` is short
 //! ([`SHORT_RETRY_AFTER_MS`] or less) is waited out.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
@@ -18,7 +19,7 @@ use crate::attempt::{LedgerEntry, LedgerState, Origin, RenewOutcome, RenewalTerm
 use crate::policy::{Decision, MAX_PLANS_AFTER_409};
 use crate::renewer::Renewer;
 use crate::report::Item;
-use crate::values::{Cents, EpochMs};
+use crate::values::{Cents, EpochMs, SubscriptionId};
 
 /// A 429 whose `Retry-After` is at most this (ms) is waited out within the cycle; a longer one
 /// becomes the attempt's earliest next try.
@@ -26,7 +27,15 @@ pub const SHORT_RETRY_AFTER_MS: i64 = 10_000;
 
 impl Cycle<'_> {
     /// Sends the renewals; returns true when a shutdown request left some unstarted.
-    pub(super) async fn renew_all(&self, items: &mut [Item], known: &Known, plans: &Plans) -> bool {
+    /// `probe` (the cycle's balance probe, if any) is started last, after every other
+    /// renewal: a subscription the short balance refused must not starve cheaper ones.
+    pub(super) async fn renew_all(
+        &self,
+        items: &mut [Item],
+        known: &Known,
+        plans: &Plans,
+        probe: Option<&SubscriptionId>,
+    ) -> bool {
         let Some(store) = self.store else { return false };
         let renewer = Renewer {
             client: self.client,
@@ -35,33 +44,43 @@ impl Cycle<'_> {
             repeat_interval_ms: self.config.alerts.repeat_interval_ms,
             clock: self.clock,
         };
-        // What this cycle reserved already: a plan tried after a refusal must fit beside it.
+        // The rolling 24 h spend with every price this cycle plans: a refusal gives its price
+        // back, a plan tried after it takes its own, one running total for all subscriptions.
         let reserved: i64 = items
             .iter()
             .filter_map(|i| if let Decision::Renew(r) = &i.decision { Some(r.price.0) } else { None })
             .sum();
-        let spent = Cents(known.spent.0.saturating_add(reserved));
-        let jobs: Vec<(usize, Item)> = items
+        let committed = Mutex::new(Cents(known.spent.0.saturating_add(reserved)));
+        let mut jobs: Vec<(usize, Item)> = items
             .iter()
             .enumerate()
             .filter(|(_, i)| matches!(i.decision, Decision::Renew(_)))
             .map(|(n, i)| (n, i.clone()))
             .collect();
+        // A stable sort: the probe goes last, the rest keep their urgency order.
+        jobs.sort_by_key(|(_, i)| probe == Some(&i.subscription.subscription_id));
         // Started most urgent first (`buffered` keeps the order); once the balance runs short
-        // (a 402), the rest are not started: the next cycle tries again, most urgent first.
+        // (a 402), the rest are not started: the next cycle tries again.
         let balance_short = AtomicBool::new(false);
-        let balance_short = &balance_short;
-        let renewer = &renewer;
+        let (balance_short, renewer, committed) = (&balance_short, &renewer, &committed);
         let results: Vec<(usize, Option<Item>)> = stream::iter(jobs)
             .map(|(n, item)| async move {
                 if self.cancel.is_cancelled() {
                     return (n, None);
                 }
                 if balance_short.load(Ordering::SeqCst) {
-                    let reason = "the balance ran short in this cycle; tried again next cycle".into();
-                    return (n, Some(Item { outcome: Some(RenewOutcome::NotAttempted { reason }), ..item }));
+                    let outcome = RenewOutcome::NotAttempted {
+                        reason: "the balance ran short in this cycle; tried again next cycle".into(),
+                        balance_short: true,
+                    };
+                    let item = Item { outcome: Some(outcome), ..item };
+                    let had_alerted = known.alerted.contains(item.subscription.subscription_id.as_str());
+                    // Not sent, so not in the ledger: its alert (with its price) is raised here.
+                    let raised = alerts::for_outcome(&item, item.outcome.as_ref().expect("set above"), had_alerted);
+                    self.raise(&raised, self.clock.now()).await;
+                    return (n, Some(item));
                 }
-                let item = self.renew_item(renewer, item, known, plans, spent).await;
+                let item = self.renew_item(renewer, item, known, plans, committed).await;
                 if matches!(item.outcome, Some(RenewOutcome::Refused { status: 402, .. })) {
                     balance_short.store(true, Ordering::SeqCst);
                 }
@@ -77,7 +96,7 @@ impl Cycle<'_> {
                 None => {
                     interrupted = true;
                     let reason = "not started: a shutdown was requested; the next cycle decides again".into();
-                    items[n].outcome = Some(RenewOutcome::NotAttempted { reason });
+                    items[n].outcome = Some(RenewOutcome::NotAttempted { reason, balance_short: false });
                 }
             }
         }
@@ -92,51 +111,59 @@ impl Cycle<'_> {
         mut item: Item,
         known: &Known,
         plans: &Plans,
-        spent: Cents,
+        committed: &Mutex<Cents>,
     ) -> Item {
         let id = item.subscription.subscription_id.clone();
         let had_alerted = known.alerted.contains(id.as_str());
         let mut ledger: Vec<LedgerEntry> = known.ledger.get(&id).cloned().unwrap_or_default();
         let offered = plans.get(&id).and_then(|p| p.as_ref().ok()).map(Vec::as_slice);
-        for _ in 0..=MAX_PLANS_AFTER_409 {
+        for round in 0..=MAX_PLANS_AFTER_409 {
             let Decision::Renew(terms) = item.decision.clone() else { break };
+            let last_round = round == MAX_PLANS_AFTER_409;
             // The policy's next step if this attempt is refused with 409: another plan now?
-            let after_409 = self.redecide(
-                &item,
-                &with_refusal(&ledger, &id, &terms, 409, None, self.clock.now()),
-                offered,
-                known,
-                spent,
-            );
-            // Only another plan is tried at once; the same plan waits for a later cycle.
-            let retried_409 = matches!(&after_409, Decision::Renew(t) if t.plan_id != terms.plan_id);
-            let raise = |o: &RenewOutcome| match o {
-                // Handled within the cycle: no alert for the refusal itself.
-                RenewOutcome::Refused { status: 409, .. } if retried_409 => Vec::new(),
-                RenewOutcome::Refused { status: 429, retry_after_ms: Some(ms), .. } if *ms <= SHORT_RETRY_AFTER_MS => {
-                    Vec::new()
+            let hypothetical = with_refusal(&ledger, &id, &terms, 409, None, self.clock.now());
+            let spent = *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let after_409 = self.redecide(&item, &hypothetical, offered, known, Cents(spent.0 - terms.price.0));
+            // Only a plan not yet refused with 409 is tried at once; the others wait.
+            let retried_409 = !last_round && matches!(&after_409, Decision::Renew(t) if !refused_409(&hypothetical, t));
+            let retries = |o: &RenewOutcome| match o {
+                RenewOutcome::Refused { status: 409, .. } => retried_409,
+                RenewOutcome::Refused { status: 429, retry_after_ms: Some(ms), .. } => {
+                    !last_round && *ms <= SHORT_RETRY_AFTER_MS
                 }
-                o => alerts::for_outcome(&item, o, had_alerted),
+                _ => false,
             };
+            // A refusal about to be retried within the cycle raises no alert of its own.
+            let raise =
+                |o: &RenewOutcome| if retries(o) { Vec::new() } else { alerts::for_outcome(&item, o, had_alerted) };
             let (outcome, unrecorded) = renewer.renew_recorded(&id, &terms, item.rule.renew_before_ms, raise).await;
+            let recorded = unrecorded.is_none();
             if let Some(u) = unrecorded {
                 self.not_written(u.what, &u.alerts);
             }
+            // Nothing more without the refusal in the database: its row may still say
+            // `sending`, and the next cycle must reconcile it first.
+            if !recorded || !retries(&outcome) {
+                if !recorded && retries(&outcome) {
+                    self.raise(&alerts::for_outcome(&item, &outcome, had_alerted), self.clock.now()).await;
+                }
+                item.outcome = Some(outcome);
+                break;
+            }
             let (status, retry_after_ms) = match &outcome {
-                RenewOutcome::Refused { status: 409, .. } if retried_409 => (409, None),
-                RenewOutcome::Refused { status: 429, retry_after_ms: Some(ms), .. } if *ms <= SHORT_RETRY_AFTER_MS => {
-                    (429, Some(*ms))
-                }
-                _ => {
-                    item.outcome = Some(outcome);
-                    break;
-                }
+                RenewOutcome::Refused { status, retry_after_ms, .. } => (*status, *retry_after_ms),
+                _ => unreachable!("only refusals are retried"),
             };
+            // Refused: nothing was charged, the price is free again.
+            *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Cents(spent.0.saturating_sub(terms.price.0));
             if let Some(ms) = retry_after_ms {
                 tracing::info!(subscription_id = %id, retry_after_ms = ms, "rate limited; waiting out Retry-After within the cycle");
                 tokio::select! {
                     () = tokio::time::sleep(std::time::Duration::from_millis(ms.unsigned_abs())) => {}
                     () = self.cancel.cancelled() => {
+                        // Not retried after all: the refusal's alert is due.
+                        self.raise(&alerts::for_outcome(&item, &outcome, had_alerted), self.clock.now()).await;
                         item.outcome = Some(outcome);
                         break;
                     }
@@ -146,15 +173,31 @@ impl Cycle<'_> {
             // Retry-After has been waited out: the next attempt may go now.
             let retry_at = retry_after_ms.map(|_| now);
             ledger = with_refusal(&ledger, &id, &terms, status, retry_at, now);
-            item.outcome = Some(outcome);
-            match self.redecide(&item, &ledger, offered, known, spent) {
-                Decision::Renew(next) if status == 409 && next.plan_id == terms.plan_id => break,
-                Decision::Renew(next) => item.decision = Decision::Renew(next),
-                other => {
-                    item.decision = other;
-                    break;
+            // Decided and reserved under one lock: concurrent retries cannot both fit into
+            // the same room in the budget.
+            let retry = {
+                let mut total = committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match self.redecide(&item, &ledger, offered, known, *total) {
+                    // A plan refused with 409 in this period waits for a later cycle.
+                    Decision::Renew(next) if status == 409 && refused_409(&ledger, &next) => None,
+                    Decision::Renew(next) => {
+                        *total = Cents(total.0.saturating_add(next.price.0));
+                        Some(next)
+                    }
+                    other => {
+                        item.decision = other;
+                        None
+                    }
                 }
-            }
+            };
+            let Some(next) = retry else {
+                // Not retried after all: the refusal's alert is due.
+                self.raise(&alerts::for_outcome(&item, &outcome, had_alerted), now).await;
+                item.outcome = Some(outcome);
+                break;
+            };
+            item.outcome = Some(outcome);
+            item.decision = Decision::Renew(next);
             tracing::info!(subscription_id = %id, status, "refused; trying again within the cycle as the policy decides");
         }
         item
@@ -188,7 +231,7 @@ impl Cycle<'_> {
 /// `ledger` with one more entry: `terms` refused with `status` just now.
 fn with_refusal(
     ledger: &[LedgerEntry],
-    id: &crate::values::SubscriptionId,
+    id: &SubscriptionId,
     terms: &RenewalTerms,
     status: u16,
     retry_at: Option<EpochMs>,
@@ -209,4 +252,14 @@ fn with_refusal(
         updated_at: now,
     });
     out
+}
+
+/// Was `next`'s plan refused with 409 in `next`'s period already?
+fn refused_409(ledger: &[LedgerEntry], next: &RenewalTerms) -> bool {
+    ledger.iter().any(|e| {
+        e.renewal.active_until_before == next.active_until_before
+            && e.state == LedgerState::Refused
+            && e.http_status == Some(409)
+            && e.renewal.plan_id == next.plan_id
+    })
 }

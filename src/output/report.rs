@@ -107,7 +107,7 @@ fn outcome_text(o: &RenewOutcome) -> String {
         RenewOutcome::NotSent { .. } => "not sent (no connection)".into(),
         RenewOutcome::Conflict => "another process is renewing it".into(),
         RenewOutcome::NotRecorded { .. } => "not sent: the ledger could not be written".into(),
-        RenewOutcome::NotAttempted { reason } => format!("not tried: {reason}"),
+        RenewOutcome::NotAttempted { reason, .. } => format!("not tried: {reason}"),
     }
 }
 

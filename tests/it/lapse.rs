@@ -363,11 +363,8 @@ async fn after_a_fault_soak_with_retry_after_nothing_is_left_due_within_two_cycl
         .collect();
     assert!(due.is_empty(), "still due after the faults stopped: {due:?}");
     for sub in sim.state().subscriptions {
-        let applied = sim
-            .calls_of("renew")
-            .iter()
-            .filter(|c| c.applied && c.params["subscriptionId"] == sub.id.as_str())
-            .count();
+        let applied =
+            sim.calls_of("renew").iter().filter(|c| c.applied && c.params["subscriptionId"] == sub.id.as_str()).count();
         assert_eq!(applied, 1, "{} renewed exactly once", sub.id);
     }
 }
@@ -400,4 +397,73 @@ async fn the_schema_is_in_the_main_file_after_migrations_not_only_in_the_wal() {
     let copied = proxy_renewd::store::Store::open_read_only(&format!("sqlite://{}", copy.display())).await;
     assert!(copied.is_ok(), "the copy has the whole schema: {:?}", copied.err());
     store.close().await;
+}
+
+/// `sub0`'s rule with an explicit plan, put in the rules table.
+async fn put_plan(s: &Setup, sub: &str, plan: &str) {
+    let rule = proxy_renewd::rule::Rule {
+        plan: proxy_renewd::rule::PlanChoice::Plan(proxy_renewd::values::PlanId::parse(plan).unwrap()),
+        ..s.config().defaults.clone()
+    };
+    s.store.put_rule(&SubscriptionId::parse(sub).unwrap(), &rule, EpochMs::now()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_balance_probe_goes_last_so_a_cheaper_renewal_is_not_starved() {
+    // sub0 is the most urgent and costs 33.00; sub1 costs 12.00; the balance holds 20.00.
+    let mut state = world(&[2 * DAY, 2 * DAY + 1]);
+    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    state.balance_cents = 2_000;
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "").await.with_max_concurrency(1);
+    put_plan(&s, "sub0", "q2w4e6r8t0y2u4i6o8p0a2s4").await;
+    let report = s.cycle().await;
+    let names: Vec<&str> = report.items.iter().map(|i| i.outcome.as_ref().map_or("none", RenewOutcome::name)).collect();
+    assert_eq!(names, ["refused", "not-attempted"]);
+    let rows = s.store.outbox(false, 100).await.unwrap();
+    let short: Vec<Option<&str>> = rows
+        .iter()
+        .filter(|r| r.alert.kind.as_str() == "insufficient-balance")
+        .map(|r| r.alert.subscription_id.as_ref().map(|i| i.as_str()))
+        .collect();
+    assert!(short.contains(&Some("sub1")), "the one not tried alerts too, with its price: {short:?}");
+    s.clock.advance(60_000);
+    let report = s.cycle().await;
+    let sub1 = report.items.iter().find(|i| i.subscription.subscription_id.as_str() == "sub1").unwrap();
+    assert!(matches!(sub1.outcome, Some(RenewOutcome::Succeeded { .. })), "{report:?}");
+}
+
+#[tokio::test]
+async fn plans_tried_after_409s_share_one_budget() {
+    // Two subscriptions, cheapest 12.00 (sold out: 409), next 33.00; a 50.00 budget.
+    let mut state = world(&[DAY, DAY + 1]);
+    for sub in &mut state.subscriptions {
+        sub.renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    }
+    let cheapest = state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap();
+    cheapest.sold_out = true;
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 5000\n").await.with_max_concurrency(1);
+    let report = s.cycle().await;
+    let spent: i64 = sim
+        .calls_of("renew")
+        .iter()
+        .filter(|c| c.applied)
+        .map(|c| if c.params["planId"] == "q2w4e6r8t0y2u4i6o8p0a2s4" { 3_300 } else { 1_200 })
+        .sum();
+    assert!(spent <= 5_000, "the daily budget holds across retries: {spent}");
+    assert_eq!(spent, 3_300, "sub0 moved to the 33.00 plan; sub1's move would break the budget");
+    let names: Vec<&str> = report.items.iter().map(|i| i.outcome.as_ref().map_or("none", RenewOutcome::name)).collect();
+    assert_eq!(names, ["succeeded", "refused"], "{report:?}");
+}
+
+#[tokio::test]
+async fn a_refusal_retried_to_the_last_round_still_alerts() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    sim.fault("renew", FaultKind::RateLimit { retry_after_secs: 1 }, 10);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 4, "bounded retries within the cycle");
+    let kinds: Vec<String> =
+        s.store.outbox(false, 100).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
+    assert!(kinds.contains(&"unavailable".to_owned()), "the last refusal alerts: {kinds:?}");
 }
