@@ -245,15 +245,26 @@ fn init_tracing_with(default_filter: &str, format: LogFormat) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !journald && !std::io::stderr().is_terminal(),
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr);
     let _ = if json {
         // One flat object per line: timestamp, level, target, message and the fields.
-        builder.json().flatten_event(true).try_init()
+        builder.json().flatten_event(true).finish().with(no_smtp_dialogue()).try_init()
     } else if journald {
-        builder.compact().without_time().with_ansi(false).try_init()
+        builder.compact().without_time().with_ansi(false).finish().with(no_smtp_dialogue()).try_init()
     } else {
-        builder.compact().try_init()
+        builder.compact().finish().with(no_smtp_dialogue()).try_init()
     };
+}
+
+/// A filter above `RUST_LOG`: lettre's events below `warn` (the SMTP dialogue, `AUTH`
+/// included) never reach the log, whatever directive asks for them (a more specific one such
+/// as `lettre::transport::smtp=trace` would otherwise win over `lettre=warn`).
+fn no_smtp_dialogue() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("lettre") && *meta.level() > tracing::Level::WARN)
+    })
 }
 
 /// stderr that drops what it cannot write (a closed pipe) instead of failing.

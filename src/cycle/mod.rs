@@ -32,6 +32,9 @@ use crate::report::{CycleObserver, CycleReport};
 use crate::store::{SeenSubscription, Store, StoreError};
 use crate::values::{Clock, EpochMs};
 
+/// How long alert delivery may go on after a shutdown request (SIGTERM), in all.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why a cycle could not run at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -176,7 +179,22 @@ impl Cycle<'_> {
     }
 
     /// Sends what the outbox holds that is due (also what earlier cycles failed to send).
+    /// After a shutdown request it gets [`SHUTDOWN_GRACE`] more, then gives up: what was not
+    /// sent stays queued for the next start, and the process stops in time (Docker's 10 s).
     async fn deliver(&self) {
+        let stopped = async {
+            self.cancel.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            () = self.deliver_now() => {}
+            () = stopped => tracing::warn!(
+                "shutdown: alert delivery abandoned after the grace period; the alerts stay queued for the next start"
+            ),
+        }
+    }
+
+    async fn deliver_now(&self) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
         let unqueued = std::mem::take(&mut *self.unqueued.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         alerts::deliver::deliver_direct(&unqueued, self.mailer, self.clock.now()).await;

@@ -58,7 +58,7 @@ pub async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn sigterm(pid: u32) {
+pub fn sigterm(pid: u32) {
     let ok = std::process::Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().unwrap();
     assert!(ok.success());
 }

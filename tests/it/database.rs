@@ -77,3 +77,56 @@ async fn a_database_deleted_under_the_daemon_stops_it_and_is_not_recreated() {
     assert!(stderr.contains("was deleted while proxy-renewd ran"), "{stderr}");
     assert!(!db.exists(), "no new empty database under the daemon");
 }
+
+#[tokio::test]
+async fn sigterm_stops_within_10_seconds_whatever_smtp_does_and_the_alerts_stay_queued() {
+    // An SMTP server that accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", proxy_renewd::sim::FaultKind::StatusBefore { status: 409 }, 1);
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n"
+    );
+    let inst = Instance::with(&sim, "0 0 0 1 1 *", &email);
+    let daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut accepted = Vec::new();
+    wait_for("the daemon to start delivering the alert", || match silent.accept() {
+        Ok((conn, _)) => {
+            accepted.push(conn);
+            true
+        }
+        Err(_) => false,
+    })
+    .await;
+    crate::daemon::sigterm(daemon.id().unwrap());
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), daemon.wait_with_output())
+        .await
+        .expect("stopped within 10 s")
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let store = proxy_renewd::store::Store::open_read_only(&format!("sqlite://{}", inst.db().display())).await.unwrap();
+    assert!(store.pending_alerts().await.unwrap() >= 1, "unsent alerts stay queued");
+    drop(accepted);
+}
+
+#[tokio::test]
+async fn the_smtp_dialogue_never_reaches_the_log_whatever_rust_log_says() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[20 * DAY])).await;
+    let inst = Instance::with(&sim, "0 0 0 1 1 *", &email_toml(&smtp));
+    for filter in ["trace", "info,lettre::transport::smtp=trace", "info,lettre=trace"] {
+        let mut cmd = inst.cmd(&["alerts", "test"]);
+        cmd.env("RUST_LOG", filter);
+        let ran = crate::helpers::run(cmd).await;
+        assert_eq!(ran.code, 0, "{filter}: {}", ran.stderr);
+        for dialogue in ["EHLO", "MAIL FROM", "RCPT TO", "DATA", "AUTH", "\"target\":\"lettre"] {
+            assert!(!ran.stderr.contains(dialogue), "{filter}: {dialogue} in the log:\n{}", ran.stderr);
+        }
+        assert!(ran.stderr.contains("proxy_renewd"), "{filter}: our own log is still there");
+    }
+    assert_eq!(smtp.messages().len(), 3);
+}
