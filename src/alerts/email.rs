@@ -71,7 +71,7 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
         let total: i64 = short.iter().map(|(_, c)| c).sum();
         let _ = writeln!(
             body,
-            "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} refused for insufficient balance.\n",
+            "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} the short balance blocked (refused with 402, or not tried after one), most urgent first.\n",
             crate::values::Cents(total),
             short.len(),
             plural(short.len())

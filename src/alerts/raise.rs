@@ -41,7 +41,10 @@ fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> 
         409 => base(AlertKind::Unavailable).with(
             happened,
             RETRY_LATER,
-            "choose another plan (`proxy-renewd rules set ID --plan …`), or check the subscription",
+            format!(
+                "choose another plan (`proxy-renewd rules set {id} --plan …`), or check the subscription",
+                id = item.subscription.subscription_id
+            ),
         ),
         401 | 403 => base(AlertKind::Auth).with(
             happened,
@@ -56,7 +59,10 @@ fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> 
         _ => base(AlertKind::NotRenewable).with(
             happened,
             "nothing more for this period",
-            "check the subscription and its rule; then `proxy-renewd renew ID`",
+            format!(
+                "check the subscription and its rule; then `proxy-renewd renew {id}`",
+                id = item.subscription.subscription_id
+            ),
         ),
     };
     a.amount = price;
@@ -102,7 +108,10 @@ pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
                 out.push(about(AlertKind::Expired, item).with(
                     format!("expired {} and was not renewed", s.active_until),
                     "keep trying each cycle while the reason in the other alerts allows",
-                    "renew it now (`proxy-renewd renew ID`) or fix what blocks it",
+                    format!(
+                        "renew it now (`proxy-renewd renew {id}`) or fix what blocks it",
+                        id = item.subscription.subscription_id
+                    ),
                 ));
             } else if left <= lapse_warning_ms {
                 out.push(about(AlertKind::LapseImminent, item).with(
@@ -227,17 +236,20 @@ fn outcome_alert(item: &Item, outcome: &RenewOutcome) -> Option<Alert> {
         RenewOutcome::Unknown { message, .. } => Some(a(AlertKind::UnknownOutcome).with(
             message.clone(),
             "no new attempt until a later read shows whether it was applied (after ledger.reconcile_after)",
-            "nothing yet; check `proxy-renewd history` if it persists",
+            format!(
+                "nothing yet; `proxy-renewd history --subscription {id}` shows the attempt; if it persists, check {id} at the provider",
+                id = item.subscription.subscription_id
+            ),
         )),
         RenewOutcome::Succeeded { held: true, end_at, .. } => Some(a(AlertKind::StillDueAfterRenewal).with(
             format!("renewed to {end_at}, which is still within renew_before"),
             "no further automatic renewal (no catch-up spending)",
-            "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+            format!("renew by hand (`proxy-renewd renew {id}`) or allow it (`proxy-renewd rules set {id} --enable`)", id = item.subscription.subscription_id),
         )),
         RenewOutcome::ImplausibleEnd { end_at, .. } => Some(a(AlertKind::Malformed).with(
             format!("renew answered 200, but endAt {} is not a plausible expiry", end_at.0),
             "no new attempt; settle it by reading activeUntil back (after ledger.reconcile_after)",
-            "check the subscription at the provider; `proxy-renewd history --subscription ID`",
+            format!("check the subscription at the provider; `proxy-renewd history --subscription {id}`", id = item.subscription.subscription_id),
         )),
         RenewOutcome::NotRecorded { message } => Some(a(AlertKind::UnknownOutcome).with(
             format!("not renewed: the ledger could not be written ({message})"),
@@ -287,7 +299,10 @@ fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
             Blocked::OnHold => Some(a(AlertKind::StillDueAfterRenewal).with(
                 "on hold: a renewal left it still due",
                 "no further automatic renewal",
-                "renew by hand (`proxy-renewd renew ID`) or allow it (`proxy-renewd rules set ID --enable`)",
+                format!(
+                    "renew by hand (`proxy-renewd renew {id}`) or allow it (`proxy-renewd rules set {id} --enable`)",
+                    id = item.subscription.subscription_id
+                ),
             )),
             Blocked::Regressed { paid_until } => Some(a(AlertKind::Malformed).with(
                 format!(
@@ -302,13 +317,19 @@ fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
                 Some(a(AlertKind::UnknownOutcome).with(
                     format!("attempt {attempt} was answered as renewed, but activeUntil has not moved"),
                     "no new attempt for this period while the ledger says it is paid",
-                    "check the subscription at the provider; `proxy-renewd history --subscription ID`",
+                    format!(
+                        "check the subscription at the provider; `proxy-renewd history --subscription {id}`",
+                        id = item.subscription.subscription_id
+                    ),
                 ))
             }
             Blocked::InFlight { state, attempt, .. } => Some(a(AlertKind::UnknownOutcome).with(
                 format!("attempt {attempt} is {state}"),
                 "wait for reconciliation",
-                "nothing yet; check `proxy-renewd history`",
+                format!(
+                    "nothing yet; `proxy-renewd history --subscription {id}` shows the attempt",
+                    id = item.subscription.subscription_id
+                ),
             )),
             Blocked::Refused { status: Some(s), .. } | Blocked::Backoff { status: Some(s), .. } => {
                 Some(by_status(item, *s, &format!("the last renewal attempt was refused with HTTP {s}"), None))
@@ -316,13 +337,19 @@ fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
             Blocked::NoEligiblePlan { plan, offered } => Some(a(AlertKind::NoEligiblePlan).with(
                 format!("no renewal plan fits {plan} among the {offered} offered"),
                 "try again each cycle",
-                "choose another plan (`proxy-renewd api renewal-plans ID`, then `rules set ID --plan …`)",
+                format!(
+                    "choose another plan (`proxy-renewd api renewal-plans {id}`, then `rules set {id} --plan …`)",
+                    id = item.subscription.subscription_id
+                ),
             )),
             Blocked::OverPriceCap { plan_id, price, cap } => {
                 let mut x = a(AlertKind::OverPriceCap).with(
                     format!("plan {plan_id} costs {price}, over the cap {cap}"),
                     "not renew it while the price is over the cap",
-                    "raise the cap (`rules set ID --max-price-cents …`) or choose a cheaper plan",
+                    format!(
+                        "raise the cap (`rules set {id} --max-price-cents …`) or choose a cheaper plan",
+                        id = item.subscription.subscription_id
+                    ),
                 );
                 x.amount = Some(*price);
                 Some(x)

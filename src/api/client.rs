@@ -213,11 +213,14 @@ impl Client {
         Ok(list)
     }
 
-    /// Remembers the proxy credentials of `list` as secrets to keep out of error texts.
+    /// Remembers the proxy credentials and rotation paths of `list` as secrets to keep out of
+    /// error texts.
     fn learn(&self, list: &SubscriptionList) {
         let mut learned = self.learned.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for c in list.subscriptions.iter().filter_map(|s| s.credentials.as_ref()) {
-            for secret in [c.username.expose_secret(), c.password.expose_secret()] {
+        for s in &list.subscriptions {
+            let logins = s.credentials.iter().flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()]);
+            let paths = s.rotate.iter().filter_map(|r| r.rotate_path.as_ref()).map(ExposeSecret::expose_secret);
+            for secret in logins.chain(paths) {
                 if secret.len() >= 4 {
                     learned.insert(secret.to_owned());
                 }

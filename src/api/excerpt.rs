@@ -43,7 +43,8 @@ pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
             redact_value(&mut v);
             v.to_string()
         }
-        Err(_) => clean_text(&String::from_utf8_lossy(body)),
+        // Not JSON (cut short, an HTML page quoting it): secret fields are found by shape.
+        Err(_) => clean_text(&redact_fields_in_text(&String::from_utf8_lossy(body))),
     };
     let text = remove_secrets(&text, secrets);
     let cut: String = text.chars().take(EXCERPT_CHARS).collect();
@@ -87,6 +88,71 @@ pub fn redact_value(v: &mut Value) {
     }
 }
 
+/// In text that is not (or not all) JSON, replaces the value after every secret-bearing key
+/// (`"password": "…"`, `"credentials": {…}`): a string up to its closing quote, an object or
+/// array up to its closing bracket (or the end of the text, when it was cut short), anything
+/// else up to the next `,` or `}`.
+#[must_use]
+pub fn redact_fields_in_text(text: &str) -> String {
+    let mut out = text.to_owned();
+    for key in SECRET_KEYS {
+        let needle = format!("\"{key}\"");
+        let mut from = 0;
+        while let Some(found) = out[from..].find(&needle) {
+            let after_key = from + found + needle.len();
+            let rest = &out[after_key..];
+            let Some(colon) = rest.find(|c: char| !c.is_whitespace()).filter(|&i| rest[i..].starts_with(':')) else {
+                from = after_key;
+                continue;
+            };
+            let start = after_key + colon + 1;
+            let start = start + out[start..].len() - out[start..].trim_start().len();
+            let end = value_end_in_text(&out, start);
+            out.replace_range(start..end, &format!("\"{REDACTED}\""));
+            from = start + REDACTED.len() + 2;
+        }
+    }
+    out
+}
+
+/// Where the value starting at `start` ends, as well as a possibly cut-short text allows.
+fn value_end_in_text(text: &str, start: usize) -> usize {
+    let b = text.as_bytes();
+    match b.get(start) {
+        Some(b'"') => {
+            let mut i = start + 1;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 2,
+                    b'"' => return i + 1,
+                    _ => i += 1,
+                }
+            }
+            b.len()
+        }
+        Some(b'{' | b'[') => {
+            let (mut depth, mut i, mut in_str) = (0usize, start, false);
+            while i < b.len() {
+                match (b[i], in_str) {
+                    (b'\\', true) => i += 1,
+                    (b'"', _) => in_str = !in_str,
+                    (b'{' | b'[', false) => depth += 1,
+                    (b'}' | b']', false) => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        _ => text[start..].find([',', '}']).map_or(text.len(), |i| start + i),
+    }
+}
+
 /// Does a JSON path (`subscriptions[0].credentials.password`) run through a secret field?
 pub(crate) fn is_secret_path(path: &str) -> bool {
     path.split(['.', '[', ']']).any(|seg| SECRET_KEYS.contains(&seg))
@@ -111,6 +177,17 @@ mod tests {
         assert!(!e.contains("rk_secret_1") && !e.contains("x:y"), "{e}");
         assert!(e.chars().count() <= EXCERPT_CHARS + 3, "{e}");
         assert!(e.ends_with("…\""), "{e}");
+    }
+
+    #[test]
+    fn secret_fields_are_found_by_shape_in_a_body_that_is_not_json() {
+        // Cut short in the middle of a subscription: not JSON, but the credentials must go.
+        let body = br#"{"ok":true,"subscriptions":[{"subscriptionId":"abc","credentials":{"username":"u_6k8s9d","password":"p_2n4m6q"},"rotate":{"rotatePath":"/r/abcd1234"},"status":"act"#;
+        let e = excerpt(body, &[]);
+        assert!(!e.contains("p_2n4m6q") && !e.contains("u_6k8s9d") && !e.contains("abcd1234"), "{e}");
+        let cut = br#"<html>error near "password": "hunter22secret" and "#;
+        let e = excerpt(cut, &[]);
+        assert!(!e.contains("hunter22secret"), "{e}");
     }
 
     #[test]

@@ -5,10 +5,14 @@
 /// Shown instead of a secret.
 pub const REDACTED: &str = "<redacted>";
 
-/// URL-like (`scheme://…`) or login-like (`user:pass@host`) text. A plain email address
-/// (`ops@example.com`) is not.
+/// URL-like (`scheme://…`), login-like (`user:pass@host`) or rotation-path-like (`/r/…`, which
+/// works without the API key) text. A plain email address (`ops@example.com`) is not.
+#[must_use]
 pub fn looks_secret(token: &str) -> bool {
-    token.contains("://") || token.split_once('@').is_some_and(|(before, _)| before.contains(':'))
+    let bare = token.trim_start_matches(['"', '\'', '(', '[', '{', '=', ':']);
+    token.contains("://")
+        || token.split_once('@').is_some_and(|(before, _)| before.contains(':'))
+        || bare.starts_with("/r/")
 }
 
 /// Provider text made safe to print: control characters (escape sequences, newlines) become
@@ -44,5 +48,6 @@ mod tests {
         assert_eq!(clean_text("see http://bob:pw@x now"), "see <redacted> now");
         assert_eq!(clean_text("bob:pw@x.example"), "<redacted>");
         assert_eq!(clean_text("mail ops@example.com"), "mail ops@example.com");
+        assert_eq!(clean_text("rotatePath \"/r/abcd1234\" is invalid"), "rotatePath <redacted> is invalid");
     }
 }

@@ -130,3 +130,26 @@ async fn the_smtp_dialogue_never_reaches_the_log_whatever_rust_log_says() {
     }
     assert_eq!(smtp.messages().len(), 3);
 }
+
+#[tokio::test]
+async fn the_top_up_figure_covers_every_renewal_the_short_balance_blocked() {
+    // Balance 0, six due at 12.00 each, one request at a time: one 402, five not tried.
+    let smtp = SmtpServer::start();
+    let mut state = world(&[2 * DAY, 2 * DAY + 1, 2 * DAY + 2, 2 * DAY + 3, 2 * DAY + 4, 2 * DAY + 5]);
+    state.balance_cents = 0;
+    let sim = sim_with(state).await;
+    let s = crate::helpers::Setup::new(&sim, &format!("[alerts]\nrepeat_interval = \"6h\"\n{}", email_toml(&smtp)))
+        .await
+        .with_max_concurrency(1);
+    s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1);
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0].contains("Top up the balance by at least 72.00 (7200 cents) to cover the 6 renewals"),
+        "{}",
+        mail[0]
+    );
+    // Every action names the subscription.
+    assert!(mail[0].contains("sub3") && !mail[0].contains(" ID`") && !mail[0].contains(" ID "), "{}", mail[0]);
+}

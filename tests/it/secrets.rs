@@ -129,3 +129,21 @@ async fn proxy_logins_seen_in_subscriptions_are_kept_out_of_later_errors() {
     assert_clean("refusal quoting a proxy login", &format!("{e} {e:?}"));
     assert!(e.to_string().contains("is busy"), "{e}");
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_quoted_without_the_credentials_it_holds() {
+    let sim = crate::helpers::sim_with(crate::helpers::world(&[20 * crate::helpers::DAY])).await;
+    // A list cut short: not JSON, so no JSON redaction; the shape still gives the secrets away.
+    let cut = r#"{"ok":true,"subscriptions":[{"subscriptionId":"abc","credentials":{"username":"u_9z8y7x","password":"p_w6v5u4"},"rotate":{"rotatePath":"/r/zz99yy88"},"status":"act"#;
+    sim.fault("subscriptions", crate::helpers::canned(200, cut), 10);
+    let mut cmd = crate::helpers::bin_for(&sim);
+    cmd.args(["once"]).env("RUST_LOG", "trace").env("PROXY_RENEWD_API__MAX_ATTEMPTS", "1");
+    let dir = tempfile::tempdir().unwrap();
+    cmd.env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", dir.path().join("r.db").display()));
+    let ran = crate::helpers::run(cmd).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("the body is not JSON"), "{}", ran.stderr);
+    for secret in ["u_9z8y7x", "p_w6v5u4", "zz99yy88"] {
+        assert!(!ran.stderr.contains(secret) && !ran.stdout.contains(secret), "{secret} leaked:\n{}", ran.stderr);
+    }
+}
