@@ -79,7 +79,9 @@ impl InstanceLock {
     }
 }
 
-fn hostname() -> String {
+/// This machine's host name, for messages that say where they come from.
+#[must_use]
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())

@@ -93,9 +93,15 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
         let _ = writeln!(body, "  what to do:    {}", a.action);
         body.push('\n');
     }
-    body.push_str(
-        "-- \nproxy-renewd. The same alert repeats after [alerts] repeat_interval while the problem lasts.\n",
-    );
+    let host = crate::lock::hostname();
+    if problems.is_empty() {
+        let _ = writeln!(body, "-- \nproxy-renewd on {host}: all clear, nothing to do.");
+    } else {
+        let _ = writeln!(
+            body,
+            "-- \nproxy-renewd on {host}. The same alert repeats after [alerts] repeat_interval while the problem lasts."
+        );
+    }
     Digest { subject, body }
 }
 

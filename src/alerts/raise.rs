@@ -6,6 +6,7 @@ use crate::alert::{Alert, AlertKind};
 use crate::attempt::{LedgerState, RenewOutcome};
 use crate::policy::{Blocked, Decision, Skip};
 use crate::report::{CycleReport, Item};
+use crate::store::SeenSubscription;
 use crate::values::{Cents, EpochMs};
 
 /// An alert about `item`'s subscription, its texts still empty.
@@ -75,22 +76,49 @@ fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> 
 #[must_use]
 pub fn for_outcome(item: &Item, outcome: &RenewOutcome, had_alerted: bool) -> Vec<Alert> {
     let mut out: Vec<Alert> = outcome_alert(item, outcome).into_iter().collect();
-    if outcome.is_clean_success() && had_alerted {
-        out.push(about(AlertKind::Recovered, item).with(
-            "renewed after earlier alerts",
-            "nothing: back to normal",
-            "nothing",
-        ));
+    if let (RenewOutcome::Succeeded { end_at, held: false, .. }, true) = (outcome, had_alerted) {
+        out.push(recovered(&item.subscription, *end_at, "renewed after earlier alerts"));
     }
     out
+}
+
+/// `recovered` for one subscription: the problem is over; `active_until` is its new expiry.
+#[must_use]
+pub fn recovered(s: &SeenSubscription, active_until: EpochMs, happened: &str) -> Alert {
+    Alert {
+        kind: AlertKind::Recovered,
+        subscription_id: Some(s.subscription_id.clone()),
+        // The new expiry: a later problem with this subscription is a new period.
+        period: Some(active_until),
+        label: s.label.clone(),
+        network: s.network_label.clone(),
+        active_until: Some(active_until),
+        happened: format!("{happened}; it now runs until {active_until}"),
+        next: "nothing: the problem is over, back to normal".into(),
+        action: "nothing".into(),
+        amount: None,
+    }
 }
 
 /// The alerts a cycle's decisions call for (those without a renewal outcome), the
 /// escalations (`lapse-imminent`, `expired`), and unreadable entries; before deduplication.
 #[must_use]
-pub fn for_cycle(report: &CycleReport, lapse_warning_ms: i64) -> Vec<Alert> {
+pub fn for_cycle(
+    report: &CycleReport,
+    lapse_warning_ms: i64,
+    alerted: &std::collections::HashSet<String>,
+) -> Vec<Alert> {
     let now = report.read_at;
     let mut out = Vec::new();
+    // An unknown outcome that a read settled as applied: the all-clear, for one that alerted.
+    for r in report.reconciled.iter().filter(|r| r.settlement.state == LedgerState::Succeeded) {
+        let item = report.items.iter().find(|i| i.subscription.subscription_id == r.subscription_id);
+        if let (Some(item), Some(end)) = (item, r.settlement.actual_end_at)
+            && alerted.contains(r.subscription_id.as_str())
+        {
+            out.push(recovered(&item.subscription, end, "the renewal whose outcome was unknown was applied"));
+        }
+    }
     for item in &report.items {
         if item.outcome.is_none() {
             out.extend(decision_alert(item, now));

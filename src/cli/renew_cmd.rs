@@ -136,8 +136,21 @@ async fn renew(
         tracing::info!(subscription_id = %id, "hold lifted by a manual renewal");
     }
     let renewer = app.renewer(Origin::Manual).context("renew needs the database")?;
-    // The person sees the outcome right here: no alert is queued for it.
-    let (outcome, unrecorded) = renewer.renew_recorded(id, &terms, rule.renew_before_ms, |_| Vec::new()).await;
+    // The person sees the outcome right here: no alert is queued for it, but an incident it
+    // ends gets its all-clear (`recovered`).
+    let had_alerted = store.alerted_subscriptions().await?.contains(id.as_str());
+    let seen = crate::cycle::seen(sub);
+    let raise = |o: &RenewOutcome| match o {
+        RenewOutcome::Succeeded { end_at, held: false, .. } if had_alerted => {
+            vec![crate::alerts::raise::recovered(
+                &seen,
+                *end_at,
+                "renewed by hand (`proxy-renewd renew`) after earlier alerts",
+            )]
+        }
+        _ => Vec::new(),
+    };
+    let (outcome, unrecorded) = renewer.renew_recorded(id, &terms, rule.renew_before_ms, raise).await;
     Ok(Some((outcome, unrecorded.map(|u| u.what))))
 }
 

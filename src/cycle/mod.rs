@@ -20,6 +20,8 @@ mod outage;
 mod read;
 mod renew;
 
+pub use read::seen;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::Alert;
@@ -168,7 +170,8 @@ impl Cycle<'_> {
             unaccounted: known.unaccounted,
             interrupted,
         };
-        self.raise(&alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms), self.clock.now()).await;
+        let raised = alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms, &known.alerted);
+        self.raise(&raised, self.clock.now()).await;
         self.deliver().await;
         if let (Some(store), false) = (self.store, self.dry_run)
             && let Err(e) = store.record_cycle(report.finished_at).await

@@ -47,7 +47,7 @@ pub(super) fn without_duplicates(mut list: SubscriptionList) -> SubscriptionList
 
 /// What the cycle keeps of a subscription it read: the public fields, cleaned of escapes and
 /// login-like words; credentials, protocol URLs and rotation are left behind.
-pub(super) fn seen(s: &Subscription) -> SeenSubscription {
+pub fn seen(s: &Subscription) -> SeenSubscription {
     use secrecy::ExposeSecret;
     // The subscription's own login, should the provider put it in a label or note.
     let own: Vec<&str> = s

@@ -219,7 +219,12 @@ pub fn decide(input: &Input<'_>) -> Decision {
         return Decision::Blocked(Blocked::Malformed { active_until });
     }
     if status != "active" {
-        return Decision::Skip(Skip::NotRenewable { status: status.to_owned() });
+        // A person who disabled its rule has seen to it: no alarm (`not-renewable` advises it).
+        return if rule.enabled {
+            Decision::Skip(Skip::NotRenewable { status: status.to_owned() })
+        } else {
+            Decision::Skip(Skip::Disabled)
+        };
     }
     let expires_in_ms = active_until.since(now);
     let due = expires_in_ms <= rule.renew_before_ms;

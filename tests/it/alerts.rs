@@ -231,3 +231,53 @@ async fn unreadable_entries_without_ids_alert_separately() {
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("subscriptions[0]") && mails[0].contains("subscriptions[1]"), "{}", mails[0]);
 }
+
+#[tokio::test]
+async fn disabling_the_rule_of_a_subscription_that_is_not_renewable_clears_the_alarm() {
+    let sim = sim_with(world(&[20 * DAY])).await;
+    sim.update(|st, _| st.subscriptions[0].status = "suspended".into());
+    let s = Setup::new(&sim, "").await;
+    let report = s.cycle().await;
+    assert!(report.needs_attention(), "not-renewable is reported");
+    let action = s.store.outbox(false, 10).await.unwrap()[0].alert.action.clone();
+    assert!(action.contains("disable its rule"), "{action}");
+    // Do what the alert says.
+    let rule = proxy_renewd::rule::Rule { enabled: false, ..s.config().defaults.clone() };
+    let id = proxy_renewd::values::SubscriptionId::parse("sub0").unwrap();
+    s.store.put_rule(&id, &rule, proxy_renewd::values::EpochMs::now()).await.unwrap();
+    let report = s.cycle_with(true).await;
+    assert!(!report.needs_attention(), "the next audit is clean: {report:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_later_reconciled_as_applied_sends_the_all_clear_with_the_new_expiry() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::DropAfter, 1);
+    let s = Setup::new(&sim, &email_toml(&smtp)).await;
+    s.cycle().await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2, "unknown, then recovered");
+    let last = &mails[1];
+    assert!(subject(last).contains("recovered"), "{}", subject(last));
+    let new_expiry = proxy_renewd::values::EpochMs(sim.state().subscriptions[0].active_until_ms);
+    assert!(last.contains(&format!("expires:       {new_expiry}")), "the new expiry: {last}");
+    assert!(last.contains("all clear") && !last.contains("while the problem lasts"), "{last}");
+}
+
+#[tokio::test]
+async fn a_manual_renewal_after_a_402_queues_the_all_clear() {
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|st, _| st.balance_cents = 0);
+    let s = Setup::new(&sim, "").await;
+    s.cycle().await;
+    sim.update(|st, _| st.balance_cents = 100_000);
+    let mut renew = bin();
+    renew.arg("--config").arg(s.config_path()).args(["renew", "sub0", "--yes"]);
+    let ran = run(renew).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let kinds: Vec<String> =
+        s.store.outbox(false, 10).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
+    assert!(kinds.contains(&"recovered".to_owned()), "{kinds:?}");
+}
