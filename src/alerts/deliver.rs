@@ -46,7 +46,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
     let alerts: Vec<&Alert> = due.iter().map(|r| &r.alert).collect();
-    let d = digest(&alerts, now);
+    let d = digest(&alerts, now, cfg.instance.as_deref());
     match mailer.send(&d.subject, &d.body, cfg).await {
         Ok(answer) => {
             store.mark_sent(&ids, now).await?;
@@ -81,7 +81,7 @@ pub async fn deliver_direct(alerts: &[Alert], email: Option<(&Mailer, &Email)>, 
     }
     let Some((mailer, cfg)) = email else { return };
     let refs: Vec<&Alert> = alerts.iter().collect();
-    let d = digest(&refs, now);
+    let d = digest(&refs, now, cfg.instance.as_deref());
     match mailer.send(&d.subject, &d.body, cfg).await {
         Ok(answer) => tracing::info!(alerts = alerts.len(), %answer, "alert email sent directly"),
         Err(e) => tracing::error!(alerts = alerts.len(), error = %e, "alert email could not be sent either"),

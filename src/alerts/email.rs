@@ -25,9 +25,10 @@ pub struct Digest {
     pub body: String,
 }
 
-/// Renders alerts (at least one) as one digest, most urgent first.
+/// Renders alerts (at least one) as one digest, most urgent first; `instance` (`[alerts]
+/// instance`) is named with the host name at its end.
 #[must_use]
-pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
+pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest {
     let mut sorted: Vec<&Alert> = alerts.to_vec();
     sorted.sort_by_key(|a| (a.kind, a.subscription_id.clone()));
     let problems: Vec<&&Alert> = sorted.iter().filter(|a| a.kind != AlertKind::Recovered).collect();
@@ -93,7 +94,10 @@ pub fn digest(alerts: &[&Alert], now: EpochMs) -> Digest {
         let _ = writeln!(body, "  what to do:    {}", a.action);
         body.push('\n');
     }
-    let host = crate::lock::hostname();
+    let host = match instance {
+        Some(name) => format!("{} (instance {})", crate::lock::hostname(), clean_text(name)),
+        None => crate::lock::hostname(),
+    };
     if problems.is_empty() {
         let _ = writeln!(body, "-- \nproxy-renewd on {host}: all clear, nothing to do.");
     } else {
@@ -209,7 +213,12 @@ mod tests {
     use secrecy::SecretString;
 
     fn cfg(url: &str) -> Email {
-        Email { smtp_url: SecretString::from(url.to_owned()), from: "a@b".into(), to: vec!["c@d".into()] }
+        Email {
+            smtp_url: SecretString::from(url.to_owned()),
+            from: "a@b".into(),
+            to: vec!["c@d".into()],
+            instance: None,
+        }
     }
 
     #[test]

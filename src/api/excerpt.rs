@@ -91,10 +91,11 @@ pub fn redact_value(v: &mut Value) {
 /// In text that is not (or not all) JSON, replaces the value after every secret-bearing key
 /// (`"password": "…"`, `"credentials": {…}`): a string up to its closing quote, an object or
 /// array up to its closing bracket (or the end of the text, when it was cut short), anything
-/// else up to the next `,` or `}`.
+/// else up to the next `,` or `}`; and in `key=value` / `key: value` text (a form, a log
+/// line), the word after a secret key.
 #[must_use]
 pub fn redact_fields_in_text(text: &str) -> String {
-    let mut out = text.to_owned();
+    let mut out = redact_key_value_words(text);
     for key in SECRET_KEYS {
         let needle = format!("\"{key}\"");
         let mut from = 0;
@@ -110,6 +111,35 @@ pub fn redact_fields_in_text(text: &str) -> String {
             let end = value_end_in_text(&out, start);
             out.replace_range(start..end, &format!("\"{REDACTED}\""));
             from = start + REDACTED.len() + 2;
+        }
+    }
+    out
+}
+
+/// `password=hunter2`, `token: abc` → the word after a secret key (any case) is replaced.
+fn redact_key_value_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut redact_next = false;
+    for piece in text.split_inclusive(|c: char| c.is_whitespace() || c == '&' || c == ';' || c == ',') {
+        if redact_next && !piece.trim().is_empty() {
+            out.push_str(REDACTED);
+            out.push_str(&piece[piece.trim_end().len()..]);
+            redact_next = false;
+            continue;
+        }
+        let word = piece.trim_end_matches(|c: char| c.is_whitespace() || c == '&' || c == ';' || c == ',');
+        let secret_key = |k: &str| SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k.trim_matches(['"', '\''])));
+        match word.split_once(['=', ':']) {
+            Some((k, v)) if secret_key(k) && !v.is_empty() && !v.starts_with('"') && !v.starts_with('{') => {
+                out.push_str(&piece[..k.len() + 1]);
+                out.push_str(REDACTED);
+                out.push_str(&piece[word.len()..]);
+            }
+            Some((k, "")) if secret_key(k) => {
+                out.push_str(piece);
+                redact_next = true;
+            }
+            _ => out.push_str(piece),
         }
     }
     out
@@ -188,6 +218,9 @@ mod tests {
         let cut = br#"<html>error near "password": "hunter22secret" and "#;
         let e = excerpt(cut, &[]);
         assert!(!e.contains("hunter22secret"), "{e}");
+        let form = b"bad request: username=u_sim00&password=p_sim00x7 token: tk_123456 socks5://a:b@c";
+        let e = excerpt(form, &[]);
+        assert!(!e.contains("p_sim00x7") && !e.contains("u_sim00") && !e.contains("tk_123456"), "{e}");
     }
 
     #[test]

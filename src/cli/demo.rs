@@ -95,7 +95,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     if alerts.is_empty() {
         emit("(no alerts)\n")?;
     } else {
-        let d = digest(&alerts, EpochMs::now());
+        let d = digest(&alerts, EpochMs::now(), Some("demo"));
         emit(&format!("Subject: {}\n\n{}", d.subject, d.body))?;
     }
 

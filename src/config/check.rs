@@ -106,11 +106,23 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
         Some(c) if c < 0 => return Err(bad("budget.max_spend_cents_per_day", format!("{c} is negative"))),
         other => other.map(Cents),
     };
+    if let Some(name) = &raw.alerts.instance
+        && (name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control))
+    {
+        return Err(bad("alerts.instance", "is 1 to 64 characters without control characters, e.g. \"eu-1\"".into()));
+    }
     let alerts = Alerts {
         repeat_interval_ms: ms(raw.alerts.repeat_interval),
         lapse_warning_ms: ms(raw.alerts.lapse_warning),
         provider_down_after_ms: ms(raw.alerts.provider_down_after),
-        email: raw.alerts.email.as_ref().map(|e| check_email(e, &bad, &figment)).transpose()?,
+        email: raw
+            .alerts
+            .email
+            .as_ref()
+            .map(|e| {
+                check_email(e, &bad, &figment).map(|email| Email { instance: raw.alerts.instance.clone(), ..email })
+            })
+            .transpose()?,
     };
     let server_listen = match &raw.server {
         Some(s) => {
@@ -212,5 +224,5 @@ fn check_email(
     if let Some(addr) = e.to.iter().find(|a| !mailbox(a)) {
         return Err(bad("alerts.email.to", format!("{addr:?} is not an email address")));
     }
-    Ok(Email { smtp_url: SecretString::from(smtp_url), from: e.from.clone(), to: e.to.clone() })
+    Ok(Email { smtp_url: SecretString::from(smtp_url), from: e.from.clone(), to: e.to.clone(), instance: None })
 }

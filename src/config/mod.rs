@@ -133,6 +133,8 @@ pub struct Email {
     pub from: String,
     /// Recipients (at least one).
     pub to: Vec<String>,
+    /// `[alerts] instance`: this installation's name, shown in every email.
+    pub instance: Option<String>,
 }
 
 /// A checked `[api]`: everything a [`crate::api::Client`] needs.

@@ -168,6 +168,9 @@ pub struct RawAlerts {
     /// Alert `unreachable` once `op=subscriptions` has failed this long (and 3 cycles).
     #[serde(with = "humantime_serde")]
     pub provider_down_after: Duration,
+    /// A name for this installation, shown in every email beside the host name.
+    #[serde(default)]
+    pub instance: Option<String>,
     /// Email delivery; alerts are only logged without it.
     pub email: Option<RawEmail>,
 }
@@ -178,6 +181,7 @@ impl Default for RawAlerts {
             repeat_interval: Duration::from_secs(6 * 3600),
             lapse_warning: Duration::from_secs(86_400),
             provider_down_after: Duration::from_secs(30 * 60),
+            instance: None,
             email: None,
         }
     }

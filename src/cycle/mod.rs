@@ -140,9 +140,13 @@ impl Cycle<'_> {
             _ => Vec::new(),
         };
         let known = self.load(&list.subscriptions, read_at).await?;
-        // Alerted once, when a managed subscription stops being listed.
+        // Alerted once, when a managed subscription stops being listed (one listed but set
+        // aside as malformed, e.g. twice with different data, is not gone: it alerts as that).
+        let set_aside: std::collections::HashSet<&crate::values::SubscriptionId> =
+            list.malformed.iter().filter_map(|m| m.subscription_id.as_ref()).collect();
         let vanished: Vec<SeenSubscription> = gone
             .into_iter()
+            .filter(|s| !set_aside.contains(&s.subscription_id))
             .filter(|s| s.status == "active" && self.rule_of(&known, &s.subscription_id).1.enabled)
             .collect();
         for s in &vanished {

@@ -197,6 +197,7 @@ async fn a_silent_smtp_server_cannot_hold_the_daemon() {
         smtp_url: secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}")),
         from: "renewd@example.com".into(),
         to: vec!["ops@example.com".into()],
+        instance: None,
     };
     let mailer = proxy_renewd::alerts::email::Mailer::new(&email)
         .unwrap()

@@ -138,7 +138,7 @@ async fn the_top_up_figure_covers_every_renewal_the_short_balance_blocked() {
     let mut state = world(&[2 * DAY, 2 * DAY + 1, 2 * DAY + 2, 2 * DAY + 3, 2 * DAY + 4, 2 * DAY + 5]);
     state.balance_cents = 0;
     let sim = sim_with(state).await;
-    let s = crate::helpers::Setup::new(&sim, &format!("[alerts]\nrepeat_interval = \"6h\"\n{}", email_toml(&smtp)))
+    let s = crate::helpers::Setup::new(&sim, &format!("[alerts]\ninstance = \"eu-1\"\n{}", email_toml(&smtp)))
         .await
         .with_max_concurrency(1);
     s.cycle().await;
@@ -150,6 +150,7 @@ async fn the_top_up_figure_covers_every_renewal_the_short_balance_blocked() {
         "{}",
         mail[0]
     );
+    assert!(mail[0].contains("(instance eu-1)"), "the host and the instance: {}", mail[0]);
     // Every action names the subscription.
     assert!(mail[0].contains("sub3") && !mail[0].contains(" ID`") && !mail[0].contains(" ID "), "{}", mail[0]);
 }

@@ -467,3 +467,16 @@ async fn a_refusal_retried_to_the_last_round_still_alerts() {
         s.store.outbox(false, 100).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
     assert!(kinds.contains(&"unavailable".to_owned()), "the last refusal alerts: {kinds:?}");
 }
+
+#[tokio::test]
+async fn a_subscription_listed_twice_with_different_data_is_malformed_not_vanished() {
+    let (sim, s) = spawn(&[10 * DAY], "").await;
+    s.cycle().await;
+    let until = sim.state().subscriptions[0].active_until_ms;
+    let entry = |t: i64| format!(r#"{{"subscriptionId": "sub0", "status": "active", "activeUntil": {t}}}"#);
+    let body = format!(r#"{{"ok": true, "subscriptions": [{}, {}]}}"#, entry(until), entry(until + 1));
+    sim.fault("subscriptions", crate::helpers::canned(200, body), 1);
+    let report = s.cycle().await;
+    assert_eq!(report.malformed.len(), 1);
+    assert!(report.vanished.is_empty(), "listed, though not usable: {:?}", report.vanished);
+}
