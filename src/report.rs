@@ -36,6 +36,9 @@ pub struct Item {
     pub decision: Decision,
     /// `renewal-plans` could not be read (the decision is then `FetchPlans`).
     pub plans_error: Option<PlansError>,
+    /// `renewal-plans` as read in this cycle (due subscriptions only): what alerts offer a
+    /// person to choose from.
+    pub plans_offered: Option<Vec<crate::api::RenewalPlan>>,
     /// What the renewal came to (real cycles only; `None` when not attempted).
     pub outcome: Option<RenewOutcome>,
 }

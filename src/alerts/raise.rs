@@ -9,6 +9,23 @@ use crate::report::{CycleReport, Item};
 use crate::store::SeenSubscription;
 use crate::values::{Cents, EpochMs};
 
+/// The renewal plans on offer now, with their prices, e.g. `on offer now: q2w… 33.00 for 90d`,
+/// or `none on offer`; `refused` (the plan a 409 just turned down) is left out.
+fn on_offer(item: &Item, refused: Option<&crate::values::PlanId>) -> String {
+    let plans: Vec<String> = item
+        .plans_offered
+        .iter()
+        .flatten()
+        .filter(|p| Some(&p.id) != refused && p.duration_ms > 0)
+        .map(|p| format!("{} {} for {}d", p.id, p.price_amount_cents, p.duration_ms / 86_400_000))
+        .collect();
+    match (plans.is_empty(), &item.plans_offered) {
+        (_, None) => format!("see `proxy-renewd api renewal-plans {}`", item.subscription.subscription_id),
+        (true, Some(_)) => "none on offer now".into(),
+        (false, Some(_)) => format!("on offer now: {}", plans.join(", ")),
+    }
+}
+
 /// An alert about `item`'s subscription, its texts still empty.
 fn about(kind: AlertKind, item: &Item) -> Alert {
     let s = &item.subscription;
@@ -28,7 +45,13 @@ fn about(kind: AlertKind, item: &Item) -> Alert {
 
 const RETRY_LATER: &str = "retry in a later cycle (after 10 min, doubling up to 2 h; every cycle within alerts.lapse_warning of expiry; after a 402 the most urgent is probed each cycle)";
 
+/// The alert for a refusal with `status`; `price` is the refused renewal's, when this is the
+/// outcome of one (its plan is then the one refused, and not offered again).
 fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> Alert {
+    let refused_plan = match (&item.decision, price) {
+        (Decision::Renew(r), Some(_)) => Some(&r.plan_id),
+        _ => None,
+    };
     let base = |k| about(k, item);
     let mut a = match status {
         402 => base(AlertKind::InsufficientBalance).with(
@@ -43,7 +66,8 @@ fn by_status(item: &Item, status: u16, happened: &str, price: Option<Cents>) -> 
             happened,
             RETRY_LATER,
             format!(
-                "choose another plan (`proxy-renewd rules set {id} --plan …`), or check the subscription",
+                "choose another plan ({}; `proxy-renewd rules set {id} --plan PLAN`), or check the subscription",
+                on_offer(item, refused_plan),
                 id = item.subscription.subscription_id
             ),
         ),
@@ -366,7 +390,8 @@ fn decision_alert(item: &Item, now: EpochMs) -> Option<Alert> {
                 format!("no renewal plan fits {plan} among the {offered} offered"),
                 "try again each cycle",
                 format!(
-                    "choose another plan (`proxy-renewd api renewal-plans {id}`, then `rules set {id} --plan …`)",
+                    "choose another plan ({}; `proxy-renewd rules set {id} --plan PLAN`)",
+                    on_offer(item, None),
                     id = item.subscription.subscription_id
                 ),
             )),

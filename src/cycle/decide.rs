@@ -124,7 +124,16 @@ impl Cycle<'_> {
                 if let Decision::Renew(r) = &decision {
                     spent = Cents(spent.0.saturating_add(r.price.0));
                 }
-                Item { subscription: read::seen(s), rule_source, rule, decision, plans_error, outcome: None }
+                let plans_offered = plans.get(&s.subscription_id).and_then(|p| p.as_ref().ok()).cloned();
+                Item {
+                    subscription: read::seen(s),
+                    rule_source,
+                    rule,
+                    decision,
+                    plans_error,
+                    plans_offered,
+                    outcome: None,
+                }
             })
             .collect();
         (items, plans, probe.cloned())

@@ -282,3 +282,23 @@ async fn a_manual_renewal_after_a_402_queues_the_all_clear() {
         s.store.outbox(false, 10).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
     assert!(kinds.contains(&"recovered".to_owned()), "{kinds:?}");
 }
+
+#[tokio::test]
+async fn a_409_alert_names_the_plans_on_offer_or_none() {
+    // Only plan sold out: none on offer.
+    let sim = sim_with(world(&[2 * DAY])).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
+    let s = Setup::new(&sim, "").await;
+    s.cycle().await;
+    let action = s.store.outbox(false, 10).await.unwrap()[0].alert.action.clone();
+    assert!(action.contains("none on offer now") && action.contains("rules set sub0 --plan"), "{action}");
+    // An explicit plan refused, another offered: named with its price.
+    let mut state = world(&[2 * DAY]);
+    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    let sim = sim_with(state).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
+    let s = Setup::new(&sim, "[defaults]\nplan = \"k17m3q5v7n9p1r2t4w6y8z0a\"\n").await;
+    s.cycle().await;
+    let action = s.store.outbox(false, 10).await.unwrap()[0].alert.action.clone();
+    assert!(action.contains("on offer now: q2w4e6r8t0y2u4i6o8p0a2s4 33.00 for 90d"), "{action}");
+}
