@@ -45,26 +45,46 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         let kinds = due.iter().map(|r| r.alert.kind).collect();
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
-    let alerts: Vec<&Alert> = due.iter().map(|r| &r.alert).collect();
-    let d = digest(&alerts, now, cfg.instance.as_deref());
-    match mailer.send(&d.subject, &d.body, cfg).await {
-        Ok(answer) => {
-            store.mark_sent(&ids, now).await?;
-            tracing::info!(alerts = ids.len(), %answer, subject = %d.subject, "alert email sent");
-            let kinds = due.iter().map(|r| r.alert.kind).collect();
-            Ok(Delivered { sent: ids.len(), failed: 0, answer: Some(answer), kinds })
-        }
-        Err(e) => {
-            store.mark_failed(&ids, &e, now).await?;
-            let attempts = due.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
-            if attempts >= LOUD_AFTER_ATTEMPTS {
-                tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
-            } else {
-                tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+    let mut done = Delivered::default();
+    // A server that refuses the size (552) gets the digest in halves, down to one alert.
+    let mut batches: Vec<&[crate::store::OutboxRow]> = vec![&due[..]];
+    while let Some(batch) = batches.pop() {
+        let alerts: Vec<&Alert> = batch.iter().map(|r| &r.alert).collect();
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        let d = digest(&alerts, now, cfg.instance.as_deref());
+        match mailer.send(&d.subject, &d.body, cfg).await {
+            Ok(answer) => {
+                store.mark_sent(&ids, now).await?;
+                tracing::info!(alerts = ids.len(), %answer, subject = %d.subject, "alert email sent");
+                done.sent += ids.len();
+                done.kinds.extend(batch.iter().map(|r| r.alert.kind));
+                done.answer = Some(answer);
             }
-            Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e), kinds: Vec::new() })
+            Err(e) if is_too_large(&e) && batch.len() > 1 => {
+                tracing::warn!(alerts = ids.len(), error = %e, "the mail server refused the digest's size; sending it in halves");
+                let (first, second) = batch.split_at(batch.len() / 2);
+                batches.push(second);
+                batches.push(first);
+            }
+            Err(e) => {
+                store.mark_failed(&ids, &e, now).await?;
+                let attempts = batch.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+                if attempts >= LOUD_AFTER_ATTEMPTS {
+                    tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
+                } else {
+                    tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+                }
+                done.failed += ids.len();
+                done.answer = Some(e);
+            }
         }
     }
+    Ok(done)
+}
+
+/// Is this SMTP error a refusal of the message's size (552, "message size exceeds")?
+fn is_too_large(error: &str) -> bool {
+    error.contains("552") || error.to_ascii_lowercase().contains("size")
 }
 
 /// Delivers `alerts` at once, without the outbox: for alerts that could not be queued

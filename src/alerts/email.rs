@@ -78,21 +78,38 @@ pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest
             plural(short.len())
         );
     }
-    for a in &sorted {
-        let who = match (&a.subscription_id, &a.label, &a.network) {
-            (Some(id), Some(l), Some(n)) => format!("{id} ({}, {})", clean_text(l), clean_text(n)),
-            (Some(id), Some(l), None) => format!("{id} ({})", clean_text(l)),
-            (Some(id), _, _) => id.to_string(),
-            (None, _, _) => "the account".into(),
-        };
-        let _ = writeln!(body, "{}: {who}", a.kind.words().to_uppercase());
-        if let Some(t) = a.active_until {
-            let _ = writeln!(body, "  expires:       {t} ({})", relative(t, now));
+    // One section per kind, most urgent first within it; the body stays under
+    // MAX_DIGEST_BYTES however many alerts there are: past a kind's share, they are counted.
+    let kinds: Vec<AlertKind> = {
+        let mut k: Vec<AlertKind> = sorted.iter().map(|a| a.kind).collect();
+        k.dedup();
+        k
+    };
+    for (n, kind) in kinds.iter().enumerate() {
+        let mut group: Vec<&Alert> = sorted.iter().copied().filter(|a| a.kind == *kind).collect();
+        group.sort_by_key(|a| (a.active_until.is_none(), a.active_until, a.subscription_id.clone()));
+        section_header(&mut body, *kind, &group);
+        // What is left for this kind, keeping room for the other kinds' headers and the end.
+        let budget = MAX_DIGEST_BYTES.saturating_sub(body.len() + (kinds.len() - n) * 300 + 500);
+        let share = budget / (kinds.len() - n);
+        let start = body.len();
+        let mut shown = 0;
+        for a in &group {
+            let entry = render_entry(a, now);
+            if shown >= DETAIL_PER_KIND || body.len() - start + entry.len() > share {
+                break;
+            }
+            body.push_str(&entry);
+            shown += 1;
         }
-        let _ = writeln!(body, "  what happened: {}", clean_text(&a.happened));
-        let _ = writeln!(body, "  next:          {}", a.next);
-        let _ = writeln!(body, "  what to do:    {}", a.action);
-        body.push('\n');
+        if shown < group.len() {
+            let _ = writeln!(
+                body,
+                "  … and {} more {}: `proxy-renewd alerts list` lists every alert\n",
+                group.len() - shown,
+                kind.as_str()
+            );
+        }
     }
     let host = match instance {
         Some(name) => format!("{} (instance {})", crate::lock::hostname(), clean_text(name)),
@@ -107,6 +124,52 @@ pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest
         );
     }
     Digest { subject, body }
+}
+
+/// The most one digest's body holds, in bytes (100 kB): past it, alerts are counted, not
+/// detailed (mail servers commonly refuse messages over a few MB; some far less).
+pub const MAX_DIGEST_BYTES: usize = 100_000;
+
+/// The most alerts of one kind a digest details; the rest are counted.
+pub const DETAIL_PER_KIND: usize = 25;
+
+/// `OVER THE DAILY BUDGET — 984 subscriptions, 11808.00 involved, earliest expiry …`.
+fn section_header(body: &mut String, kind: AlertKind, group: &[&Alert]) {
+    let mut ids: Vec<&str> = group.iter().filter_map(|a| a.subscription_id.as_ref().map(|s| s.as_str())).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut facts = Vec::new();
+    if !ids.is_empty() {
+        facts.push(format!("{} subscription{}", ids.len(), plural(ids.len())));
+    }
+    let money: i64 = group.iter().filter_map(|a| a.amount.map(|c| c.0)).sum();
+    if money > 0 {
+        facts.push(format!("{} involved", crate::values::Cents(money)));
+    }
+    if let Some(t) = group.iter().filter_map(|a| a.active_until).min() {
+        facts.push(format!("earliest expiry {t}"));
+    }
+    let facts = if facts.is_empty() { String::new() } else { format!(" — {}", facts.join(", ")) };
+    let _ = writeln!(body, "== {}{facts} ==\n", kind.words().to_uppercase());
+}
+
+/// One alert, as the digest shows it.
+fn render_entry(a: &Alert, now: EpochMs) -> String {
+    let who = match (&a.subscription_id, &a.label, &a.network) {
+        (Some(id), Some(l), Some(n)) => format!("{id} ({}, {})", clean_text(l), clean_text(n)),
+        (Some(id), Some(l), None) => format!("{id} ({})", clean_text(l)),
+        (Some(id), _, _) => id.to_string(),
+        (None, _, _) => "the account".into(),
+    };
+    let mut out = format!("{}: {who}\n", a.kind.words().to_uppercase());
+    if let Some(t) = a.active_until {
+        let _ = writeln!(out, "  expires:       {t} ({})", relative(t, now));
+    }
+    let _ = writeln!(out, "  what happened: {}", clean_text(&a.happened));
+    let _ = writeln!(out, "  next:          {}", a.next);
+    let _ = writeln!(out, "  what to do:    {}", a.action);
+    out.push('\n');
+    out
 }
 
 fn plural(n: usize) -> &'static str {
@@ -210,7 +273,43 @@ fn secret_free(text: &str, cfg: &Email) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::{Cents, SubscriptionId};
     use secrecy::SecretString;
+
+    fn alert(kind: AlertKind, n: usize) -> Alert {
+        Alert {
+            kind,
+            subscription_id: Some(SubscriptionId::parse(&format!("sub{n}")).unwrap()),
+            period: Some(EpochMs(1_800_000_000_000 + n as i64)),
+            label: Some(format!("{n} - NL - Private")),
+            network: Some("NL-AMS Amsterdam".into()),
+            active_until: Some(EpochMs(1_800_000_000_000 + n as i64 * 60_000)),
+            happened: "plan k17 costs 12.00; 200.00 of the 200.00 daily budget is spent".into(),
+            next: "renew it when the rolling 24 h allows".into(),
+            action: "raise [budget] max_spend_cents_per_day, or renew by hand".into(),
+            amount: Some(Cents(1200)),
+        }
+    }
+
+    #[test]
+    fn a_digest_of_a_thousand_alerts_stays_small_and_keeps_the_totals() {
+        let mut alerts: Vec<Alert> = (0..984).map(|n| alert(AlertKind::OverBudget, n)).collect();
+        alerts.extend((0..354).map(|n| alert(AlertKind::LapseImminent, n)));
+        let refs: Vec<&Alert> = alerts.iter().collect();
+        let d = digest(&refs, EpochMs(1_799_000_000_000), None);
+        assert!(d.body.len() <= MAX_DIGEST_BYTES, "{} bytes", d.body.len());
+        assert!(
+            d.body.contains("== OVER THE DAILY BUDGET — 984 subscriptions, 11808.00 involved"),
+            "{}",
+            &d.body[..400]
+        );
+        assert!(d.body.contains("and 959 more over-budget"), "{}", d.body);
+        assert!(d.body.contains("== ABOUT TO LAPSE — 354 subscriptions"), "{}", d.body);
+        // Most urgent first within a kind.
+        let first = d.body.find("OVER THE DAILY BUDGET: sub0 ").unwrap();
+        assert!(first < d.body.find("OVER THE DAILY BUDGET: sub1 ").unwrap());
+        assert!(d.subject.len() < 100, "{}", d.subject);
+    }
 
     fn cfg(url: &str) -> Email {
         Email {

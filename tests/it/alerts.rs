@@ -302,3 +302,19 @@ async fn a_409_alert_names_the_plans_on_offer_or_none() {
     let action = s.store.outbox(false, 10).await.unwrap()[0].alert.action.clone();
     assert!(action.contains("on offer now: q2w4e6r8t0y2u4i6o8p0a2s4 33.00 for 90d"), "{action}");
 }
+
+#[tokio::test]
+async fn a_server_that_refuses_the_size_gets_the_digest_in_parts_and_every_alert_arrives() {
+    // 60 subscriptions over a 1-cent budget: 60 alerts; the server takes 5 kB at most.
+    let smtp = SmtpServer::with_size(Some(5_000));
+    let offsets: Vec<i64> = (0..60).map(|i| DAY + i).collect();
+    let sim = sim_with(world(&offsets)).await;
+    let s = Setup::new(&sim, &format!("[budget]\nmax_spend_cents_per_day = 1\n{}", email_toml(&smtp))).await;
+    s.cycle().await;
+    assert_eq!(s.store.pending_alerts().await.unwrap(), 0, "every alert delivered");
+    let mails = smtp.messages();
+    assert!(mails.len() > 1, "split: {} messages", mails.len());
+    for n in 0..60 {
+        assert!(mails.iter().any(|m| m.contains(&format!("OVER THE DAILY BUDGET: sub{n} "))), "sub{n} arrived");
+    }
+}

@@ -10,6 +10,8 @@ pub struct SmtpServer {
     pub port: u16,
     maildir: tempfile::TempDir,
     child: Option<Child>,
+    /// A size limit (RFC 1870 SIZE): bigger messages get 552.
+    size: Option<u32>,
 }
 
 fn free_port() -> u16 {
@@ -18,7 +20,12 @@ fn free_port() -> u16 {
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
-        let mut s = SmtpServer { port: free_port(), maildir: tempfile::tempdir().unwrap(), child: None };
+        SmtpServer::with_size(None)
+    }
+
+    /// A server that refuses messages over `bytes` with 552.
+    pub fn with_size(bytes: Option<u32>) -> SmtpServer {
+        let mut s = SmtpServer { port: free_port(), maildir: tempfile::tempdir().unwrap(), child: None, size: bytes };
         s.resume();
         s
     }
@@ -39,16 +46,11 @@ impl SmtpServer {
     /// Starts (again) on the same port and Maildir.
     pub fn resume(&mut self) {
         let box_dir = self.maildir.path().join("box");
+        let size: Vec<String> = self.size.map(|b| vec!["--size".to_owned(), b.to_string()]).unwrap_or_default();
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{}", self.port),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
+            .args(&size)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&box_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
