@@ -46,40 +46,90 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
     let mut done = Delivered::default();
+    let states = store.recipients().await?;
+    let is_dead = |a: &str| states.iter().any(|r| r.address == a && r.dead_since.is_some());
+    let live: Vec<String> = mailer.recipients().into_iter().filter(|a| !is_dead(a)).collect();
+    let notice = dead_notice(&states);
+    if live.is_empty() {
+        let e = "every [alerts.email] recipient is dead-lettered (refused for good): fix `to`".to_owned();
+        tracing::error!(alerts = ids.len(), error = %e, "alert email cannot be delivered");
+        store.mark_failed(&ids, &e, now).await?;
+        return Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e), kinds: Vec::new() });
+    }
     // A server that refuses the size (552) gets the digest in halves, down to one alert.
     let mut batches: Vec<&[crate::store::OutboxRow]> = vec![&due[..]];
     while let Some(batch) = batches.pop() {
         let alerts: Vec<&Alert> = batch.iter().map(|r| &r.alert).collect();
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
         let d = digest(&alerts, now, cfg.instance.as_deref());
-        match mailer.send(&d.subject, &d.body, cfg).await {
-            Ok(answer) => {
-                store.mark_sent(&ids, now).await?;
-                tracing::info!(alerts = ids.len(), %answer, subject = %d.subject, "alert email sent");
-                done.sent += ids.len();
-                done.kinds.extend(batch.iter().map(|r| r.alert.kind));
-                done.answer = Some(answer);
-            }
-            Err(e) if is_too_large(&e) && batch.len() > 1 => {
-                tracing::warn!(alerts = ids.len(), error = %e, "the mail server refused the digest's size; sending it in halves");
-                let (first, second) = batch.split_at(batch.len() / 2);
-                batches.push(second);
-                batches.push(first);
-            }
-            Err(e) => {
-                store.mark_failed(&ids, &e, now).await?;
-                let attempts = batch.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
-                if attempts >= LOUD_AFTER_ATTEMPTS {
-                    tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
-                } else {
-                    tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+        let body = format!("{notice}{}", d.body);
+        let (mut accepted, mut errors, mut too_large) = (0, Vec::new(), false);
+        // Each recipient on its own: one refused address does not keep the others from it.
+        for to in &live {
+            match mailer.send_to(to, &d.subject, &body, cfg).await {
+                Ok(answer) => {
+                    accepted += 1;
+                    store.record_recipient(to, None, now).await?;
+                    done.answer = Some(answer);
                 }
-                done.failed += ids.len();
-                done.answer = Some(e);
+                Err(e) if is_too_large(&e.text) && batch.len() > 1 => {
+                    too_large = true;
+                    break;
+                }
+                Err(e) => {
+                    let state = store.record_recipient(to, Some((&e.text, e.permanent)), now).await?;
+                    if state.is_some_and(|s| s.dead_since == Some(now)) {
+                        tracing::error!(recipient = %to, error = %e.text, "alert recipient refused for good: dead-lettered; the other recipients are told in every digest");
+                    }
+                    errors.push(format!("{to}: {}", e.text));
+                }
             }
+        }
+        if too_large {
+            tracing::warn!(alerts = ids.len(), "the mail server refused the digest's size; sending it in halves");
+            let (first, second) = batch.split_at(batch.len() / 2);
+            batches.push(second);
+            batches.push(first);
+            continue;
+        }
+        if accepted > 0 {
+            store.mark_sent(&ids, now).await?;
+            tracing::info!(alerts = ids.len(), recipients = accepted, subject = %d.subject, "alert email sent");
+            if !errors.is_empty() {
+                tracing::warn!(alerts = ids.len(), refused = %errors.join("; "), "some recipients did not get the alert email");
+            }
+            done.sent += ids.len();
+            done.kinds.extend(batch.iter().map(|r| r.alert.kind));
+        } else {
+            let e = errors.join("; ");
+            store.mark_failed(&ids, &e, now).await?;
+            let attempts = batch.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+            if attempts >= LOUD_AFTER_ATTEMPTS {
+                tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
+            } else {
+                tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+            }
+            done.failed += ids.len();
+            done.answer = Some(e);
         }
     }
     Ok(done)
+}
+
+/// What every digest says of dead-lettered recipients, so that the others can fix it.
+fn dead_notice(states: &[crate::store::RecipientState]) -> String {
+    let dead: Vec<String> = states
+        .iter()
+        .filter_map(|r| {
+            let since = r.dead_since?;
+            Some(format!(
+                "NOT DELIVERED to {} since {since} ({}): it gets no alerts; fix [alerts.email] to.\n",
+                r.address,
+                r.last_error.as_deref().unwrap_or("refused")
+            ))
+        })
+        .collect();
+    if dead.is_empty() { String::new() } else { format!("{}\n", dead.concat()) }
 }
 
 /// Is this SMTP error a refusal of the message's size (552, "message size exceeds")?

@@ -248,6 +248,50 @@ impl Mailer {
     }
 }
 
+/// Why a message did not reach one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// The SMTP error, secret-free.
+    pub text: String,
+    /// The server refused for good (5xx): retrying the same address will not help.
+    pub permanent: bool,
+}
+
+impl Mailer {
+    /// The recipients, as configured (`[alerts.email] to`).
+    #[must_use]
+    pub fn recipients(&self) -> Vec<String> {
+        self.to.iter().map(ToString::to_string).collect()
+    }
+
+    /// Sends one message to the recipient `to` (one of [`Mailer::recipients`]) alone.
+    ///
+    /// # Errors
+    /// [`SendError`], saying whether the refusal is permanent.
+    pub async fn send_to(&self, to: &str, subject: &str, body: &str, smtp: &Email) -> Result<String, SendError> {
+        let fail = |text: String, permanent| SendError { text, permanent };
+        let mailbox = self
+            .to
+            .iter()
+            .find(|m| m.to_string() == to)
+            .cloned()
+            .ok_or_else(|| fail(format!("{to} is not a recipient"), true))?;
+        let message = Message::builder()
+            .message_id(None)
+            .from(self.from.clone())
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .to(mailbox)
+            .body(body.to_owned())
+            .map_err(|e| fail(format!("cannot build the message: {e}"), true))?;
+        let response = tokio::time::timeout(self.send_timeout, self.transport.send(message))
+            .await
+            .map_err(|_| fail(format!("the SMTP server did not finish within {:?}", self.send_timeout), false))?
+            .map_err(|e| fail(secret_free(&e.to_string(), smtp), e.is_permanent()))?;
+        Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")))
+    }
+}
+
 /// The longest one message may take to send, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 

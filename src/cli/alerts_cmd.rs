@@ -57,11 +57,34 @@ async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> 
     }
     let store = Store::open_read_only(&cfg.database_url).await?;
     let rows = store.outbox(pending, limit).await;
+    let recipients = store.recipients().await;
     store.close().await;
-    let rows = rows?;
+    let (rows, recipients) = (rows?, recipients?);
     emit(&match format {
-        OutputFormat::Json => pretty(&json!({ "alerts": rows.iter().map(row_json).collect::<Vec<_>>() })),
-        OutputFormat::Table => table(&rows),
+        OutputFormat::Json => pretty(&json!({
+            "alerts": rows.iter().map(row_json).collect::<Vec<_>>(),
+            "recipients": recipients.iter().map(|r| json!({
+                "address": r.address,
+                "refusals": r.failures,
+                "dead_since_ms": r.dead_since.map(|t| t.0),
+                "last_error": r.last_error,
+            })).collect::<Vec<_>>(),
+        })),
+        OutputFormat::Table => {
+            let mut out = table(&rows);
+            for r in &recipients {
+                let state = match r.dead_since {
+                    Some(t) => format!("dead-lettered since {t}: it gets no alerts; fix [alerts.email] to"),
+                    None => format!("refused {} time{}", r.failures, if r.failures == 1 { "" } else { "s" }),
+                };
+                out.push_str(&format!(
+                    "recipient {}: {state} (last: {})\n",
+                    r.address,
+                    r.last_error.as_deref().unwrap_or("-")
+                ));
+            }
+            out
+        }
     })?;
     Ok(Exit::Ok)
 }

@@ -27,7 +27,7 @@ use sqlx::{Sqlite, Transaction};
 
 pub use error::StoreError;
 pub use holds::Hold;
-pub use outbox::{LOGGED_ONLY, OutboxRow, delivery_backoff_ms};
+pub use outbox::{DEAD_AFTER_REFUSALS, LOGGED_ONLY, OutboxRow, RecipientState, delivery_backoff_ms};
 pub use rules::RuleRow;
 pub use snapshot::{ReadFailures, SeenSubscription, SnapshotRow};
 

@@ -250,3 +250,86 @@ impl Store {
         Ok(ids.into_iter().collect())
     }
 }
+
+/// One alert recipient's delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    /// The address, as configured.
+    pub address: String,
+    /// Permanent refusals in a row.
+    pub failures: i64,
+    /// Dead-lettered since then: no more digests go to it.
+    pub dead_since: Option<EpochMs>,
+    /// The last refusal, secret-free.
+    pub last_error: Option<String>,
+}
+
+/// A recipient is dead-lettered after this many permanent refusals in a row.
+pub const DEAD_AFTER_REFUSALS: i64 = 3;
+
+impl Store {
+    /// Every recipient that has had a refusal, or is dead-lettered.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database.
+    pub async fn recipients(&self) -> Result<Vec<RecipientState>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>, Option<String>)> =
+            sqlx::query_as("SELECT address, failures, dead_since_ms, last_error FROM recipients ORDER BY address")
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, failures, dead, last_error)| RecipientState {
+                address,
+                failures,
+                dead_since: dead.map(EpochMs),
+                last_error,
+            })
+            .collect())
+    }
+
+    /// Records how a delivery to `address` went: accepted (clears its record), or refused
+    /// (`permanent`: counts towards dead-lettering). Returns its state after.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn record_recipient(
+        &self,
+        address: &str,
+        refusal: Option<(&str, bool)>,
+        now: EpochMs,
+    ) -> Result<Option<RecipientState>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        match refusal {
+            None => {
+                sqlx::query("DELETE FROM recipients WHERE address = ?")
+                    .bind(address)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            Some((error, permanent)) => {
+                sqlx::query(
+                    "INSERT INTO recipients (address, failures, last_error) VALUES (?, ?, ?)
+                     ON CONFLICT (address) DO UPDATE SET failures = failures + excluded.failures, last_error = excluded.last_error",
+                )
+                .bind(address)
+                .bind(i64::from(permanent))
+                .bind(error)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+                sqlx::query("UPDATE recipients SET dead_since_ms = ? WHERE address = ? AND failures >= ? AND dead_since_ms IS NULL")
+                    .bind(now.0)
+                    .bind(address)
+                    .bind(DEAD_AFTER_REFUSALS)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(self.recipients().await?.into_iter().find(|r| r.address == address))
+    }
+}

@@ -318,3 +318,34 @@ async fn a_server_that_refuses_the_size_gets_the_digest_in_parts_and_every_alert
         assert!(mails.iter().any(|m| m.contains(&format!("OVER THE DAILY BUDGET: sub{n} "))), "sub{n} arrived");
     }
 }
+
+#[tokio::test]
+async fn one_rejected_recipient_does_not_keep_the_others_from_the_alert_and_is_dead_lettered() {
+    let smtp = SmtpServer::rejecting_typos();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 10);
+    let email = format!(
+        "[alerts]\nrepeat_interval = \"1m\"\n[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\", \"typo@example.com\"]\n",
+        smtp.url()
+    );
+    let s = Setup::new(&sim, &email).await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "ops@ got it although typo@ was refused");
+    assert!(mails[0].contains("X-RcptTo: ops@example.com"), "{}", mails[0]);
+    assert_eq!(s.store.pending_alerts().await.unwrap(), 0, "delivered: not retried forever");
+    // Refused for good three times: dead-lettered, and ops@ is told in every digest.
+    for _ in 0..3 {
+        s.clock.advance(2 * 3_600_000);
+        s.cycle().await;
+    }
+    let states = s.store.recipients().await.unwrap();
+    let typo = states.iter().find(|r| r.address == "typo@example.com").expect("tracked");
+    assert!(typo.dead_since.is_some(), "{typo:?}");
+    let last = smtp.messages().pop().unwrap();
+    assert!(last.contains("NOT DELIVERED to typo@example.com"), "{last}");
+    let mut list = bin();
+    list.arg("--config").arg(s.config_path()).args(["alerts", "list"]);
+    let ran = run(list).await;
+    assert!(ran.stdout.contains("typo@example.com") && ran.stdout.contains("dead-lettered"), "{}", ran.stdout);
+}

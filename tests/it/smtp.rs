@@ -12,6 +12,8 @@ pub struct SmtpServer {
     child: Option<Child>,
     /// A size limit (RFC 1870 SIZE): bigger messages get 552.
     size: Option<u32>,
+    /// Refuse (550) every recipient whose address starts with `typo` (`reject_handler.py`).
+    reject_typos: bool,
 }
 
 fn free_port() -> u16 {
@@ -25,7 +27,26 @@ impl SmtpServer {
 
     /// A server that refuses messages over `bytes` with 552.
     pub fn with_size(bytes: Option<u32>) -> SmtpServer {
-        let mut s = SmtpServer { port: free_port(), maildir: tempfile::tempdir().unwrap(), child: None, size: bytes };
+        let mut s = SmtpServer {
+            port: free_port(),
+            maildir: tempfile::tempdir().unwrap(),
+            child: None,
+            size: bytes,
+            reject_typos: false,
+        };
+        s.resume();
+        s
+    }
+
+    /// A server that refuses for good (550) every recipient whose address starts with `typo`.
+    pub fn rejecting_typos() -> SmtpServer {
+        let mut s = SmtpServer {
+            port: free_port(),
+            maildir: tempfile::tempdir().unwrap(),
+            child: None,
+            size: None,
+            reject_typos: true,
+        };
         s.resume();
         s
     }
@@ -50,7 +71,8 @@ impl SmtpServer {
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
             .args(&size)
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", if self.reject_typos { "reject_handler.RejectTypos" } else { "aiosmtpd.handlers.Mailbox" }])
+            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it"))
             .arg(&box_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

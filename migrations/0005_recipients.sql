@@ -1,0 +1,10 @@
+-- Each alert recipient's delivery state (issue "Alerts that always reach someone"): a digest
+-- is sent to each recipient on its own, so that one bad address does not block the others; an
+-- address the server refuses for good (5xx) a few times is dead-lettered, and the others are
+-- told in every digest until the configuration changes.
+CREATE TABLE recipients (
+    address         TEXT PRIMARY KEY NOT NULL,
+    failures        INTEGER NOT NULL DEFAULT 0,   -- permanent refusals in a row
+    dead_since_ms   INTEGER,                      -- set once refused for good
+    last_error      TEXT
+) STRICT;
