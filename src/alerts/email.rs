@@ -202,12 +202,16 @@ impl Mailer {
     /// # Errors
     /// A sentence naming the bad setting, never the URL (it may hold a password).
     pub fn new(cfg: &Email) -> Result<Mailer, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(cfg.smtp_url.expose_secret())
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(cfg.smtp_url.expose_secret())
             .map_err(|e| {
                 format!("invalid [alerts.email] smtp_url ({}); the URL is not shown", secret_free(&e.to_string(), cfg))
             })?
-            .timeout(Some(Duration::from_secs(30)))
-            .build();
+            .timeout(Some(Duration::from_secs(30)));
+        let builder = match &cfg.ca_pem {
+            Some(pem) => builder.tls(tls_with_ca(cfg, pem)?),
+            None => builder,
+        };
+        let transport = builder.build();
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("invalid [alerts.email] from {:?}: {e}", cfg.from))?;
         let to = cfg
             .to
@@ -292,6 +296,27 @@ impl Mailer {
     }
 }
 
+/// The URL's TLS mode (`smtps://` wraps, `?tls=required` / `?tls=opportunistic` STARTTLS)
+/// with `pem`'s certificate authorities trusted beside the system's.
+fn tls_with_ca(cfg: &Email, pem: &[u8]) -> Result<lettre::transport::smtp::client::Tls, String> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let url = url::Url::parse(cfg.smtp_url.expose_secret())
+        .map_err(|_| "invalid [alerts.email] smtp_url; the URL is not shown".to_owned())?;
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let cert = Certificate::from_pem(pem).map_err(|e| format!("invalid [alerts.email] ca_file: {e}"))?;
+    let params = TlsParameters::builder(host)
+        .add_root_certificate(cert)
+        .build_rustls()
+        .map_err(|e| format!("cannot set up TLS with [alerts.email] ca_file: {e}"))?;
+    let mode = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    match (url.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(params)),
+        (_, Some("required")) => Ok(Tls::Required(params)),
+        (_, Some("opportunistic")) => Ok(Tls::Opportunistic(params)),
+        _ => Err("[alerts.email] ca_file is set, but smtp_url asks for no TLS: use smtps:// or ?tls=required".into()),
+    }
+}
+
 /// The longest one message may take to send, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -335,6 +360,17 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_ca_file_needs_a_tls_url_and_a_certificate() {
+        let mut c = cfg("smtp://mail.example:25");
+        c.ca_pem = Some(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec());
+        let e = Mailer::new(&c).err().unwrap();
+        assert!(e.contains("ca_file"), "{e}");
+        let mut c = cfg("smtp://mail.example:25");
+        c.ca_pem = None;
+        assert!(Mailer::new(&c).is_ok());
+    }
+
     #[test]
     fn a_digest_of_a_thousand_alerts_stays_small_and_keeps_the_totals() {
         let mut alerts: Vec<Alert> = (0..984).map(|n| alert(AlertKind::OverBudget, n)).collect();
@@ -361,6 +397,7 @@ mod tests {
             from: "a@b".into(),
             to: vec!["c@d".into()],
             instance: None,
+            ca_pem: None,
         }
     }
 

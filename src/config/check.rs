@@ -224,5 +224,17 @@ fn check_email(
     if let Some(addr) = e.to.iter().find(|a| !mailbox(a)) {
         return Err(bad("alerts.email.to", format!("{addr:?} is not an email address")));
     }
-    Ok(Email { smtp_url: SecretString::from(smtp_url), from: e.from.clone(), to: e.to.clone(), instance: None })
+    let ca_pem = match &e.ca_file {
+        Some(path) => {
+            let path = credential_path(path);
+            let pem = std::fs::read(&path)
+                .map_err(|err| bad("alerts.email.ca_file", format!("cannot read {}: {err}", path.display())))?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(bad("alerts.email.ca_file", format!("{} holds no PEM certificate", path.display())));
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(Email { smtp_url: SecretString::from(smtp_url), from: e.from.clone(), to: e.to.clone(), instance: None, ca_pem })
 }

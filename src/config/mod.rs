@@ -135,6 +135,9 @@ pub struct Email {
     pub to: Vec<String>,
     /// `[alerts] instance`: this installation's name, shown in every email.
     pub instance: Option<String>,
+    /// `ca_file`: extra certificate authorities (PEM) the SMTP server's certificate may chain
+    /// to, read at start.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// A checked `[api]`: everything a [`crate::api::Client`] needs.

@@ -153,6 +153,10 @@ pub struct RawEmail {
     pub from: String,
     /// Recipients.
     pub to: Vec<String>,
+    /// A PEM file of certificate authorities to trust for the SMTP server's TLS, beside the
+    /// system's (a server with a private or self-signed certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[alerts]`.

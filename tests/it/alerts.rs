@@ -198,6 +198,7 @@ async fn a_silent_smtp_server_cannot_hold_the_daemon() {
         from: "renewd@example.com".into(),
         to: vec!["ops@example.com".into()],
         instance: None,
+        ca_pem: None,
     };
     let mailer = proxy_renewd::alerts::email::Mailer::new(&email)
         .unwrap()

@@ -69,6 +69,12 @@ fn each_bad_value_names_its_key_and_file() {
         ),
         ("[alerts.email]\nsmtp_url = \"smtp://h\"\nfrom = \"nobody\"\nto = [\"c@d\"]\n", "alerts.email.from"),
         ("[alerts.email]\nsmtp_url = \"smtp://h\"\nfrom = \"a@b\"\nto = []\n", "alerts.email.to"),
+        (
+            "[alerts.email]\nsmtp_url = \"smtp://h?tls=required\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nca_file = \"/nonexistent/ca.pem\"\n",
+            "alerts.email.ca_file",
+        ),
+        ("[alerts]\ninstance = \"\"\n", "alerts.instance"),
+        ("[alerts]\nprovider_down_after = \"soon\"\n", "alerts.provider_down_after"),
         ("[server]\nlisten = \"localhost\"\n", "server.listen"),
         ("[log]\nformat = \"xml\"\n", "log.format"),
         ("[sheduler]\ncron = \"0 * * * * *\"\n", "sheduler"),

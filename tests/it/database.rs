@@ -154,3 +154,29 @@ async fn the_top_up_figure_covers_every_renewal_the_short_balance_blocked() {
     // Every action names the subscription.
     assert!(mail[0].contains("sub3") && !mail[0].contains(" ID`") && !mail[0].contains(" ID "), "{}", mail[0]);
 }
+
+#[tokio::test]
+async fn starttls_with_a_private_ca_and_a_login_delivers_when_the_ca_is_trusted() {
+    let smtp = SmtpServer::tls_with_login("renewd", "s3cret-pw-9q");
+    let sim = sim_with(world(&[20 * DAY])).await;
+    let url = format!("smtp://renewd:s3cret-pw-9q@localhost:{}?tls=required", smtp.port);
+    let email = |ca: &str| {
+        format!(
+            "[alerts.email]\nsmtp_url = \"{url}\"\n{ca}from = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n"
+        )
+    };
+    // Not trusted: refused, with a reason, and the password nowhere.
+    let untrusted = Instance::with(&sim, "0 0 0 1 1 *", &email(""));
+    let ran = untrusted.run(&["alerts", "test"]).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.to_lowercase().contains("certificate"), "says why: {}", ran.stderr);
+    assert!(!ran.stderr.contains("s3cret-pw-9q") && !ran.stdout.contains("s3cret-pw-9q"), "{}", ran.stderr);
+    assert!(smtp.messages().is_empty());
+    // Trusted through [alerts.email] ca_file: STARTTLS, AUTH, delivered.
+    let ca = format!("ca_file = \"{}\"\n", smtp.ca_file().display());
+    let trusted = Instance::with(&sim, "0 0 0 1 1 *", &email(&ca));
+    let ran = trusted.run(&["alerts", "test"]).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(!ran.stderr.contains("s3cret-pw-9q") && !ran.stdout.contains("s3cret-pw-9q"));
+    assert_eq!(smtp.messages().len(), 1);
+}

@@ -14,6 +14,9 @@ pub struct SmtpServer {
     size: Option<u32>,
     /// Refuse (550) every recipient whose address starts with `typo` (`reject_handler.py`).
     reject_typos: bool,
+    /// STARTTLS and a login required (`tls_smtp.py`): the directory of the CA and the
+    /// server's certificate, the user and the password.
+    tls: Option<(tempfile::TempDir, String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -33,9 +36,43 @@ impl SmtpServer {
             child: None,
             size: bytes,
             reject_typos: false,
+            tls: None,
         };
         s.resume();
         s
+    }
+
+    /// A server that requires STARTTLS, with a certificate for `localhost` signed by a CA of
+    /// the test's own (`ca.pem` in [`SmtpServer::ca_file`]), and a login as `user`/`password`.
+    pub fn tls_with_login(user: &str, password: &str) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let sh = |cmd: &str| {
+            let ok =
+                Command::new("sh").arg("-c").arg(cmd).current_dir(dir.path()).stderr(Stdio::null()).status().unwrap();
+            assert!(ok.success(), "openssl: {cmd}");
+        };
+        sh(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=proxy-renewd-test-ca -keyout ca.key -out ca.pem",
+        );
+        sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr");
+        sh(
+            "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem",
+        );
+        let mut s = SmtpServer {
+            port: free_port(),
+            maildir: tempfile::tempdir().unwrap(),
+            child: None,
+            size: None,
+            reject_typos: false,
+            tls: Some((dir, user.to_owned(), password.to_owned())),
+        };
+        s.resume();
+        s
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.tls.as_ref().expect("a TLS server").0.path().join("ca.pem")
     }
 
     /// A server that refuses for good (550) every recipient whose address starts with `typo`.
@@ -46,6 +83,7 @@ impl SmtpServer {
             child: None,
             size: None,
             reject_typos: true,
+            tls: None,
         };
         s.resume();
         s
@@ -68,6 +106,23 @@ impl SmtpServer {
     pub fn resume(&mut self) {
         let box_dir = self.maildir.path().join("box");
         let size: Vec<String> = self.size.map(|b| vec!["--size".to_owned(), b.to_string()]).unwrap_or_default();
+        if let Some((dir, user, password)) = &self.tls {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tls_smtp.py");
+            let child = Command::new("python3")
+                .arg(script)
+                .arg(self.port.to_string())
+                .arg(&box_dir)
+                .arg(dir.path().join("server.pem"))
+                .arg(dir.path().join("server.key"))
+                .args([user, password])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 tls_smtp.py runs (.ci/run installs aiosmtpd)");
+            self.child = Some(child);
+            self.wait_for_port();
+            return;
+        }
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
             .args(&size)
@@ -79,6 +134,10 @@ impl SmtpServer {
             .spawn()
             .expect("python3 -m aiosmtpd runs (.ci/run installs aiosmtpd)");
         self.child = Some(child);
+        self.wait_for_port();
+    }
+
+    fn wait_for_port(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "aiosmtpd did not start on port {}", self.port);
