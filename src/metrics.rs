@@ -40,6 +40,7 @@ pub struct Metrics {
     alerts_pending: Gauge,
     alerts_sent: Family<Labels, Counter>,
     alert_failures: Counter,
+    dead_recipients: Gauge,
     health: Mutex<Health>,
     /// Why the last cycle failed, until one succeeds: `/healthz` says it.
     last_failure: Mutex<Option<String>>,
@@ -85,6 +86,7 @@ impl Metrics {
             alerts_pending: Gauge::default(),
             alerts_sent: Family::default(),
             alert_failures: Counter::default(),
+            dead_recipients: Gauge::default(),
             health: Mutex::new(Health::default()),
             last_failure: Mutex::new(None),
             registry: Registry::default(),
@@ -140,6 +142,11 @@ impl Metrics {
             "proxy_renewd_alert_send_failures",
             "Failed attempts to deliver the alert email",
             m.alert_failures.clone(),
+        );
+        registry.register(
+            "proxy_renewd_alert_recipients_dead",
+            "Alert recipients dead-lettered (refused for good): they get no alerts",
+            m.dead_recipients.clone(),
         );
         let build: Family<Labels, Gauge> = Family::default();
         build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
@@ -264,7 +271,8 @@ impl CycleObserver for Metrics {
     }
 
     /// After delivering alerts: what went, what failed, what is left.
-    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64) {
+    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64, dead_recipients: i64) {
+        self.dead_recipients.set(dead_recipients);
         for kind in sent_kinds {
             self.alerts_sent.get_or_create(&labels(&[("kind", kind)])).inc();
         }

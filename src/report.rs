@@ -200,7 +200,7 @@ pub trait CycleObserver: Send + Sync {
     /// A cycle failed (or was stopped) after `elapsed`, before it could report, because of
     /// `reason` (secret-free, e.g. `cannot read subscriptions: …`).
     fn cycle_failed(&self, elapsed: Duration, reason: &str);
-    /// Alert delivery ran: the kinds delivered (one per alert), failed deliveries, and what
-    /// is still queued.
-    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64);
+    /// Alert delivery ran: the kinds delivered (one per alert), failed deliveries, what is
+    /// still queued, and how many recipients are dead-lettered.
+    fn alerts_delivered(&self, sent_kinds: &[&str], failures: u64, pending: i64, dead_recipients: i64);
 }

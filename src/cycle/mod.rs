@@ -210,7 +210,9 @@ impl Cycle<'_> {
                 if let Some(m) = self.observer {
                     let kinds: Vec<&str> = d.kinds.iter().map(|k| k.as_str()).collect();
                     let pending = store.pending_alerts().await.unwrap_or(0);
-                    m.alerts_delivered(&kinds, if d.failed > 0 { 1 } else { 0 }, pending);
+                    let dead =
+                        store.recipients().await.map_or(0, |r| r.iter().filter(|r| r.dead_since.is_some()).count());
+                    m.alerts_delivered(&kinds, if d.failed > 0 { 1 } else { 0 }, pending, dead as i64);
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read or update the alert outbox"),

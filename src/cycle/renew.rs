@@ -134,8 +134,22 @@ impl Cycle<'_> {
                 _ => false,
             };
             // A refusal about to be retried within the cycle raises no alert of its own.
-            let raise =
-                |o: &RenewOutcome| if retries(o) { Vec::new() } else { alerts::for_outcome(&item, o, had_alerted) };
+            let settle_at = EpochMs(self.clock.now().0.saturating_add(self.config.reconcile_after_ms));
+            let raise = |o: &RenewOutcome| {
+                if retries(o) {
+                    return Vec::new();
+                }
+                let mut raised = alerts::for_outcome(&item, o, had_alerted);
+                // An unknown outcome: say when it will be settled, and how.
+                if matches!(o, RenewOutcome::Unknown { .. } | RenewOutcome::ImplausibleEnd { .. }) {
+                    for a in &mut raised {
+                        a.next = format!(
+                            "no new attempt; the first read after {settle_at} (ledger.reconcile_after) settles it: renewed if activeUntil moved as the attempt expected, tried again if it did not move"
+                        );
+                    }
+                }
+                raised
+            };
             let (outcome, unrecorded) = renewer.renew_recorded(&id, &terms, item.rule.renew_before_ms, raise).await;
             let recorded = unrecorded.is_none();
             if let Some(u) = unrecorded {

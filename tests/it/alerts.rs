@@ -350,3 +350,15 @@ async fn one_rejected_recipient_does_not_keep_the_others_from_the_alert_and_is_d
     let ran = run(list).await;
     assert!(ran.stdout.contains("typo@example.com") && ran.stdout.contains("dead-lettered"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn an_unknown_outcome_alert_says_when_and_how_it_will_be_settled() {
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::DropAfter, 1);
+    let s = Setup::new(&sim, "").await;
+    s.cycle().await;
+    let rows = s.store.outbox(false, 10).await.unwrap();
+    let unknown = rows.iter().find(|r| r.alert.kind.as_str() == "unknown-outcome").expect("alerted");
+    assert!(unknown.alert.next.contains("the first read after 20"), "a time: {}", unknown.alert.next);
+    assert!(unknown.alert.action.contains("history --subscription sub0"), "{}", unknown.alert.action);
+}
