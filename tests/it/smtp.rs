@@ -30,13 +30,18 @@ impl SmtpServer {
 
     /// A server that refuses messages over `bytes` with 552.
     pub fn with_size(bytes: Option<u32>) -> SmtpServer {
+        SmtpServer::spawn(bytes, false, None)
+    }
+
+    /// Starts a server on a free port with an empty Maildir.
+    fn spawn(size: Option<u32>, reject_typos: bool, tls: Option<(tempfile::TempDir, String, String)>) -> SmtpServer {
         let mut s = SmtpServer {
             port: free_port(),
             maildir: tempfile::tempdir().unwrap(),
             child: None,
-            size: bytes,
-            reject_typos: false,
-            tls: None,
+            size,
+            reject_typos,
+            tls,
         };
         s.resume();
         s
@@ -58,16 +63,7 @@ impl SmtpServer {
         sh(
             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem",
         );
-        let mut s = SmtpServer {
-            port: free_port(),
-            maildir: tempfile::tempdir().unwrap(),
-            child: None,
-            size: None,
-            reject_typos: false,
-            tls: Some((dir, user.to_owned(), password.to_owned())),
-        };
-        s.resume();
-        s
+        SmtpServer::spawn(None, false, Some((dir, user.to_owned(), password.to_owned())))
     }
 
     /// The CA that signed a TLS server's certificate (PEM).
@@ -77,16 +73,7 @@ impl SmtpServer {
 
     /// A server that refuses for good (550) every recipient whose address starts with `typo`.
     pub fn rejecting_typos() -> SmtpServer {
-        let mut s = SmtpServer {
-            port: free_port(),
-            maildir: tempfile::tempdir().unwrap(),
-            child: None,
-            size: None,
-            reject_typos: true,
-            tls: None,
-        };
-        s.resume();
-        s
+        SmtpServer::spawn(None, true, None)
     }
 
     /// `smtp://127.0.0.1:PORT` (plain; the tests' server speaks no TLS).
