@@ -343,7 +343,8 @@ fn sold_out_plans<'a>(input: &Input<'a>) -> Vec<&'a PlanId> {
 /// - 402: 10 min doubling per refusal, at most 2 h; but the cycle's balance probe (the most
 ///   urgent one waiting after a 402) is tried every cycle, and once any renewal succeeded
 ///   after a 402 (a top-up), that 402 holds nothing back;
-/// - 409: none while a strategy has another eligible plan to try (at most
+/// - 409: none for an explicit plan not yet refused in the period (a person chose another
+///   plan, as the alert advises); none while a strategy has another eligible plan to try (at most
 ///   [`MAX_PLANS_AFTER_409`]): the gate passes with the backoff the sold-out plan itself
 ///   waits, which [`decide`] applies when no other plan is left; else 10 min doubling per
 ///   refusal, at most 2 h;
@@ -375,6 +376,10 @@ fn ledger_gate(input: &Input<'_>) -> Result<(u32, Option<EpochMs>), Blocked> {
             if !matches!(input.rule.plan, PlanChoice::Plan(_)) && sold_out_plans(input).len() < MAX_PLANS_AFTER_409 =>
         {
             return Ok((next, Some(backoff())));
+        }
+        // A person chose another plan after the 409 (what the alert advises): try it now.
+        Some(409) if matches!(&input.rule.plan, PlanChoice::Plan(p) if !sold_out_plans(input).contains(&p)) => {
+            return Ok((next, None));
         }
         Some(429) if last.retry_at.is_some() => last
             .retry_at

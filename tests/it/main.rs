@@ -1,6 +1,7 @@
 //! The integration tests: one binary, driving the real library and the real `proxy-renewd`
 //! binary against the simulator on a loopback port.
 
+mod advice;
 mod alerts;
 mod cli;
 mod client_errors;
