@@ -8,3 +8,7 @@ CREATE TABLE recipients (
     dead_since_ms   INTEGER,                      -- set once refused for good
     last_error      TEXT
 ) STRICT;
+
+-- Which recipients already have each alert (a JSON array of addresses): a retry goes only to
+-- those still missing it, and the row is sent once every live recipient has it.
+ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';

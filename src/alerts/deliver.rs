@@ -3,6 +3,8 @@
 //! cycles and restarts, since the outbox is in the database). Without email, alerts are
 //! logged at `warn` and marked delivered.
 
+use std::collections::HashMap;
+
 use super::email::{Mailer, digest};
 use crate::alert::{Alert, AlertKind};
 use crate::config::Email;
@@ -56,23 +58,37 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         store.mark_failed(&ids, &e, now).await?;
         return Ok(Delivered { sent: 0, failed: ids.len(), answer: Some(e), kinds: Vec::new() });
     }
+    // Who got which alert in this round, beside what the rows say of earlier rounds.
+    let mut newly: HashMap<i64, Vec<String>> = HashMap::new();
+    let has = |r: &crate::store::OutboxRow, to: &str, newly: &HashMap<i64, Vec<String>>| {
+        r.delivered_to.iter().any(|d| d == to) || newly.get(&r.id).is_some_and(|n| n.iter().any(|d| d == to))
+    };
     // A server that refuses the size (552) gets the digest in halves, down to one alert.
     let mut batches: Vec<&[crate::store::OutboxRow]> = vec![&due[..]];
     while let Some(batch) = batches.pop() {
-        let alerts: Vec<&Alert> = batch.iter().map(|r| &r.alert).collect();
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        let d = digest(&alerts, now, cfg.instance.as_deref());
-        let body = format!("{notice}{}", d.body);
-        let (mut accepted, mut errors, mut too_large) = (0, Vec::new(), false);
-        // Each recipient on its own: one refused address does not keep the others from it.
+        let (mut errors, mut too_large) = (Vec::new(), false);
+        // Each recipient on its own, with what it does not have yet: one refused address does
+        // not keep the others from it, and a retry goes only where it is missing.
         for to in &live {
+            let rows: Vec<&crate::store::OutboxRow> = batch.iter().filter(|r| !has(r, to, &newly)).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let alerts: Vec<&Alert> = rows.iter().map(|r| &r.alert).collect();
+            let row_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let d = digest(&alerts, now, cfg.instance.as_deref());
+            let body = format!("{notice}{}", d.body);
             match mailer.send_to(to, &d.subject, &body, cfg).await {
                 Ok(answer) => {
-                    accepted += 1;
+                    store.mark_delivered_to(&row_ids, to).await?;
                     store.record_recipient(to, None, now).await?;
+                    tracing::info!(alerts = row_ids.len(), recipient = %to, %answer, subject = %d.subject, "alert email sent");
+                    for id in row_ids {
+                        newly.entry(id).or_default().push(to.clone());
+                    }
                     done.answer = Some(answer);
                 }
-                Err(e) if is_too_large(&e.text) && batch.len() > 1 => {
+                Err(e) if is_too_large(&e.text) && rows.len() > 1 => {
                     too_large = true;
                     break;
                 }
@@ -86,28 +102,30 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             }
         }
         if too_large {
-            tracing::warn!(alerts = ids.len(), "the mail server refused the digest's size; sending it in halves");
+            tracing::warn!(alerts = batch.len(), "the mail server refused the digest's size; sending it in halves");
             let (first, second) = batch.split_at(batch.len() / 2);
             batches.push(second);
             batches.push(first);
             continue;
         }
-        if accepted > 0 {
+        // Sent once every live recipient has it; the rest wait for a retry to those missing.
+        let (complete, missing): (Vec<&crate::store::OutboxRow>, Vec<&crate::store::OutboxRow>) =
+            batch.iter().partition(|r| live.iter().all(|to| has(r, to, &newly)));
+        if !complete.is_empty() {
+            let ids: Vec<i64> = complete.iter().map(|r| r.id).collect();
             store.mark_sent(&ids, now).await?;
-            tracing::info!(alerts = ids.len(), recipients = accepted, subject = %d.subject, "alert email sent");
-            if !errors.is_empty() {
-                tracing::warn!(alerts = ids.len(), refused = %errors.join("; "), "some recipients did not get the alert email");
-            }
             done.sent += ids.len();
-            done.kinds.extend(batch.iter().map(|r| r.alert.kind));
-        } else {
+            done.kinds.extend(complete.iter().map(|r| r.alert.kind));
+        }
+        if !missing.is_empty() {
+            let ids: Vec<i64> = missing.iter().map(|r| r.id).collect();
             let e = errors.join("; ");
             store.mark_failed(&ids, &e, now).await?;
-            let attempts = batch.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+            let attempts = missing.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
             if attempts >= LOUD_AFTER_ATTEMPTS {
-                tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing; the alerts stay queued (see `proxy-renewd alerts list --pending`)");
+                tracing::error!(alerts = ids.len(), attempts, error = %e, "alert email still failing for some recipients; the alerts stay queued for them (see `proxy-renewd alerts list --pending`)");
             } else {
-                tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed; will retry");
+                tracing::warn!(alerts = ids.len(), attempts, error = %e, "alert email failed for some recipients; will retry them");
             }
             done.failed += ids.len();
             done.answer = Some(e);

@@ -26,6 +26,8 @@ pub struct OutboxRow {
     pub next_attempt_at: EpochMs,
     /// The last delivery error.
     pub last_error: Option<String>,
+    /// The recipients that already have it.
+    pub delivered_to: Vec<String>,
 }
 
 #[derive(FromRow)]
@@ -37,11 +39,12 @@ struct Raw {
     attempts: i64,
     next_attempt_at_ms: i64,
     last_error: Option<String>,
+    delivered_to: String,
 }
 
 macro_rules! select_outbox {
     () => {
-        "SELECT id, payload, created_at_ms, sent_at_ms, attempts, next_attempt_at_ms, last_error FROM outbox"
+        "SELECT id, payload, created_at_ms, sent_at_ms, attempts, next_attempt_at_ms, last_error, delivered_to FROM outbox"
     };
 }
 
@@ -69,6 +72,7 @@ impl Store {
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
             next_attempt_at: EpochMs(r.next_attempt_at_ms),
             last_error: r.last_error,
+            delivered_to: serde_json::from_str(&r.delivered_to).unwrap_or_default(),
         })
     }
 
@@ -202,6 +206,26 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Records that `recipient` has the alerts `ids` (a retry leaves it out).
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    pub async fn mark_delivered_to(&self, ids: &[i64], recipient: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET delivered_to = json_insert(delivered_to, '$[#]', ?1)
+                 WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM json_each(delivered_to) WHERE value = ?1)",
+            )
+            .bind(recipient)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))
     }

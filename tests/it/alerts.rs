@@ -334,12 +334,21 @@ async fn one_rejected_recipient_does_not_keep_the_others_from_the_alert_and_is_d
     let mails = smtp.messages();
     assert_eq!(mails.len(), 1, "ops@ got it although typo@ was refused");
     assert!(mails[0].contains("X-RcptTo: ops@example.com"), "{}", mails[0]);
-    assert_eq!(s.store.pending_alerts().await.unwrap(), 0, "delivered: not retried forever");
-    // Refused for good three times: dead-lettered, and ops@ is told in every digest.
+    let rows = s.store.outbox(false, 10).await.unwrap();
+    assert_eq!(rows[0].delivered_to, ["ops@example.com"], "tracked per recipient");
+    // Refused for good three times (each retry only to typo@): dead-lettered.
     for _ in 0..3 {
         s.clock.advance(2 * 3_600_000);
         s.cycle().await;
     }
+    let to_ops = smtp.messages().iter().filter(|m| m.contains("X-RcptTo: ops@example.com")).count();
+    assert_eq!(to_ops, 1, "ops@ got the alert once; it stayed queued for typo@ alone");
+    // Dead-lettered: the alert is done, and the next digest to ops@ says typo@ gets nothing.
+    for _ in 0..2 {
+        s.clock.advance(2 * 3_600_000);
+        s.cycle().await;
+    }
+    assert_eq!(s.store.outbox(true, 10).await.unwrap().len(), 0, "not retried forever");
     let states = s.store.recipients().await.unwrap();
     let typo = states.iter().find(|r| r.address == "typo@example.com").expect("tracked");
     assert!(typo.dead_since.is_some(), "{typo:?}");
@@ -361,4 +370,30 @@ async fn an_unknown_outcome_alert_says_when_and_how_it_will_be_settled() {
     let unknown = rows.iter().find(|r| r.alert.kind.as_str() == "unknown-outcome").expect("alerted");
     assert!(unknown.alert.next.contains("the first read after 20"), "a time: {}", unknown.alert.next);
     assert!(unknown.alert.action.contains("history --subscription sub0"), "{}", unknown.alert.action);
+}
+
+#[tokio::test]
+async fn a_recipient_that_fails_for_now_gets_the_alert_on_the_retry_and_the_others_not_twice() {
+    let smtp = SmtpServer::rejecting_typos();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\", \"busy@example.com\"]\n",
+        smtp.url()
+    );
+    let s = Setup::new(&sim, &email).await;
+    s.cycle().await;
+    let pending = s.store.outbox(true, 10).await.unwrap();
+    assert!(
+        !pending.is_empty() && pending.iter().all(|r| r.delivered_to == ["ops@example.com"]),
+        "queued still, for busy@: {pending:?}"
+    );
+    s.clock.advance(2 * 60_000);
+    s.cycle().await;
+    let mails = smtp.messages();
+    let to = |who: &str| {
+        mails.iter().filter(|m| m.contains(&format!("X-RcptTo: {who}")) && m.contains("PLAN UNAVAILABLE: sub0")).count()
+    };
+    assert_eq!((to("ops@example.com"), to("busy@example.com")), (1, 1), "the 409 alert reached each once");
+    assert!(s.store.outbox(true, 10).await.unwrap().is_empty());
 }
