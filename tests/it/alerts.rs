@@ -397,3 +397,23 @@ async fn a_recipient_that_fails_for_now_gets_the_alert_on_the_retry_and_the_othe
     assert_eq!((to("ops@example.com"), to("busy@example.com")), (1, 1), "the 409 alert reached each once");
     assert!(s.store.outbox(true, 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_thousand_over_budget_subscriptions_make_one_bounded_email_with_the_totals() {
+    let smtp = SmtpServer::start();
+    let offsets: Vec<i64> = (0..1000).map(|i| 2 * DAY + i).collect();
+    let sim = sim_with(world(&offsets)).await;
+    let s = Setup::new(&sim, &format!("[budget]\nmax_spend_cents_per_day = 1\n{}", email_toml(&smtp))).await;
+    s.cycle().await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "one email");
+    let mail = &mails[0];
+    assert!(mail.len() < 110_000, "bounded: {} bytes", mail.len());
+    assert!(
+        mail.contains("OVER THE DAILY BUDGET =E2=80=94 1000 subscriptions")
+            || mail.contains("OVER THE DAILY BUDGET — 1000 subscriptions"),
+        "the total: {}",
+        &mail[..mail.len().min(2000)]
+    );
+    assert!(mail.contains("975 more over-budget"), "the rest counted");
+}
