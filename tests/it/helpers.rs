@@ -203,7 +203,7 @@ pub fn fixture(name: &str) -> String {
 pub fn bin() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-renewd"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("PROXY_RENEWD_") || k == "RUST_LOG" {
+        if k.starts_with("PROXY_RENEWD_") || k == "RUST_LOG" || k == "CREDENTIALS_DIRECTORY" || k == "JOURNAL_STREAM" {
             cmd.env_remove(k);
         }
     }
@@ -227,9 +227,13 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// Runs `cmd` to completion.
+/// Runs `cmd` to completion, within two minutes: a hung binary fails its test instead of
+/// hanging the suite.
 pub async fn run(mut cmd: tokio::process::Command) -> Ran {
-    let out = cmd.output().await.expect("the binary runs");
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the binary finished within 2 minutes")
+        .expect("the binary runs");
     Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into(),

@@ -135,8 +135,13 @@ impl SmtpServer {
     /// Every message received, as raw text, oldest first.
     pub fn messages(&self) -> Vec<String> {
         let new = self.maildir.path().join("box").join("new");
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(&new).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        // The server makes the Maildir when it starts: a missing one is a broken test, not "no
+        // mail" (which would make every "no email" assertion pass whatever happened).
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+            .unwrap_or_else(|e| panic!("the test SMTP server's Maildir {}: {e}", new.display()))
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
     }

@@ -173,13 +173,37 @@ async fn the_schema_upgrades_from_every_earlier_version() {
         if k > 0 {
             let mut conn = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
             MIGRATOR.run_to(versions[k - 1], &mut conn).await.unwrap();
+            // Rows at the old version (the tables of the first schema), which the upgrade
+            // must keep.
+            sqlx::query(
+                "INSERT INTO rules (subscription_id, enabled, renew_before_ms, plan, repeat_count, created_at_ms, updated_at_ms)
+                 VALUES ('old', 0, 86400000, 'longest', 2, 1, 1)",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO outbox (kind, subscription_id, period_ms, payload, created_at_ms, next_attempt_at_ms)
+                 VALUES ('auth', NULL, NULL, '{\"kind\":\"auth\",\"subscription_id\":null,\"period\":null,\"label\":null,\"network\":null,\"active_until\":null,\"happened\":\"x\",\"next\":\"y\",\"action\":\"z\",\"amount\":null}', 5, 5)",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
             conn.close().await.unwrap();
         }
         let store = Store::open(&url(&dir)).await.unwrap_or_else(|e| panic!("from version index {k}: {e}"));
+        if k > 0 {
+            let old =
+                store.rule(&id("old")).await.unwrap().unwrap_or_else(|| panic!("version index {k}: the rule is lost"));
+            assert!(!old.rule.enabled && old.rule.repeat_count == 2 && old.rule.plan == PlanChoice::Longest);
+            let queued = store.outbox(false, 10).await.unwrap();
+            assert_eq!(queued.len(), 1, "version index {k}: the outbox row is kept");
+            assert!(queued[0].delivered_to.is_empty());
+        }
         store.put_rule(&id("abc"), &Rule::default(), EpochMs(1)).await.unwrap();
         store.close().await;
         let ro = Store::open_read_only(&url(&dir)).await.unwrap();
-        assert_eq!(ro.rules().await.unwrap().len(), 1);
+        assert_eq!(ro.rules().await.unwrap().len(), if k > 0 { 2 } else { 1 });
     }
 }
 
