@@ -48,10 +48,19 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
         return Ok(Delivered { sent: ids.len(), failed: 0, answer: None, kinds });
     };
     let mut done = Delivered::default();
-    let states = store.recipients().await?;
+    // Only the configured addresses count: one removed from `to` is forgotten.
+    let configured = mailer.recipients();
+    let states: Vec<crate::store::RecipientState> =
+        store.recipients().await?.into_iter().filter(|r| configured.contains(&r.address)).collect();
     let is_dead = |a: &str| states.iter().any(|r| r.address == a && r.dead_since.is_some());
-    let live: Vec<String> = mailer.recipients().into_iter().filter(|a| !is_dead(a)).collect();
+    let live: Vec<String> = configured.iter().filter(|a| !is_dead(a)).cloned().collect();
     let notice = dead_notice(&states);
+    // A refusal counts against an address only once a round, and only when the server took
+    // mail for another address (this round, or these alerts earlier): a refusal of every
+    // address (a bad SMTP login, a refused sender) is the server's, not theirs, and must not
+    // dead-letter them all.
+    let mut refused_this_round: Vec<(String, String, bool)> = Vec::new();
+    let mut accepted_this_round = false;
     if live.is_empty() {
         let e = "every [alerts.email] recipient is dead-lettered (refused for good): fix `to`".to_owned();
         tracing::error!(alerts = ids.len(), error = %e, "alert email cannot be delivered");
@@ -80,6 +89,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             let body = format!("{notice}{}", d.body);
             match mailer.send_to(to, &d.subject, &body, cfg).await {
                 Ok(answer) => {
+                    accepted_this_round = true;
                     store.mark_delivered_to(&row_ids, to).await?;
                     store.record_recipient(to, None, now).await?;
                     tracing::info!(alerts = row_ids.len(), recipient = %to, %answer, subject = %d.subject, "alert email sent");
@@ -93,9 +103,10 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
                     break;
                 }
                 Err(e) => {
-                    let state = store.record_recipient(to, Some((&e.text, e.permanent)), now).await?;
-                    if state.is_some_and(|s| s.dead_since == Some(now)) {
-                        tracing::error!(recipient = %to, error = %e.text, "alert recipient refused for good: dead-lettered; the other recipients are told in every digest");
+                    if e.permanent && !refused_this_round.iter().any(|(a, ..)| a == to) {
+                        // The server took these very alerts for someone else already.
+                        let others_have_it = rows.iter().any(|r| r.delivered_to.iter().any(|d| d != to));
+                        refused_this_round.push((to.clone(), e.text.clone(), others_have_it));
                     }
                     errors.push(format!("{to}: {}", e.text));
                 }
@@ -131,6 +142,13 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
             done.answer = Some(e);
         }
     }
+    // Count the permanent refusals now, once each, if the server worked for someone.
+    for (to, text, _) in refused_this_round.iter().filter(|(.., others)| *others || accepted_this_round) {
+        let state = store.record_recipient(to, Some((text, true)), now).await?;
+        if state.is_some_and(|s| s.dead_since == Some(now)) {
+            tracing::error!(recipient = %to, "alert recipient refused for good: dead-lettered; the other recipients are told in every digest (`proxy-renewd alerts test` revives it once it accepts mail)");
+        }
+    }
     Ok(done)
 }
 
@@ -140,10 +158,10 @@ fn dead_notice(states: &[crate::store::RecipientState]) -> String {
         .iter()
         .filter_map(|r| {
             let since = r.dead_since?;
+            let why: String = r.last_error.as_deref().unwrap_or("refused").chars().take(160).collect();
             Some(format!(
-                "NOT DELIVERED to {} since {since} ({}): it gets no alerts; fix [alerts.email] to.\n",
-                r.address,
-                r.last_error.as_deref().unwrap_or("refused")
+                "NOT DELIVERED to {} since {since} ({why}): it gets no alerts; fix [alerts.email] to.\n",
+                r.address
             ))
         })
         .collect();
@@ -151,8 +169,14 @@ fn dead_notice(states: &[crate::store::RecipientState]) -> String {
 }
 
 /// Is this SMTP error a refusal of the message's size (552, "message size exceeds")?
+/// Is this SMTP error a refusal of the message's size (not a full mailbox, which is 552 too)?
 fn is_too_large(error: &str) -> bool {
-    error.contains("552") || error.to_ascii_lowercase().contains("size")
+    let e = error.to_ascii_lowercase();
+    e.contains("5.3.4")
+        || e.contains("size")
+        || e.contains("too much mail data")
+        || e.contains("too large")
+        || e.contains("too big")
 }
 
 /// Delivers `alerts` at once, without the outbox: for alerts that could not be queued
@@ -170,8 +194,13 @@ pub async fn deliver_direct(alerts: &[Alert], email: Option<(&Mailer, &Email)>, 
     let Some((mailer, cfg)) = email else { return };
     let refs: Vec<&Alert> = alerts.iter().collect();
     let d = digest(&refs, now, cfg.instance.as_deref());
-    match mailer.send(&d.subject, &d.body, cfg).await {
-        Ok(answer) => tracing::info!(alerts = alerts.len(), %answer, "alert email sent directly"),
-        Err(e) => tracing::error!(alerts = alerts.len(), error = %e, "alert email could not be sent either"),
+    // Each address on its own: one refused address must not keep this one from the others.
+    for to in mailer.recipients() {
+        match mailer.send_to(&to, &d.subject, &d.body, cfg).await {
+            Ok(answer) => tracing::info!(alerts = alerts.len(), recipient = %to, %answer, "alert email sent directly"),
+            Err(e) => {
+                tracing::error!(alerts = alerts.len(), recipient = %to, error = %e.text, "alert email could not be sent either")
+            }
+        }
     }
 }

@@ -39,11 +39,29 @@ async fn test(cfg: &Config) -> anyhow::Result<Exit> {
     };
     let mailer = Mailer::new(email).map_err(anyhow::Error::msg)?;
     let body = "This is a test message from proxy-renewd.\n\nIf you can read it, alerts (402 insufficient balance, 409 sold out, rejected keys, lapsing subscriptions) will reach you here.\n";
-    let answer = mailer
-        .send("[proxy-renewd] test message", body, email)
-        .await
-        .map_err(|e| anyhow::anyhow!("the test message was not accepted: {e}"))?;
-    emit(&format!("sent to {}: the SMTP server answered {answer}\n", email.to.join(", ")))?;
+    // Each recipient on its own, as the daemon sends: the answer for each.
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for to in mailer.recipients() {
+        match mailer.send_to(&to, "[proxy-renewd] test message", body, email).await {
+            Ok(answer) => {
+                emit(&format!("sent to {to}: the SMTP server answered {answer}\n"))?;
+                accepted.push(to);
+            }
+            Err(e) => refused.push(format!("{to}: {}", e.text)),
+        }
+    }
+    // An address that takes the test message is alive again (revives a dead-lettered one).
+    if !accepted.is_empty() && store::database_file(&cfg.database_url)?.is_some_and(|f| f.exists()) {
+        let store = Store::open(&cfg.database_url).await?;
+        for to in &accepted {
+            store.record_recipient(to, None, crate::values::EpochMs::now()).await?;
+        }
+        store.close().await;
+    }
+    if !refused.is_empty() {
+        anyhow::bail!("the test message was not accepted: {}", refused.join("; "));
+    }
     Ok(Exit::Ok)
 }
 

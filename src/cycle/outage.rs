@@ -46,7 +46,8 @@ impl Cycle<'_> {
     pub(super) async fn on_read_success(&self, now: EpochMs) {
         let (Some(store), false) = (self.store, self.dry_run) else { return };
         match store.record_read_success().await {
-            Ok(Some(run)) if self.is_down(run, now) => {
+            // Only an outage that was alerted (down at its last failed read) gets its all-clear.
+            Ok(Some(run)) if self.is_down(run, run.last) => {
                 tracing::info!(failed_reads = run.count, since = %run.since, "op=subscriptions answers again");
                 self.raise(&[outage::provider_recovered(run, now)], now).await;
             }

@@ -42,6 +42,8 @@ pub struct SnapshotRow {
 pub struct ReadFailures {
     /// The first failed read of the run.
     pub since: EpochMs,
+    /// The last failed read of the run.
+    pub last: EpochMs,
     /// How many in a row.
     pub count: i64,
 }
@@ -181,13 +183,20 @@ impl Store {
         .await
         .map_err(|e| self.err(e))?;
         sqlx::query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_last_failed_ms', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        sqlx::query(
             "INSERT INTO daemon_state (key, value) VALUES ('reads_failed', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
         )
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(self.read_failures().await?.unwrap_or(ReadFailures { since: now, count: 1 }))
+        Ok(self.read_failures().await?.unwrap_or(ReadFailures { since: now, last: now, count: 1 }))
     }
 
     /// Records a successful read: the run of failures (if any) ends; returns it.
@@ -197,10 +206,12 @@ impl Store {
     pub async fn record_read_success(&self) -> Result<Option<ReadFailures>, StoreError> {
         let Some(run) = self.read_failures().await? else { return Ok(None) };
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_failed')")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "DELETE FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_last_failed_ms', 'reads_failed')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(Some(run))
     }
@@ -211,14 +222,17 @@ impl Store {
     /// [`StoreError`] from the database.
     pub async fn read_failures(&self) -> Result<Option<ReadFailures>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, value FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_failed')",
+            "SELECT key, value FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_last_failed_ms', 'reads_failed')",
         )
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
         let get = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
-        Ok(get("reads_failing_since_ms")
-            .map(|since| ReadFailures { since: EpochMs(since), count: get("reads_failed").unwrap_or(1) }))
+        Ok(get("reads_failing_since_ms").map(|since| ReadFailures {
+            since: EpochMs(since),
+            last: EpochMs(get("reads_last_failed_ms").unwrap_or(since)),
+            count: get("reads_failed").unwrap_or(1),
+        }))
     }
 
     /// Has a poll ever listed `id`?

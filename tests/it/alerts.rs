@@ -417,3 +417,24 @@ async fn a_thousand_over_budget_subscriptions_make_one_bounded_email_with_the_to
     );
     assert!(mail.contains("975 more over-budget"), "the rest counted");
 }
+
+#[tokio::test]
+async fn a_server_that_refuses_every_recipient_dead_letters_none_of_them() {
+    // Every address refused (as a bad SMTP login or a refused sender would): the server's
+    // fault, not the addresses': they stay live, and the alerts stay queued.
+    let smtp = SmtpServer::rejecting_typos();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 10);
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"typo1@example.com\", \"typo2@example.com\"]\n",
+        smtp.url()
+    );
+    let s = Setup::new(&sim, &email).await;
+    for _ in 0..5 {
+        s.cycle().await;
+        s.clock.advance(2 * 3_600_000);
+    }
+    let states = s.store.recipients().await.unwrap();
+    assert!(states.iter().all(|r| r.dead_since.is_none()), "{states:?}");
+    assert!(!s.store.outbox(true, 10).await.unwrap().is_empty(), "still queued");
+}

@@ -108,7 +108,18 @@ async fn a_second_instance_is_refused_and_sigterm_stops_the_daemon() {
 async fn a_stale_lock_from_a_dead_process_is_taken_over() {
     let sim = sim_with(world(&[10 * DAY])).await;
     let inst = Instance::new(&sim);
-    std::fs::write(inst.dir.path().join("renewd.db.lock"), "pid 999999 on elsewhere since long ago").unwrap();
+    let lock = inst.dir.path().join("renewd.db.lock");
+    std::fs::write(&lock, "pid 999999 on elsewhere since long ago").unwrap();
+    // A live holder of the flock (util-linux `flock`): refused, and named.
+    // `-o`: the lock is flock's own, not its child's, so killing flock releases it.
+    let mut holder = std::process::Command::new("flock").arg("-o").arg(&lock).args(["sleep", "60"]).spawn().unwrap();
+    wait_for("the holder to lock", || std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_err())).await;
+    let out = inst.run(&["once"]).await;
+    assert_eq!(out.code, 1, "a held lock refuses: {}", out.stderr);
+    assert!(out.stderr.contains("another proxy-renewd is running"), "{}", out.stderr);
+    // The holder dies (SIGKILL): the kernel drops its lock, and the next one takes over.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     let out = inst.run(&["once"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 }

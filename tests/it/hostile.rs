@@ -323,4 +323,8 @@ async fn notes_are_stored_printable_and_short() {
         &out.stdout[..200]
     );
     assert!(out.stdout.len() < 2000, "the note was cut short");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // What is kept: the words, printable, the start of the long tail.
+    assert!(out.stdout.contains("esc") && out.stdout.contains("a b") && out.stdout.contains("RED"), "{}", out.stdout);
+    assert!(out.stdout.contains("xxxxxxxxxx"), "{}", out.stdout);
 }
