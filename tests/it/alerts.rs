@@ -10,9 +10,16 @@ use crate::helpers::{KEY, bin, run, sim_with};
 use crate::smtp::{SmtpServer, subject};
 
 fn email_toml(smtp: &SmtpServer) -> String {
+    format!("[alerts]\nrepeat_interval = \"6h\"\n{}", email_to(smtp, &["ops@example.com"]))
+}
+
+/// `[alerts.email]` for `smtp`, to these recipients.
+fn email_to(smtp: &SmtpServer, to: &[&str]) -> String {
+    let to: Vec<String> = to.iter().map(|t| format!("{t:?}")).collect();
     format!(
-        "[alerts]\nrepeat_interval = \"6h\"\n[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
-        smtp.url()
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [{}]\n",
+        smtp.url(),
+        to.join(", ")
     )
 }
 
@@ -325,10 +332,8 @@ async fn one_rejected_recipient_does_not_keep_the_others_from_the_alert_and_is_d
     let smtp = SmtpServer::rejecting_typos();
     let sim = sim_with(world(&[DAY])).await;
     sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 10);
-    let email = format!(
-        "[alerts]\nrepeat_interval = \"1m\"\n[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\", \"typo@example.com\"]\n",
-        smtp.url()
-    );
+    let email =
+        format!("[alerts]\nrepeat_interval = \"1m\"\n{}", email_to(&smtp, &["ops@example.com", "typo@example.com"]));
     let s = Setup::new(&sim, &email).await;
     s.cycle().await;
     let mails = smtp.messages();
@@ -377,10 +382,7 @@ async fn a_recipient_that_fails_for_now_gets_the_alert_on_the_retry_and_the_othe
     let smtp = SmtpServer::rejecting_typos();
     let sim = sim_with(world(&[DAY])).await;
     sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
-    let email = format!(
-        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\", \"busy@example.com\"]\n",
-        smtp.url()
-    );
+    let email = email_to(&smtp, &["ops@example.com", "busy@example.com"]);
     let s = Setup::new(&sim, &email).await;
     s.cycle().await;
     let pending = s.store.outbox(true, 10).await.unwrap();
@@ -425,10 +427,7 @@ async fn a_server_that_refuses_every_recipient_dead_letters_none_of_them() {
     let smtp = SmtpServer::rejecting_typos();
     let sim = sim_with(world(&[DAY])).await;
     sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 10);
-    let email = format!(
-        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"typo1@example.com\", \"typo2@example.com\"]\n",
-        smtp.url()
-    );
+    let email = email_to(&smtp, &["typo1@example.com", "typo2@example.com"]);
     let s = Setup::new(&sim, &email).await;
     for _ in 0..5 {
         s.cycle().await;
