@@ -46,6 +46,9 @@ async fn insufficient_balance_alerts_once_then_recovers_once() {
     s.cycle().await;
     s.clock.advance(RETRY_BACKOFF_BASE_MS);
     s.cycle().await;
+    // The second 402 really happened (so the dedup, not a missing refusal, kept it quiet).
+    let refused = sim.calls_of("renew").iter().filter(|c| c.status == Some(402)).count();
+    assert!(refused >= 2, "a second 402: {refused}");
     assert_eq!(smtp.messages().len(), 1, "no repeat within repeat_interval");
     // Top up: the renewal goes through and one `recovered` follows.
     sim.update(|st, _| st.balance_cents = 1_000_000);

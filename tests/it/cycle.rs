@@ -138,11 +138,43 @@ async fn one_cycle_never_spends_past_the_budget() {
 
 #[tokio::test]
 async fn a_dry_run_sends_no_post_and_writes_nothing() {
-    let (sim, s) = spawn(&[DAY], "").await;
+    let (sim, s) = spawn(&[DAY, 10 * DAY], "").await;
+    // Something in every table first (a real cycle renews sub0, alerts, records the poll).
+    sim.fault("renew", FaultKind::StatusBefore { status: 402 }, 1);
+    s.cycle().await;
+    sim.update(|st, _| st.subscriptions.remove(1));
+    let before = dump(&s).await;
+    sim.clear_calls();
     let report = s.cycle_with(true).await;
-    assert!(matches!(report.items[0].decision, Decision::Renew(_)));
+    assert!(matches!(report.items[0].decision, Decision::Renew(_) | Decision::Blocked(_)), "{report:?}");
     assert!(sim.calls().iter().all(|c| c.method == "GET"));
-    assert!(s.store.snapshot().await.unwrap().is_empty() && s.store.history(None, 10).await.unwrap().is_empty());
+    assert_eq!(dump(&s).await, before, "no table changed");
+}
+
+/// Every row of every table, as text.
+async fn dump(s: &crate::helpers::Setup) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&s.config().database_url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+            .bind(&t)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let cols: Vec<String> = columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
+        let sql = format!("SELECT json_group_array(json_array({})) FROM \"{t}\"", cols.join(", "));
+        let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap();
+        out.push(format!("{t}: {rows}"));
+    }
+    conn.close().await.unwrap();
+    out
 }
 
 #[tokio::test]

@@ -249,6 +249,20 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
 }
 
 #[test]
+fn the_backoff_stops_doubling_at_two_hours() {
+    // An explicit plan refused with 409 five times: 10 min × 2^4 = 160 min, capped at 2 h.
+    let mut c = Case::due();
+    c.active_until = EpochMs(NOW.0 + 2 * DAY);
+    c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
+    let last = EpochMs(NOW.0 - MIN);
+    c.ledger = (1..=5).map(|n| entry(c.active_until, n, LedgerState::Refused, Some(409), last)).collect();
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff { status: Some(409), until: EpochMs(last.0 + 2 * 3_600_000) })
+    );
+}
+
+#[test]
 fn no_eligible_plan() {
     let mut c = Case::due();
     c.plans = Some(vec![]);
