@@ -128,6 +128,24 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert about the account as a whole (no subscription), its texts still empty;
+    /// `period` keeps the account's alerts of one kind apart for deduplication.
+    #[must_use]
+    pub fn account(kind: AlertKind, period: Option<EpochMs>) -> Alert {
+        Alert {
+            kind,
+            subscription_id: None,
+            period,
+            label: None,
+            network: None,
+            active_until: None,
+            happened: String::new(),
+            next: String::new(),
+            action: String::new(),
+            amount: None,
+        }
+    }
+
     /// The same alert with what happened, what the daemon will do next and what a person
     /// should do.
     #[must_use]

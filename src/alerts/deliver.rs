@@ -40,8 +40,7 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
     let Some((mailer, cfg)) = email else {
         for r in &due {
             let a = &r.alert;
-            let id = a.subscription_id.as_ref().map_or_else(|| "(account)".to_owned(), ToString::to_string);
-            tracing::warn!(kind = a.kind.as_str(), subscription_id = %id, happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
+            tracing::warn!(kind = a.kind.as_str(), subscription_id = %about(a), happened = %a.happened, action = %a.action, "alert (no [alerts.email]: logged only)");
         }
         store.mark_logged(&ids, now).await?;
         let kinds = due.iter().map(|r| r.alert.kind).collect();
@@ -152,6 +151,11 @@ pub async fn deliver(store: &Store, email: Option<(&Mailer, &Email)>, now: Epoch
     Ok(done)
 }
 
+/// Whom an alert is about, for a log line: its subscription, or `(account)`.
+fn about(a: &Alert) -> String {
+    a.subscription_id.as_ref().map_or_else(|| "(account)".to_owned(), ToString::to_string)
+}
+
 /// What every digest says of dead-lettered recipients, so that the others can fix it.
 fn dead_notice(states: &[crate::store::RecipientState]) -> String {
     let dead: Vec<String> = states
@@ -168,7 +172,6 @@ fn dead_notice(states: &[crate::store::RecipientState]) -> String {
     if dead.is_empty() { String::new() } else { format!("{}\n", dead.concat()) }
 }
 
-/// Is this SMTP error a refusal of the message's size (552, "message size exceeds")?
 /// Is this SMTP error a refusal of the message's size (not a full mailbox, which is 552 too)?
 fn is_too_large(error: &str) -> bool {
     let e = error.to_ascii_lowercase();
@@ -188,8 +191,7 @@ pub async fn deliver_direct(alerts: &[Alert], email: Option<(&Mailer, &Email)>, 
         return;
     }
     for a in alerts {
-        let id = a.subscription_id.as_ref().map_or_else(|| "(account)".to_owned(), ToString::to_string);
-        tracing::error!(kind = a.kind.as_str(), subscription_id = %id, happened = %a.happened, action = %a.action, "alert not queued (the database cannot be written): sent directly");
+        tracing::error!(kind = a.kind.as_str(), subscription_id = %about(a), happened = %a.happened, action = %a.action, "alert not queued (the database cannot be written): sent directly");
     }
     let Some((mailer, cfg)) = email else { return };
     let refs: Vec<&Alert> = alerts.iter().collect();

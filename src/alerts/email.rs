@@ -227,29 +227,6 @@ impl Mailer {
         self.send_timeout = limit;
         self
     }
-
-    /// Sends one message; returns the server's answer, e.g. `250 OK`.
-    ///
-    /// # Errors
-    /// The SMTP error (connection, TLS, authentication, refusal), secret-free.
-    pub async fn send(&self, subject: &str, body: &str, smtp: &Email) -> Result<String, String> {
-        let mut builder = Message::builder()
-            .message_id(None)
-            .from(self.from.clone())
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN);
-        for to in &self.to {
-            builder = builder.to(to.clone());
-        }
-        let message = builder.body(body.to_owned()).map_err(|e| format!("cannot build the message: {e}"))?;
-        // lettre's own timeout covers only the connection: a server that accepts and then says
-        // nothing must not hold the cycle (and shutdown) forever.
-        let response = tokio::time::timeout(self.send_timeout, self.transport.send(message))
-            .await
-            .map_err(|_| format!("the SMTP server did not finish within {:?}", self.send_timeout))?
-            .map_err(|e| secret_free(&e.to_string(), smtp))?;
-        Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")))
-    }
 }
 
 /// Why a message did not reach one recipient.
@@ -288,6 +265,8 @@ impl Mailer {
             .to(mailbox)
             .body(body.to_owned())
             .map_err(|e| fail(format!("cannot build the message: {e}"), true))?;
+        // lettre's own timeout covers only the connection: a server that accepts and then says
+        // nothing must not hold the cycle (and shutdown) forever.
         let response = tokio::time::timeout(self.send_timeout, self.transport.send(message))
             .await
             .map_err(|_| fail(format!("the SMTP server did not finish within {:?}", self.send_timeout), false))?

@@ -6,21 +6,10 @@ use crate::alert::{Alert, AlertKind};
 use crate::store::{ReadFailures, SeenSubscription};
 use crate::values::{EpochMs, relative};
 
+/// An account alert whose period is the outage's start: one outage is one alert (repeated
+/// per repeat_interval), a new outage alerts anew.
 fn account(kind: AlertKind, period: EpochMs, happened: String, next: &str, action: &str) -> Alert {
-    Alert {
-        kind,
-        subscription_id: None,
-        // The outage's start: one outage is one alert (repeated per repeat_interval), a new
-        // outage alerts anew.
-        period: Some(period),
-        label: None,
-        network: None,
-        active_until: None,
-        happened,
-        next: next.into(),
-        action: action.into(),
-        amount: None,
-    }
+    Alert::account(kind, Some(period)).with(happened, next, action)
 }
 
 /// `unreachable`: reads have failed since `run.since`, `run.count` times, the last with
@@ -69,21 +58,14 @@ pub fn from_last_read(managed: &[(SeenSubscription, EpochMs)], now: EpochMs, lap
             } else {
                 return None;
             };
-            Some(Alert {
-                kind,
-                subscription_id: Some(s.subscription_id.clone()),
-                period: Some(*expiry),
-                label: s.label.clone(),
-                network: s.network_label.clone(),
-                active_until: Some(*expiry),
+            Some(super::raise::about_seen(kind, s, *expiry).with(
                 happened,
-                next: "renew it as soon as the provider answers again".into(),
-                action: format!(
+                "renew it as soon as the provider answers again",
+                format!(
                     "renew it at the provider's dashboard if the outage lasts (`proxy-renewd renew {}` once the API answers)",
                     s.subscription_id
                 ),
-                amount: None,
-            })
+            ))
         })
         .collect()
 }

@@ -28,14 +28,20 @@ fn on_offer(item: &Item, refused: Option<&crate::values::PlanId>) -> String {
 
 /// An alert about `item`'s subscription, its texts still empty.
 fn about(kind: AlertKind, item: &Item) -> Alert {
-    let s = &item.subscription;
+    about_seen(kind, &item.subscription, item.subscription.active_until)
+}
+
+/// An alert about a subscription as last seen, for the period (and expiry) `expiry`, its
+/// texts still empty.
+#[must_use]
+pub fn about_seen(kind: AlertKind, s: &SeenSubscription, expiry: EpochMs) -> Alert {
     Alert {
         kind,
         subscription_id: Some(s.subscription_id.clone()),
-        period: Some(s.active_until),
+        period: Some(expiry),
         label: s.label.clone(),
         network: s.network_label.clone(),
-        active_until: Some(s.active_until),
+        active_until: Some(expiry),
         happened: String::new(),
         next: String::new(),
         action: String::new(),
@@ -109,19 +115,12 @@ pub fn for_outcome(item: &Item, outcome: &RenewOutcome, had_alerted: bool) -> Ve
 /// `recovered` for one subscription: the problem is over; `active_until` is its new expiry.
 #[must_use]
 pub fn recovered(s: &SeenSubscription, active_until: EpochMs, happened: &str) -> Alert {
-    Alert {
-        kind: AlertKind::Recovered,
-        subscription_id: Some(s.subscription_id.clone()),
-        // The new expiry: a later problem with this subscription is a new period.
-        period: Some(active_until),
-        label: s.label.clone(),
-        network: s.network_label.clone(),
-        active_until: Some(active_until),
-        happened: format!("{happened}; it now runs until {active_until}"),
-        next: "nothing: the problem is over, back to normal".into(),
-        action: "nothing".into(),
-        amount: None,
-    }
+    // The new expiry is the period: a later problem with this subscription is a new one.
+    about_seen(AlertKind::Recovered, s, active_until).with(
+        format!("{happened}; it now runs until {active_until}"),
+        "nothing: the problem is over, back to normal",
+        "nothing",
+    )
 }
 
 /// The alerts a cycle's decisions call for (those without a renewal outcome), the
@@ -177,20 +176,13 @@ pub fn for_cycle(
     out.extend(ambiguous_alerts(report));
     out.extend(report.vanished.iter().map(|s| {
         let id = &s.subscription_id;
-        Alert {
-            kind: AlertKind::Vanished,
-            subscription_id: Some(id.clone()),
-            period: Some(s.active_until),
-            label: s.label.clone(),
-            network: s.network_label.clone(),
-            active_until: Some(s.active_until),
-            happened: format!("no longer listed by the provider (op=subscriptions); last known expiry {}", s.active_until),
-            next: "nothing: it cannot be renewed while it is not listed; back to normal if it reappears".into(),
-            action: format!(
+        about_seen(AlertKind::Vanished, s, s.active_until).with(
+            format!("no longer listed by the provider (op=subscriptions); last known expiry {}", s.active_until),
+            "nothing: it cannot be renewed while it is not listed; back to normal if it reappears",
+            format!(
                 "check {id} at the provider (cancelled, moved to another account?); `proxy-renewd rules set {id} --disable` if it is gone for good"
             ),
-            amount: None,
-        }
+        )
     }));
     out.extend(malformed_alerts(report));
     out
@@ -225,17 +217,12 @@ fn malformed_alerts(report: &CycleReport) -> Vec<Alert> {
     let mut out = Vec::new();
     // Account-level: the "period" only keeps the two summaries apart for deduplication
     // (entry positions, the periods of entries without an id, are never negative).
-    let account = |period: i64, happened: String| Alert {
-        kind: AlertKind::Malformed,
-        subscription_id: None,
-        period: Some(EpochMs(period)),
-        label: None,
-        network: None,
-        active_until: None,
-        happened,
-        next: "skip them each cycle until the provider's data is readable".into(),
-        action: "check the account's subscriptions at the provider".into(),
-        amount: None,
+    let account = |period: i64, happened: String| {
+        Alert::account(AlertKind::Malformed, Some(EpochMs(period))).with(
+            happened,
+            "skip them each cycle until the provider's data is readable",
+            "check the account's subscriptions at the provider",
+        )
     };
     let (with_id, without_id): (Vec<_>, Vec<_>) = report.malformed.iter().partition(|m| m.subscription_id.is_some());
     for m in with_id.into_iter().chain(without_id.iter().copied().take(MALFORMED_WITHOUT_ID_ALERTS)) {
@@ -265,18 +252,11 @@ fn malformed_alerts(report: &CycleReport) -> Vec<Alert> {
 /// The alert for a rejected key on any call (`auth`), not about one subscription.
 #[must_use]
 pub fn auth(happened: &str) -> Alert {
-    Alert {
-        kind: AlertKind::Auth,
-        subscription_id: None,
-        period: None,
-        label: None,
-        network: None,
-        active_until: None,
-        happened: happened.to_owned(),
-        next: "try again each cycle; nothing can be renewed meanwhile".into(),
-        action: "check [api].key / key_file: the provider rejects the key (missing, wrong or revoked)".into(),
-        amount: None,
-    }
+    Alert::account(AlertKind::Auth, None).with(
+        happened,
+        "try again each cycle; nothing can be renewed meanwhile",
+        "check [api].key / key_file: the provider rejects the key (missing, wrong or revoked)",
+    )
 }
 
 /// The alert a renewal outcome calls for, if any.

@@ -248,19 +248,11 @@ impl Cycle<'_> {
     async fn check_database_file(&self) -> Result<(), CycleError> {
         let (Some(store), false) = (self.store, self.dry_run) else { return Ok(()) };
         let Err(e) = store.check_file() else { return Ok(()) };
-        let alert = Alert {
-            kind: crate::alert::AlertKind::Database,
-            subscription_id: None,
-            period: None,
-            label: None,
-            network: None,
-            active_until: None,
-            happened: e.to_string(),
-            next: "nothing: no renewal until the database is back (the daemon stops)".into(),
-            action: "restore the database file from a backup, or restart proxy-renewd to start an empty one on purpose"
-                .into(),
-            amount: None,
-        };
+        let alert = Alert::account(crate::alert::AlertKind::Database, None).with(
+            e.to_string(),
+            "nothing: no renewal until the database is back (the daemon stops)",
+            "restore the database file from a backup, or restart proxy-renewd to start an empty one on purpose",
+        );
         alerts::deliver::deliver_direct(&[alert], self.mailer, self.clock.now()).await;
         Err(CycleError::Store(e))
     }
