@@ -168,9 +168,12 @@ impl Cycle<'_> {
                 RenewOutcome::Refused { status, retry_after_ms, .. } => (*status, *retry_after_ms),
                 _ => unreachable!("only refusals are retried"),
             };
-            // Refused: nothing was charged, the price is free again.
-            *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Cents(spent.0.saturating_sub(terms.price.0));
+            // Refused: nothing was charged, the price is free again (taken off the running
+            // total as it is now: other subscriptions may have moved it since).
+            {
+                let mut total = committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                *total = Cents(total.0.saturating_sub(terms.price.0));
+            }
             if let Some(ms) = retry_after_ms {
                 tracing::info!(subscription_id = %id, retry_after_ms = ms, "rate limited; waiting out Retry-After within the cycle");
                 tokio::select! {
@@ -270,10 +273,5 @@ fn with_refusal(
 
 /// Was `next`'s plan refused with 409 in `next`'s period already?
 fn refused_409(ledger: &[LedgerEntry], next: &RenewalTerms) -> bool {
-    ledger.iter().any(|e| {
-        e.renewal.active_until_before == next.active_until_before
-            && e.state == LedgerState::Refused
-            && e.http_status == Some(409)
-            && e.renewal.plan_id == next.plan_id
-    })
+    crate::policy::refused_with_409(ledger, next.active_until_before).contains(&&next.plan_id)
 }

@@ -328,7 +328,14 @@ pub fn next_attempt(ledger: &[LedgerEntry], period: EpochMs) -> Result<u32, Bloc
 
 /// The plans refused with 409 in the current period.
 fn sold_out_plans<'a>(input: &Input<'a>) -> Vec<&'a PlanId> {
-    let period = input.ledger.iter().filter(|e| e.renewal.active_until_before == input.active_until);
+    refused_with_409(input.ledger, input.active_until)
+}
+
+/// The plans `ledger` says were refused with 409 (sold out, inactive) in the period `period`,
+/// each once.
+#[must_use]
+pub fn refused_with_409(ledger: &[LedgerEntry], period: EpochMs) -> Vec<&PlanId> {
+    let period = ledger.iter().filter(|e| e.renewal.active_until_before == period);
     let mut ids: Vec<&PlanId> = period
         .filter(|e| e.state == LedgerState::Refused && e.http_status == Some(409))
         .map(|e| &e.renewal.plan_id)
