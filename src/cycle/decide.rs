@@ -69,8 +69,15 @@ impl Cycle<'_> {
         known: &Known,
         now: EpochMs,
     ) -> (Vec<Item>, Plans, Option<SubscriptionId>) {
-        let mut order: Vec<&Subscription> = subs.iter().collect();
-        order.sort_by_key(|s| (s.active_until, s.subscription_id.clone()));
+        // Most urgent first, each with its rule (looked up once).
+        let mut order: Vec<(&Subscription, RuleSource, Rule)> = subs
+            .iter()
+            .map(|s| {
+                let (source, rule) = self.rule_of(known, &s.subscription_id);
+                (s, source, rule)
+            })
+            .collect();
+        order.sort_by_key(|(s, ..)| (s.active_until, s.subscription_id.clone()));
         let no_entries: Vec<LedgerEntry> = Vec::new();
         let decide = |s: &Subscription, rule: &Rule, plans: Option<&[RenewalPlan]>, spent: Cents, probe_balance| {
             let id = &s.subscription_id;
@@ -88,34 +95,30 @@ impl Cycle<'_> {
             };
             self.decision(known, &ask)
         };
-        // The balance probe: the most urgent subscription waiting after a 402 is tried anyway.
+        // First pass without plans: which are due? The balance probe (the most urgent one
+        // waiting after a 402) is tried anyway, so it is due too.
+        let first: Vec<Decision> = order.iter().map(|(s, _, rule)| decide(s, rule, None, known.spent, false)).collect();
         let probe: Option<&SubscriptionId> = order
             .iter()
-            .find(|s| {
-                let rule = self.rule_of(known, &s.subscription_id).1;
-                matches!(
-                    decide(s, &rule, None, known.spent, false),
-                    Decision::Blocked(Blocked::Backoff { status: Some(402), .. })
-                )
-            })
-            .map(|s| &s.subscription_id);
+            .zip(&first)
+            .find(|(_, d)| matches!(d, Decision::Blocked(Blocked::Backoff { status: Some(402), .. })))
+            .map(|((s, ..), _)| &s.subscription_id);
         let is_probe = |s: &Subscription| probe == Some(&s.subscription_id);
-        // First pass without plans: which are due?
         let due: Vec<SubscriptionId> = order
             .iter()
-            .filter(|s| {
-                let rule = self.rule_of(known, &s.subscription_id).1;
-                decide(s, &rule, None, known.spent, is_probe(s)) == Decision::FetchPlans
+            .zip(&first)
+            .filter(|((s, _, rule), d)| {
+                **d == Decision::FetchPlans
+                    || (is_probe(s) && decide(s, rule, None, known.spent, true) == Decision::FetchPlans)
             })
-            .map(|s| s.subscription_id.clone())
+            .map(|((s, ..), _)| s.subscription_id.clone())
             .collect();
         let plans = self.fetch_plans(&due).await;
         // Second pass, most urgent first, each renewal reserving its price against the budget.
         let mut spent = known.spent;
         let items = order
             .into_iter()
-            .map(|s| {
-                let (rule_source, rule) = self.rule_of(known, &s.subscription_id);
+            .map(|(s, rule_source, rule)| {
                 let (decision, plans_error) = match plans.get(&s.subscription_id) {
                     Some(Ok(p)) => (decide(s, &rule, Some(p), spent, is_probe(s)), None),
                     Some(Err(e)) => (Decision::FetchPlans, Some(e.clone())),
