@@ -34,6 +34,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/__sim/calls", get(get_calls).delete(clear_calls))
         .route("/__sim/stats", get(get_stats))
+        .route("/__sim/release", post(release))
 }
 
 fn admin_denied(conn: &ConnInfo) -> Option<Response> {
@@ -127,6 +128,28 @@ async fn clear_calls(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnI
     admin!(c);
     s.clear_calls();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"count": N}` (default 1): lets N requests held by a `hold` fault go on.
+async fn release(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>, body: Bytes) -> Response {
+    admin!(c);
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Release {
+        #[serde(default = "one")]
+        count: u32,
+    }
+    fn one() -> u32 {
+        1
+    }
+    let body = if body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { body };
+    match serde_json::from_slice::<Release>(&body) {
+        Ok(r) => {
+            s.releases.add_permits(r.count as usize);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid release: {e}; send {{\"count\": N}}\n")).into_response(),
+    }
 }
 
 async fn get_stats(State(s): State<Arc<Shared>>, Extension(c): Extension<ConnInfo>) -> Response {

@@ -88,6 +88,10 @@ pub enum FaultKind {
         /// Seconds in `Retry-After`.
         retry_after_secs: u64,
     },
+    /// Hold the request, unapplied, until [`Simulator::release`](super::Simulator::release)
+    /// (or `POST /__sim/release`) lets it go, then answer normally: for tests that must act
+    /// while a request is in flight, without a sleep as the synchronisation.
+    Hold,
 }
 
 fn an_hour() -> u64 {
@@ -125,6 +129,7 @@ impl FaultKind {
             FaultKind::Canned { status, .. } => format!("canned {status}"),
             FaultKind::RawEntries { entries_hex } => format!("raw-entries {}", entries_hex.len()),
             FaultKind::ApplyLate { ms } => format!("apply-late {ms}ms"),
+            FaultKind::Hold => "hold".into(),
         }
     }
 }

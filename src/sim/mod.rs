@@ -75,6 +75,9 @@ pub struct Stats {
     pub peak_in_flight: u64,
     /// Calls in the log.
     pub calls: u64,
+    /// Requests waiting in a `hold` fault for a release.
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// What a simulator starts with.
@@ -122,6 +125,10 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    /// Requests waiting in a `hold` fault.
+    held: AtomicU64,
+    /// One permit per release; a `hold` takes one to go on.
+    releases: tokio::sync::Semaphore,
 }
 
 impl Shared {
@@ -182,6 +189,7 @@ impl Shared {
             in_flight: self.in_flight.load(Ordering::SeqCst),
             peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
             calls: self.lock().calls.len() as u64,
+            held: self.held.load(Ordering::SeqCst),
         }
     }
 }
@@ -212,6 +220,8 @@ impl Simulator {
             inner: Mutex::new(Inner { state: cfg.state, faults: Vec::new(), calls: Vec::new(), seq: 0 }),
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            releases: tokio::sync::Semaphore::new(0),
         });
         let shutdown = CancellationToken::new();
         let router = server::routes().merge(admin::routes()).with_state(shared.clone());
@@ -250,6 +260,11 @@ impl Simulator {
     /// Shorthand: `count` uses of `kind` on `op`.
     pub fn fault(&self, op: &str, kind: FaultKind, count: u32) {
         self.add_fault(Fault { op: op.into(), kind, count });
+    }
+
+    /// Lets `count` requests held by a `hold` fault go on (now, or when they arrive).
+    pub fn release(&self, count: u32) {
+        self.shared.releases.add_permits(count as usize);
     }
 
     /// Removes every fault.

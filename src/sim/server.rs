@@ -161,6 +161,16 @@ async fn api(
         tokio::time::sleep(Duration::from_millis(ms)).await;
         fault = None;
     }
+    if let Some(FaultKind::Hold) = fault {
+        call.fault = Some("hold".into());
+        shared.held.fetch_add(1, Ordering::SeqCst);
+        // The semaphore is never closed, so acquiring fails only if it were.
+        if let Ok(permit) = shared.releases.acquire().await {
+            permit.forget();
+        }
+        shared.held.fetch_sub(1, Ordering::SeqCst);
+        fault = None;
+    }
     if let Some(f) = &fault {
         call.fault = Some(f.describe());
     }

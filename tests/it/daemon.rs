@@ -128,10 +128,20 @@ async fn a_stale_lock_from_a_dead_process_is_taken_over() {
 async fn a_manual_renew_during_the_daemons_renewal_sends_nothing() {
     let sim = sim_with(world(&[DAY])).await;
     let inst = Instance::new(&sim);
-    sim.fault("renew", FaultKind::Latency { ms: 1_500 }, 1);
-    let daemon = inst.cmd(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    wait_for("the daemon's renewal to be in flight", || sim.stats().in_flight > 0).await;
+    // The daemon's renew is held at the gateway until the manual renew has been refused:
+    // no sleep decides the order (and the daemon waits up to a minute for its answer).
+    sim.fault("renew", FaultKind::Hold, 1);
+    let daemon = inst
+        .cmd(&["once"])
+        .env("PROXY_RENEWD_API__TIMEOUT", "60s")
+        .env("PROXY_RENEWD_LEDGER__RECONCILE_AFTER", "3m")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon's renewal to be held at the gateway", || sim.stats().held > 0).await;
     let manual = inst.run(&["renew", "sub0", "--yes"]).await;
+    sim.release(1);
     assert_eq!(manual.code, 1, "{}", manual.stderr);
     assert!(manual.stderr.contains("attempt 1 for sub0 is sending"), "{}", manual.stderr);
     let status = daemon.wait_with_output().await.unwrap().status;
@@ -233,6 +243,32 @@ async fn the_daemon_cycles_on_its_schedule_and_audits_in_dry_run() {
             1,
             "cycles never overlap (max_concurrency aside, one request at a time here)"
         );
+    }
+}
+
+/// Every request takes 1.5 s and the schedule ticks every second, so each tick during a cycle
+/// must be skipped, not queued: cycles then start on ticks two seconds apart (a read ends
+/// 1.5 s into its cycle, the next tick comes 0.5 s later). A queued tick would start the next
+/// cycle the moment the last one ended, 1.5 s apart.
+#[tokio::test]
+async fn a_tick_during_a_cycle_is_skipped_not_queued() {
+    let sim = sim_with(world(&[10 * DAY])).await;
+    sim.update(|s, _| s.settings.latency_ms = 1_500);
+    let inst = Instance::new(&sim);
+    let mut cmd = inst.cmd(&["run"]);
+    cmd.env("PROXY_RENEWD_SCHEDULE__CRON", "* * * * * *").stdout(Stdio::null()).stderr(Stdio::piped());
+    let daemon = cmd.spawn().unwrap();
+    wait_for("four cycles", || sim.calls_of("subscriptions").len() >= 4).await;
+    sigterm(daemon.id().unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(10), daemon.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("a cycle is still running; this tick is skipped"), "{stderr}");
+    assert_eq!(sim.stats().peak_in_flight, 1, "cycles never overlap");
+    let ends: Vec<i64> = sim.calls_of("subscriptions").iter().map(|c| c.at_ms).collect();
+    // The first cycle starts at start-up, off the ticks; from the second on they start on one.
+    for pair in ends[1..].windows(2) {
+        assert!(pair[1] - pair[0] >= 1_800, "a cycle started without waiting for a tick: reads ended at {ends:?}");
     }
 }
 

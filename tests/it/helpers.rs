@@ -199,7 +199,9 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// The real binary, with no config file and a clean environment for our variables.
+/// The real binary, with a clean environment for our variables and an empty config file
+/// (`$PROXY_RENEWD_CONFIG`), so that a developer's `/etc/proxy-renewd/config.toml` (a real
+/// key, real SMTP) is never read; `--config` and a test's own `PROXY_RENEWD_CONFIG` win.
 pub fn bin() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-renewd"));
     for (k, _) in std::env::vars() {
@@ -209,6 +211,9 @@ pub fn bin() -> tokio::process::Command {
     }
     let empty = std::env::temp_dir().join("proxy-renewd-it-empty-cwd");
     std::fs::create_dir_all(&empty).expect("temp dir");
+    let no_config = empty.join("empty-config.toml");
+    std::fs::write(&no_config, "").expect("an empty config file");
+    cmd.env("PROXY_RENEWD_CONFIG", no_config);
     cmd.current_dir(empty).kill_on_drop(true).stdin(std::process::Stdio::null());
     cmd
 }

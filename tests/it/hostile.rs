@@ -56,6 +56,17 @@ async fn provider_text_is_cleaned_before_it_is_printed() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(!out.stdout.contains("SECRETPW") && !out.stdout.contains('\u{1b}'), "{}", out.stdout);
         assert!(!out.stdout.lines().any(|l| l.starts_with("malformed:")), "a note forged a line: {}", out.stdout);
+        // The note is still shown, cleaned: the login replaced, the escape and the newline
+        // turned into spaces (serde's escaping alone would keep `\u001b` and `\n`).
+        let cleaned = "see <redacted> ]0;pwned malformed: fake";
+        if format == "json" {
+            let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            let notes: Vec<&str> =
+                list["subscriptions"].as_array().unwrap().iter().filter_map(|s| s["userNote"].as_str()).collect();
+            assert!(notes.contains(&cleaned), "{notes:?}");
+        } else {
+            assert!(out.stdout.lines().any(|l| l.contains("see <redacted> ]0;pwned")), "{}", out.stdout);
+        }
     }
 }
 

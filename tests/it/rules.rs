@@ -67,8 +67,15 @@ async fn set_list_and_remove_as_daemon_md_shows() {
 #[tokio::test]
 async fn a_new_rule_starts_from_defaults_and_flags_clear_fields() {
     let db = Db::new();
-    db.rules(&["set", "abc", "--coupon-code", "MYCODE", "--max-price-cents", "100", "--note", "Client A"]).await;
-    db.rules(&["set", "abc", "--no-coupon", "--no-price-cap", "--repeat-count", "3", "--plan", "best-value"]).await;
+    let out =
+        db.rules(&["set", "abc", "--coupon-code", "MYCODE", "--max-price-cents", "100", "--note", "Client A"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rule = &db.list().await["rules"][0];
+    assert_eq!((rule["coupon_code"].as_str(), rule["max_price_cents"].as_i64()), (Some("MYCODE"), Some(100)));
+    assert_eq!((rule["repeat_count"].as_u64(), rule["plan"].as_str()), (Some(1), Some("cheapest")), "from [defaults]");
+    let out =
+        db.rules(&["set", "abc", "--no-coupon", "--no-price-cap", "--repeat-count", "3", "--plan", "best-value"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let rule = &db.list().await["rules"][0];
     assert_eq!(rule["coupon_code"], Value::Null);
     assert_eq!(rule["max_price_cents"], Value::Null);
@@ -82,18 +89,21 @@ async fn a_new_rule_starts_from_defaults_and_flags_clear_fields() {
 #[tokio::test]
 async fn every_flag_is_validated() {
     let db = Db::new();
-    for args in [
-        vec!["set", "abc", "--plan", "best_value"],
-        vec!["set", "abc", "--repeat-count", "0"],
-        vec!["set", "abc", "--renew-before", "soon"],
-        vec!["set", "abc", "--max-price-cents", "-1"],
-        vec!["set", "abc", "--coupon-code", "MY CODE"],
-        vec!["set", "abc", "--enable", "--disable"],
-        vec!["set", "abc", "--max-price-cents", "5", "--no-price-cap"],
-        vec!["set"],
+    // Exit 2 is also clap's answer to a misspelt flag, so each case names what it refused.
+    for (args, refusal) in [
+        (vec!["set", "abc", "--plan", "best_value"], "invalid plan id \"best_value\""),
+        (vec!["set", "abc", "--repeat-count", "0"], "0 is not in 1.."),
+        (vec!["set", "abc", "--renew-before", "soon"], "\"soon\" is not a duration"),
+        (vec!["set", "abc", "--max-price-cents=-1"], "-1 is not in 0.."),
+        (vec!["set", "abc", "--max-price-cents", "1.5"], "invalid value '1.5' for '--max-price-cents"),
+        (vec!["set", "abc", "--coupon-code", "MY CODE"], "a coupon code is 1 to 64 printable ASCII characters"),
+        (vec!["set", "abc", "--enable", "--disable"], "'--enable' cannot be used with '--disable'"),
+        (vec!["set", "abc", "--max-price-cents", "5", "--no-price-cap"], "cannot be used with '--no-price-cap'"),
+        (vec!["set"], "required arguments were not provided"),
     ] {
         let out = db.rules(&args).await;
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(refusal), "{args:?} should be refused with {refusal:?}: {}", out.stderr);
     }
     let out = db.rules(&["set", "ABC-1"]).await;
     assert_eq!(out.code, 1);

@@ -102,6 +102,11 @@ async fn the_cli_redacts_unless_asked_and_logs_nothing_secret() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("s01b2f6m1k4n8p3r5t7v9x0z"), "{}", out.stdout);
         assert_clean(&format!("api subscriptions --format {format} stdout"), &out.stdout);
+        // The absence of secrets means something only if the logs are there: our client's
+        // line for this answer, and the HTTP stack's own trace lines.
+        let answered = out.stderr.lines().find(|l| l.contains("provider answered")).unwrap_or_default();
+        assert!(answered.contains("subscriptions") && answered.contains("200"), "no trace of the read: {}", out.stderr);
+        assert!(out.stderr.contains("hyper_util"), "RUST_LOG=trace gave no trace lines: {}", out.stderr);
         assert_clean("trace logs", &out.stderr);
     }
     let mut cmd = bin_for(&sim);
