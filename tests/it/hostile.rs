@@ -209,6 +209,30 @@ async fn the_simulator_refuses_nonsense_state_and_faults() {
 }
 
 #[tokio::test]
+async fn a_held_request_waits_for_its_release_through_the_admin_route() {
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let release = |body: &'static str| http.post(format!("{}__sim/release", sim.base_url())).body(body).send();
+    for bad in [r#"{"count": -1}"#, r#"{"n": 1}"#, "once"] {
+        let r = release(bad).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+        assert!(r.text().await.unwrap().contains("invalid release"), "{bad}");
+    }
+    sim.fault("plans", FaultKind::Hold, 1);
+    let c = client(&sim);
+    let held = tokio::spawn(async move { c.plans().await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sim.stats().held == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!held.is_finished() && sim.calls_of("plans").is_empty(), "held, not answered");
+    assert_eq!(release("").await.unwrap().status().as_u16(), 204, "no body: one release");
+    assert!(!held.await.unwrap().unwrap().is_empty(), "answered normally once released");
+    assert_eq!((sim.stats().held, sim.calls_of("plans")[0].fault.as_deref()), (0, Some("hold")));
+}
+
+#[tokio::test]
 async fn config_values_at_the_edges_are_refused_without_panics_or_echoes() {
     let cases = [
         ("PROXY_RENEWD_API__TIMEOUT", "200000000000y", "api.timeout"),
