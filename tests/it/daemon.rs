@@ -3,6 +3,7 @@
 //! racing the daemon sends no second POST; `--dry-run` leaves the database byte-identical;
 //! exit codes follow `daemon.md`.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -112,13 +113,24 @@ async fn a_stale_lock_from_a_dead_process_is_taken_over() {
     std::fs::write(&lock, "pid 999999 on elsewhere since long ago").unwrap();
     // A live holder of the flock (util-linux `flock`): refused, and named.
     // `-o`: the lock is flock's own, not its child's, so killing flock releases it.
-    let mut holder = std::process::Command::new("flock").arg("-o").arg(&lock).args(["sleep", "60"]).spawn().unwrap();
+    // Its own process group and no inherited stdio, so that its `sleep` dies with it and
+    // never holds the test run's output pipe open.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for("the holder to lock", || std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_err())).await;
     let out = inst.run(&["once"]).await;
     assert_eq!(out.code, 1, "a held lock refuses: {}", out.stderr);
     assert!(out.stderr.contains("another proxy-renewd is running"), "{}", out.stderr);
     // The holder dies (SIGKILL): the kernel drops its lock, and the next one takes over.
-    holder.kill().unwrap();
+    let group = holder.id();
+    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status().unwrap();
     holder.wait().unwrap();
     let out = inst.run(&["once"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
