@@ -411,7 +411,9 @@ async fn a_thousand_over_budget_subscriptions_make_one_bounded_email_with_the_to
     let s = Setup::new(&sim, &format!("[budget]\nmax_spend_cents_per_day = 1\n{}", email_toml(&smtp))).await;
     s.cycle().await;
     let mails = smtp.messages();
-    assert_eq!(mails.len(), 1, "one email");
+    let queued: Vec<_> =
+        s.store.outbox(false, 5).await.unwrap().into_iter().map(|r| (r.attempts, r.last_error)).collect();
+    assert_eq!(mails.len(), 1, "one email; still queued (attempts, last error): {queued:?}");
     let mail = &mails[0];
     assert!(mail.len() < 110_000, "bounded: {} bytes", mail.len());
     assert!(

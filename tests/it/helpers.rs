@@ -245,3 +245,19 @@ pub async fn run(mut cmd: tokio::process::Command) -> Ran {
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     }
 }
+
+/// A loopback port for a server a test starts itself (SMTP, `--metrics-listen`): below the
+/// kernel's ephemeral range (32768 and up, where every simulator, client and `bind(0)` port
+/// comes from), so that none of those can take it between our check and the server's bind;
+/// each call moves on, so two servers of this run never get the same one.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = 20_000 + std::process::id() % 10_000;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let port = u16::try_from(20_000 + (start - 20_000 + n) % 12_000).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

@@ -278,7 +278,11 @@ async fn reads_that_keep_failing_alert_from_the_last_good_read_then_unreachable_
 async fn an_unreachable_provider_alerts_unreachable() {
     let (sim, s) = spawn(&[10 * DAY], "").await;
     s.cycle().await;
-    sim.stop();
+    // The provider goes away: port 1, where nothing listens (a stopped simulator's port can
+    // be taken by another test's server at once).
+    let toml = std::fs::read_to_string(s.config_path()).unwrap();
+    std::fs::write(s.config_path(), toml.replace(sim.base_url().as_str(), "http://127.0.0.1:1/")).unwrap();
+    let s = s.restart().await;
     for _ in 0..3 {
         assert!(s.cycle_of(false).run().await.is_err());
         s.clock.advance(15 * 60_000);

@@ -9,10 +9,6 @@ use proxy_renewd::sim::FaultKind;
 use crate::helpers::{DAY, world};
 use crate::helpers::{KEY, bin, sim_with};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Every line is a comment or `name{labels} value`, as the text exposition format says; and
 /// `promtool check metrics` accepts it when promtool is installed (`.ci/run` installs it).
 fn assert_parses(text: &str) {
@@ -68,7 +64,7 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn run_serves_metrics_that_match_the_provider_and_health_that_notices_failure() {
     let sim = sim_with(world(&[DAY, 20 * DAY])).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = crate::helpers::free_port();
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,

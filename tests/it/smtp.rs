@@ -19,10 +19,6 @@ pub struct SmtpServer {
     tls: Option<(tempfile::TempDir, String, String)>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl SmtpServer {
     pub fn start() -> SmtpServer {
         SmtpServer::with_size(None)
@@ -36,7 +32,7 @@ impl SmtpServer {
     /// Starts a server on a free port with an empty Maildir.
     fn spawn(size: Option<u32>, reject_typos: bool, tls: Option<(tempfile::TempDir, String, String)>) -> SmtpServer {
         let mut s = SmtpServer {
-            port: free_port(),
+            port: crate::helpers::free_port(),
             maildir: tempfile::tempdir().unwrap(),
             child: None,
             size,
@@ -124,12 +120,15 @@ impl SmtpServer {
         self.wait_for_port();
     }
 
-    fn wait_for_port(&self) {
+    fn wait_for_port(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "aiosmtpd did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Someone else's server on the port would pass the check above: ours must be alive.
+        let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        assert!(exited.is_none(), "the test SMTP server on port {} exited: {exited:?}", self.port);
     }
 
     /// Every message received, as raw text, oldest first.
