@@ -103,3 +103,57 @@ pub fn apply(entries: &mut [LedgerEntry], settled: &[Reconciled], now: EpochMs) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::{Origin, RenewalTerms};
+    use crate::values::{Cents, PlanId};
+
+    const BEFORE: EpochMs = EpochMs(1_800_000_000_000);
+    const MIN: i64 = 60_000;
+
+    /// An attempt `sending` since `BEFORE - 1 day` for the period `BEFORE`, expecting `+added`.
+    fn sending(added_ms: i64) -> LedgerEntry {
+        let at = EpochMs(BEFORE.0 - 86_400_000);
+        LedgerEntry {
+            id: 7,
+            subscription_id: SubscriptionId::parse("sub1").unwrap(),
+            renewal: RenewalTerms {
+                active_until_before: BEFORE,
+                attempt: 1,
+                plan_id: PlanId::parse("p1").unwrap(),
+                repeat_count: 1,
+                price: Cents(100),
+                coupon_code: None,
+                expected_end_at: EpochMs(BEFORE.0 + added_ms),
+            },
+            origin: Origin::Daemon,
+            state: LedgerState::Sending,
+            actual_end_at: None,
+            http_status: None,
+            error: None,
+            retry_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn seen(at: EpochMs) -> HashMap<SubscriptionId, EpochMs> {
+        HashMap::from([(SubscriptionId::parse("sub1").unwrap(), at)])
+    }
+
+    #[test]
+    fn an_unchanged_expiry_is_never_success_even_for_a_plan_shorter_than_the_tolerance() {
+        // 30 minutes of plan: the unchanged `activeUntil` lies within the tolerance of the
+        // expected end, but it did not move, so nothing was applied (yet).
+        let e = sending(30 * MIN);
+        assert!(is_expected(&e, BEFORE), "within the tolerance, so only the `moved` guard can tell");
+        let read_at = EpochMs(e.updated_at.0 + 1_000);
+        assert_eq!(reconcile(&[e.clone()], &seen(BEFORE), read_at, 60_000), vec![], "still open, not succeeded");
+        let later = EpochMs(e.updated_at.0 + 60_000);
+        let settled = reconcile(&[e], &seen(BEFORE), later, 60_000);
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].settlement.state, LedgerState::Failed, "unchanged after reconcile_after");
+    }
+}

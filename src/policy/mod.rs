@@ -250,11 +250,10 @@ pub fn decide(input: &Input<'_>) -> Decision {
     };
     let Some(offered) = input.renewal_plans else { return Decision::FetchPlans };
     // A strategy does not choose again a plan the provider refused with 409 in this period.
+    // (An explicit plan so refused is not among `others`; it comes back through the last arm
+    // below, since the gate gives an explicit plan no sold-out wait of its own.)
     let sold_out = sold_out_plans(input);
-    let others: Vec<RenewalPlan> = match rule.plan {
-        PlanChoice::Plan(_) => offered.to_vec(),
-        _ => offered.iter().filter(|p| !sold_out.contains(&&p.id)).cloned().collect(),
-    };
+    let others: Vec<RenewalPlan> = offered.iter().filter(|p| !sold_out.contains(&&p.id)).cloned().collect();
     // No other plan: the sold-out one again, after the 409 backoff.
     let plans = match (choose_plan(&rule.plan, &others, rule.repeat_count), wait_for_sold_out) {
         (Some(_), _) => others,

@@ -6,7 +6,10 @@
 use proptest::prelude::*;
 use proxy_renewd::api::RenewalPlan;
 use proxy_renewd::attempt::{LedgerEntry, LedgerState, Origin, RenewalTerms};
-use proxy_renewd::policy::{Blocked, Decision, Input, RETRY_BACKOFF_BASE_MS, Skip, decide};
+use proxy_renewd::policy::{
+    Blocked, Decision, Input, ManualDecision, ManualInput, ManualRefusal, RETRY_BACKOFF_BASE_MS, Skip, decide,
+    decide_manual,
+};
 use proxy_renewd::rule::{PlanChoice, Rule};
 use proxy_renewd::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
@@ -61,6 +64,8 @@ struct Case {
     budget: Option<Cents>,
     /// `alerts.lapse_warning`: an hour here, so that a case due in a day is outside it.
     lapse_warning_ms: i64,
+    probe_balance: bool,
+    balance_ok_since: Option<EpochMs>,
 }
 
 impl Case {
@@ -76,6 +81,8 @@ impl Case {
             spent: Cents(0),
             budget: None,
             lapse_warning_ms: 3_600_000,
+            probe_balance: false,
+            balance_ok_since: None,
         }
     }
 
@@ -91,8 +98,8 @@ impl Case {
             spent_last_24h: self.spent,
             max_spend_per_day: self.budget,
             lapse_warning_ms: self.lapse_warning_ms,
-            probe_balance: false,
-            balance_ok_since: None,
+            probe_balance: self.probe_balance,
+            balance_ok_since: self.balance_ok_since,
             now: NOW,
         })
     }
@@ -142,6 +149,8 @@ fn not_due_says_when_and_due_starts_at_the_boundary() {
     let mut c = Case::due();
     c.active_until = EpochMs(NOW.0 + 3 * DAY + 1);
     assert_eq!(c.decide(), Decision::Ok { due_in_ms: 1 });
+    c.active_until = EpochMs(NOW.0 + 10 * DAY);
+    assert_eq!(c.decide(), Decision::Ok { due_in_ms: 7 * DAY }, "expiry minus renew_before");
     c.active_until = EpochMs(NOW.0 + 3 * DAY);
     assert!(matches!(c.decide(), Decision::Renew(_)), "due when activeUntil - now == renew_before");
 }
@@ -233,8 +242,19 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
         c.decide(),
         Decision::Blocked(Blocked::Backoff { status: Some(402), until: EpochMs(at.0 + RETRY_BACKOFF_BASE_MS) })
     );
+    // The cycle's balance probe goes now, whatever the backoff; so does every subscription
+    // once a renewal succeeded after the 402 (a top-up), but not for one before it.
+    c.probe_balance = true;
+    assert_eq!(renewal(c.decide()).attempt, 2, "the balance probe");
+    c.probe_balance = false;
+    c.balance_ok_since = Some(EpochMs(at.0 + 1));
+    assert_eq!(renewal(c.decide()).attempt, 2, "a success since the 402");
+    c.balance_ok_since = Some(at);
+    assert!(matches!(c.decide(), Decision::Blocked(Blocked::Backoff { .. })), "a success before it is no top-up");
+    c.balance_ok_since = None;
     c.ledger[0].updated_at = EpochMs(NOW.0 - RETRY_BACKOFF_BASE_MS);
-    assert_eq!(renewal(c.decide()).attempt, 2);
+    let r = renewal(c.decide());
+    assert_eq!((r.attempt, r.plan_id.as_str()), (2, "p30"), "a 402 does not make the plan sold out");
     // A second refusal doubles the wait (an explicit plan: a strategy would try another plan at
     // once after a 409, see below).
     c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
@@ -246,6 +266,124 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
             until: EpochMs(NOW.0 - 15 * MIN + 2 * RETRY_BACKOFF_BASE_MS)
         })
     );
+}
+
+/// A ledger entry for `plan` refused with 409 `ago` before now.
+fn sold_out(c: &Case, attempt: u32, plan: &str, ago: i64) -> LedgerEntry {
+    let mut e = entry(c.active_until, attempt, LedgerState::Refused, Some(409), EpochMs(NOW.0 - ago));
+    e.renewal.plan_id = PlanId::parse(plan).unwrap();
+    e
+}
+
+#[test]
+fn after_a_409_a_strategy_takes_another_plan_at_once_and_backs_off_when_none_is_left() {
+    let mut c = Case::due();
+    c.ledger = vec![sold_out(&c, 1, "p30", MIN)];
+    let r = renewal(c.decide());
+    assert_eq!((r.plan_id.as_str(), r.attempt), ("p90", 2), "the cheapest not refused, at once");
+    // Both plans refused: the sold-out one again, but only after the doubled backoff (20 min
+    // from the last refusal), and at once when it has passed.
+    c.ledger.push(sold_out(&c, 2, "p90", MIN));
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff {
+            status: Some(409),
+            until: EpochMs(NOW.0 - MIN + 2 * RETRY_BACKOFF_BASE_MS)
+        })
+    );
+    for e in &mut c.ledger {
+        e.updated_at = EpochMs(NOW.0 - 2 * RETRY_BACKOFF_BASE_MS);
+    }
+    let r = renewal(c.decide());
+    assert_eq!((r.plan_id.as_str(), r.attempt), ("p30", 3), "the wait ends exactly at `until`");
+}
+
+#[test]
+fn a_strategy_tries_at_most_three_plans_after_409s_then_backs_off() {
+    let mut c = Case::due();
+    c.plans = Some(vec![plan("p30", 30, 1200), plan("p60", 60, 2300), plan("p90", 90, 3300), plan("p120", 120, 4400)]);
+    c.ledger = vec![sold_out(&c, 1, "p30", MIN), sold_out(&c, 2, "p60", MIN)];
+    assert_eq!(renewal(c.decide()).plan_id.as_str(), "p90", "the third plan, at once");
+    c.ledger.push(sold_out(&c, 3, "p90", MIN));
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff {
+            status: Some(409),
+            until: EpochMs(NOW.0 - MIN + 4 * RETRY_BACKOFF_BASE_MS)
+        }),
+        "three plans refused: the period backs off, p120 is not tried at once"
+    );
+}
+
+#[test]
+fn after_a_409_on_an_explicit_plan_another_plan_chosen_by_a_person_goes_at_once() {
+    let mut c = Case::due();
+    c.ledger = vec![sold_out(&c, 1, "p30", MIN)];
+    c.rule.plan = PlanChoice::Plan(PlanId::parse("p90").unwrap());
+    let r = renewal(c.decide());
+    assert_eq!((r.plan_id.as_str(), r.attempt), ("p90", 2));
+    c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
+    assert!(matches!(c.decide(), Decision::Blocked(Blocked::Backoff { .. })), "the refused plan itself waits");
+}
+
+#[test]
+fn a_429_waits_for_its_retry_after_or_else_ten_minutes() {
+    let mut c = Case::due();
+    let at = EpochMs(NOW.0 - MIN);
+    let mut refused = entry(c.active_until, 1, LedgerState::Refused, Some(429), at);
+    refused.retry_at = Some(EpochMs(NOW.0 + 30 * MIN));
+    c.ledger = vec![refused];
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff { status: Some(429), until: EpochMs(NOW.0 + 30 * MIN) }),
+        "Retry-After, not the 10 min backoff"
+    );
+    c.ledger[0].retry_at = None;
+    assert_eq!(
+        c.decide(),
+        Decision::Blocked(Blocked::Backoff { status: Some(429), until: EpochMs(at.0 + RETRY_BACKOFF_BASE_MS) })
+    );
+}
+
+#[test]
+fn a_manual_renew_checks_plausibility_the_plan_and_the_ledger_but_not_the_due_date() {
+    let rule = Rule::default();
+    let plans = [plan("p30", 30, 1200), plan("p90", 90, 3300)];
+    let far = EpochMs(NOW.0 + 60 * DAY);
+    let p90 = PlanId::parse("p90").unwrap();
+    let gone = PlanId::parse("gone").unwrap();
+    let input = |active_until, plan, renewal_plans, ledger| ManualInput {
+        active_until,
+        rule: &rule,
+        plan,
+        repeat_count: Some(2),
+        renewal_plans,
+        ledger,
+        now: NOW,
+    };
+    let d = decide_manual(&input(EpochMs(1_700_000_000), None, Some(&plans), &[]));
+    assert_eq!(d, ManualDecision::Refused(ManualRefusal::Malformed { active_until: EpochMs(1_700_000_000) }));
+    assert_eq!(decide_manual(&input(far, None, None, &[])), ManualDecision::FetchPlans);
+    let ManualDecision::Renew(r) = decide_manual(&input(far, Some(&p90), Some(&plans), &[])) else {
+        panic!("a renewal")
+    };
+    assert_eq!(
+        (r.plan_id.as_str(), r.price, r.repeat_count, r.attempt),
+        ("p90", Cents(6600), 2, 1),
+        "not due: still renewed"
+    );
+    assert_eq!(r.expected_end_at, EpochMs(far.0 + 2 * 90 * DAY));
+    let ManualDecision::Renew(r) = decide_manual(&input(far, None, Some(&plans), &[])) else { panic!("a renewal") };
+    assert_eq!(r.plan_id.as_str(), "p30", "the rule's choice");
+    assert!(matches!(
+        decide_manual(&input(far, Some(&gone), Some(&plans), &[])),
+        ManualDecision::Refused(ManualRefusal::NoPlan { offered, .. }) if offered.len() == 2
+    ));
+    let open = [entry(far, 1, LedgerState::Unknown, None, NOW)];
+    assert!(matches!(
+        decide_manual(&input(far, None, Some(&plans), &open)),
+        ManualDecision::Refused(ManualRefusal::Ledger(Blocked::InFlight { attempt: 1, .. }))
+    ));
 }
 
 #[test]
@@ -400,7 +538,7 @@ prop_compose! {
             entry(period, attempt, state, status, EpochMs(NOW.0 - ago))
         }).collect();
         let paid_until = paid_back.map(|d| EpochMs(active_until.0 + d));
-        Case { status, active_until, rule, plans, ledger, on_hold, paid_until, spent: Cents(spent), budget: budget.map(Cents), lapse_warning_ms }
+        Case { status, active_until, rule, plans, ledger, on_hold, paid_until, spent: Cents(spent), budget: budget.map(Cents), lapse_warning_ms, probe_balance: false, balance_ok_since: None }
     }
 }
 
