@@ -150,7 +150,11 @@ mod tests {
         let e = sending(30 * MIN);
         assert!(is_expected(&e, BEFORE), "within the tolerance, so only the `moved` guard can tell");
         let read_at = EpochMs(e.updated_at.0 + 1_000);
-        assert_eq!(reconcile(&[e.clone()], &seen(BEFORE), read_at, 60_000), vec![], "still open, not succeeded");
+        assert_eq!(
+            reconcile(std::slice::from_ref(&e), &seen(BEFORE), read_at, 60_000),
+            vec![],
+            "still open, not succeeded"
+        );
         let later = EpochMs(e.updated_at.0 + 60_000);
         let settled = reconcile(&[e], &seen(BEFORE), later, 60_000);
         assert_eq!(settled.len(), 1);
