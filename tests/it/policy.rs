@@ -105,6 +105,11 @@ impl Case {
     }
 }
 
+/// Backing off after a refusal with `status`, until `until_ms`.
+fn backoff(status: u16, until_ms: i64) -> Decision {
+    Decision::Blocked(Blocked::Backoff { status: Some(status), until: EpochMs(until_ms) })
+}
+
 fn renewal(d: Decision) -> proxy_renewd::attempt::RenewalTerms {
     match d {
         Decision::Renew(r) => r,
@@ -238,10 +243,7 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
     let mut c = Case::due();
     let at = EpochMs(NOW.0 - 5 * MIN);
     c.ledger = vec![entry(c.active_until, 1, LedgerState::Refused, Some(402), at)];
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff { status: Some(402), until: EpochMs(at.0 + RETRY_BACKOFF_BASE_MS) })
-    );
+    assert_eq!(c.decide(), backoff(402, at.0 + RETRY_BACKOFF_BASE_MS));
     // The cycle's balance probe goes now, whatever the backoff; so does every subscription
     // once a renewal succeeded after the 402 (a top-up), but not for one before it.
     c.probe_balance = true;
@@ -259,13 +261,7 @@ fn balance_and_sold_out_refusals_back_off_then_retry() {
     // once after a 409, see below).
     c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
     c.ledger.push(entry(c.active_until, 2, LedgerState::Refused, Some(409), EpochMs(NOW.0 - 15 * MIN)));
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff {
-            status: Some(409),
-            until: EpochMs(NOW.0 - 15 * MIN + 2 * RETRY_BACKOFF_BASE_MS)
-        })
-    );
+    assert_eq!(c.decide(), backoff(409, NOW.0 - 15 * MIN + 2 * RETRY_BACKOFF_BASE_MS));
 }
 
 /// A ledger entry for `plan` refused with 409 `ago` before now.
@@ -284,13 +280,7 @@ fn after_a_409_a_strategy_takes_another_plan_at_once_and_backs_off_when_none_is_
     // Both plans refused: the sold-out one again, but only after the doubled backoff (20 min
     // from the last refusal), and at once when it has passed.
     c.ledger.push(sold_out(&c, 2, "p90", MIN));
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff {
-            status: Some(409),
-            until: EpochMs(NOW.0 - MIN + 2 * RETRY_BACKOFF_BASE_MS)
-        })
-    );
+    assert_eq!(c.decide(), backoff(409, NOW.0 - MIN + 2 * RETRY_BACKOFF_BASE_MS));
     for e in &mut c.ledger {
         e.updated_at = EpochMs(NOW.0 - 2 * RETRY_BACKOFF_BASE_MS);
     }
@@ -307,10 +297,7 @@ fn a_strategy_tries_at_most_three_plans_after_409s_then_backs_off() {
     c.ledger.push(sold_out(&c, 3, "p90", MIN));
     assert_eq!(
         c.decide(),
-        Decision::Blocked(Blocked::Backoff {
-            status: Some(409),
-            until: EpochMs(NOW.0 - MIN + 4 * RETRY_BACKOFF_BASE_MS)
-        }),
+        backoff(409, NOW.0 - MIN + 4 * RETRY_BACKOFF_BASE_MS),
         "three plans refused: the period backs off, p120 is not tried at once"
     );
 }
@@ -333,16 +320,9 @@ fn a_429_waits_for_its_retry_after_or_else_ten_minutes() {
     let mut refused = entry(c.active_until, 1, LedgerState::Refused, Some(429), at);
     refused.retry_at = Some(EpochMs(NOW.0 + 30 * MIN));
     c.ledger = vec![refused];
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff { status: Some(429), until: EpochMs(NOW.0 + 30 * MIN) }),
-        "Retry-After, not the 10 min backoff"
-    );
+    assert_eq!(c.decide(), backoff(429, NOW.0 + 30 * MIN), "Retry-After, not the 10 min backoff");
     c.ledger[0].retry_at = None;
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff { status: Some(429), until: EpochMs(at.0 + RETRY_BACKOFF_BASE_MS) })
-    );
+    assert_eq!(c.decide(), backoff(429, at.0 + RETRY_BACKOFF_BASE_MS));
 }
 
 #[test]
@@ -394,10 +374,7 @@ fn the_backoff_stops_doubling_at_two_hours() {
     c.rule.plan = PlanChoice::Plan(PlanId::parse("p30").unwrap());
     let last = EpochMs(NOW.0 - MIN);
     c.ledger = (1..=5).map(|n| entry(c.active_until, n, LedgerState::Refused, Some(409), last)).collect();
-    assert_eq!(
-        c.decide(),
-        Decision::Blocked(Blocked::Backoff { status: Some(409), until: EpochMs(last.0 + 2 * 3_600_000) })
-    );
+    assert_eq!(c.decide(), backoff(409, last.0 + 2 * 3_600_000));
 }
 
 #[test]
