@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::attempt::{LedgerEntry, NewAttempt, RenewalTerms, Settlement};
+use crate::attempt::{LedgerEntry, LedgerState, NewAttempt, RenewalTerms, Settlement};
 use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 #[derive(FromRow)]
@@ -240,19 +240,30 @@ impl Store {
     }
 
     /// What counts against the budget since `since`: the expected price of every attempt
-    /// that was or may have been charged (sending, succeeded, unknown).
+    /// that was or may have been charged ([`LedgerState::counts_as_spend`]: sending,
+    /// succeeded, unknown).
     ///
     /// # Errors
     /// [`StoreError`] from the database.
     #[tracing::instrument(skip_all)]
     pub async fn spend_since(&self, since: EpochMs) -> Result<Cents, StoreError> {
-        let sum: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ? AND state IN ('sending', 'succeeded', 'unknown')",
+        // Summed per state, and the states chosen here, so that the rule lives in one place.
+        let per_state: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ? GROUP BY state",
         )
         .bind(since.0)
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await
         .map_err(|e| self.err(e))?;
+        let mut sum = 0_i64;
+        for (state, cents) in per_state {
+            let state: LedgerState = state
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger: {e}") })?;
+            if state.counts_as_spend() {
+                sum = sum.saturating_add(cents);
+            }
+        }
         Ok(Cents(sum))
     }
 }
