@@ -143,6 +143,50 @@ mod tests {
         HashMap::from([(SubscriptionId::parse("sub1").unwrap(), at)])
     }
 
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_move_to_the_expected_expiry_succeeds_and_any_other_move_is_ambiguous() {
+        let e = sending(30 * DAY);
+        let read_at = EpochMs(e.updated_at.0 + 1_000);
+        let state_after = |seen_at: i64| {
+            let settled = reconcile(std::slice::from_ref(&e), &seen(EpochMs(seen_at)), read_at, 60_000);
+            settled.first().map(|r| (r.settlement.state, r.settlement.actual_end_at))
+        };
+        let expected = BEFORE.0 + 30 * DAY;
+        for seen_at in [expected, expected - TOLERANCE_MS, expected + TOLERANCE_MS] {
+            assert_eq!(state_after(seen_at), Some((LedgerState::Succeeded, Some(EpochMs(seen_at)))), "{seen_at}");
+        }
+        for seen_at in [expected + TOLERANCE_MS + 1, BEFORE.0 + DAY, expected + 30 * DAY] {
+            assert_eq!(state_after(seen_at), Some((LedgerState::Ambiguous, Some(EpochMs(seen_at)))), "{seen_at}");
+        }
+        assert_eq!(state_after(BEFORE.0 - DAY), None, "went back: not applied, and not yet failed");
+        assert!(!is_expected(&e, EpochMs(expected + TOLERANCE_MS + 1)) && !is_expected(&e, EpochMs(BEFORE.0 + DAY)));
+    }
+
+    #[test]
+    fn apply_changes_only_the_settled_entries() {
+        let mut entries = [sending(30 * DAY), sending(30 * DAY)];
+        entries[1].id = 8;
+        let now = EpochMs(BEFORE.0 + 5);
+        let settled = [Reconciled {
+            ledger_id: 8,
+            subscription_id: entries[1].subscription_id.clone(),
+            settlement: Settlement {
+                state: LedgerState::Succeeded,
+                actual_end_at: Some(EpochMs(BEFORE.0 + 30 * DAY)),
+                http_status: None,
+                error: Some("reconciled".into()),
+                retry_at: None,
+            },
+        }];
+        apply(&mut entries, &settled, now);
+        assert_eq!((entries[0].state, entries[0].updated_at), (LedgerState::Sending, EpochMs(BEFORE.0 - DAY)));
+        assert_eq!((entries[1].state, entries[1].updated_at), (LedgerState::Succeeded, now));
+        assert_eq!(entries[1].actual_end_at, Some(EpochMs(BEFORE.0 + 30 * DAY)));
+        assert_eq!(entries[1].error.as_deref(), Some("reconciled"));
+    }
+
     #[test]
     fn an_unchanged_expiry_is_never_success_even_for_a_plan_shorter_than_the_tolerance() {
         // 30 minutes of plan: the unchanged `activeUntil` lies within the tolerance of the
