@@ -61,8 +61,11 @@ async fn faults_that_apply_the_renewal_are_reconciled_never_repeated() {
 async fn a_503_before_applying_waits_out_the_window_then_renews_once() {
     let (sim, s) = spawn(&[DAY], "").await;
     sim.fault("renew", FaultKind::StatusBefore { status: 503 }, 1);
-    s.cycle().await;
+    let report = s.cycle().await;
+    assert!(matches!(report.items[0].outcome, Some(RenewOutcome::Unknown { status: Some(503), .. })), "{report:?}");
     assert_eq!(s.states("sub0").await, [LedgerState::Unknown]);
+    let e = &s.store.ledger_for(&SubscriptionId::parse("sub0").unwrap()).await.unwrap()[0];
+    assert_eq!(e.http_status, Some(503), "the status an unknown outcome was answered with is kept");
     let report = s.cycle().await;
     assert_eq!(report.items[0].decision.reason(), "in-flight", "no second attempt inside the window");
     assert_eq!(sim.calls_of("renew").len(), 1);

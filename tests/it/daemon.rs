@@ -225,6 +225,15 @@ async fn once_exits_3_when_a_renewal_is_refused_and_1_when_the_key_is() {
     let out = inst.run(&["once"]).await;
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stdout.contains("refused (HTTP 402: top up the balance)"), "{}", out.stdout);
+    let refused = out.stderr.lines().find(|l| l.contains(r#""message":"renewal refused""#)).unwrap_or_default();
+    assert!(refused.contains(r#""status":402"#) && refused.contains("sub0"), "the log says so: {}", out.stderr);
+    // Topped up: the next cycle's balance probe renews it, and the log line gives the price
+    // and the new expiry.
+    sim.update(|s, _| s.balance_cents = 1_000_000);
+    let out = inst.run(&["once"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let renewed = out.stderr.lines().find(|l| l.contains(r#""message":"renewed""#)).unwrap_or_default();
+    assert!(renewed.contains(r#""price_cents":"#) && renewed.contains(r#""end_at":"#), "{}", out.stderr);
     let mut cmd = inst.cmd(&["once"]);
     cmd.env("PROXY_RENEWD_API__KEY", "rk_wrong");
     let out = run(cmd).await;
