@@ -462,6 +462,22 @@ async fn plans_tried_after_409s_share_one_budget() {
 }
 
 #[tokio::test]
+async fn a_plan_refused_with_409_gives_its_price_back_before_the_next_plan_is_weighed() {
+    // Cheapest 12.00 sold out, next 33.00, a budget of exactly 33.00: once the 409 has freed
+    // the 12.00, the 33.00 plan fits to the cent, and is tried in the same cycle.
+    let mut state = world(&[DAY]);
+    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap().sold_out = true;
+    let sim = sim_with(state).await;
+    let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 3300\n").await;
+    let report = s.cycle().await;
+    let plans: Vec<String> =
+        sim.calls_of("renew").iter().map(|c| c.params["planId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(plans, ["k17m3q5v7n9p1r2t4w6y8z0a", "q2w4e6r8t0y2u4i6o8p0a2s4"], "{report:?}");
+    assert_eq!(report.items[0].outcome.as_ref().map(RenewOutcome::name), Some("succeeded"));
+}
+
+#[tokio::test]
 async fn a_refusal_retried_to_the_last_round_still_alerts() {
     let (sim, s) = spawn(&[DAY], "").await;
     sim.fault("renew", FaultKind::RateLimit { retry_after_secs: 1 }, 10);
