@@ -180,3 +180,43 @@ async fn starttls_with_a_private_ca_and_a_login_delivers_when_the_ca_is_trusted(
     assert!(!ran.stderr.contains("s3cret-pw-9q") && !ran.stdout.contains("s3cret-pw-9q"));
     assert_eq!(smtp.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn a_409_that_cannot_be_recorded_alerts_although_another_plan_would_have_been_tried() {
+    // The cheapest plan is sold out and another is offered: a recorded 409 would be retried
+    // on it at once, with no alert. Here the ledger cannot be updated, so nothing more is
+    // tried, and the refusal must alert now.
+    let mut state = world(&[DAY]);
+    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap().sold_out = true;
+    let sim = sim_with(state).await;
+    let s = crate::helpers::Setup::new(&sim, "").await;
+    let db = s.config_path().with_file_name("renewd.db");
+    fail_writes(&db, "ledger", "UPDATE").await;
+    let _ = s.cycle_of(false).run().await;
+    assert_eq!(sim.calls_of("renew").len(), 1, "no retry without the refusal on record");
+    let kinds: Vec<String> =
+        s.store.outbox(false, 10).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
+    assert!(kinds.contains(&"unavailable".to_owned()), "the 409 alerts: {kinds:?}");
+}
+
+#[tokio::test]
+async fn a_402_that_cannot_be_recorded_alerts_once() {
+    // Not retried either way: the refusal's alert goes out directly (it was meant for the
+    // same transaction as the ledger row), and is not queued a second time.
+    let smtp = SmtpServer::start();
+    let sim = sim_with(world(&[DAY])).await;
+    sim.update(|s, _| s.balance_cents = 100);
+    let s = crate::helpers::Setup::new(&sim, &email_toml(&smtp)).await;
+    fail_writes(&s.config_path().with_file_name("renewd.db"), "ledger", "UPDATE").await;
+    let _ = s.cycle_of(false).run().await;
+    let mails = smtp.messages();
+    let about_402 = mails.iter().filter(|m| m.contains("INSUFFICIENT BALANCE")).count();
+    let queued = s.store.outbox(false, 10).await.unwrap();
+    assert_eq!(
+        about_402,
+        1,
+        "one email; still queued: {:?}",
+        queued.iter().map(|r| r.alert.kind.as_str()).collect::<Vec<_>>()
+    );
+}
