@@ -114,6 +114,33 @@ async fn ledger_rows_survive_reopening_and_a_period_key_is_taken_once() {
 }
 
 #[tokio::test]
+async fn start_up_recovery_marks_only_the_sending_rows_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let sending = [
+        store.begin_attempt(&attempt("abc", 1_762_592_000_000, 1), EpochMs(10)).await.unwrap(),
+        store.begin_attempt(&attempt("xyz", 1_762_592_000_000, 1), EpochMs(10)).await.unwrap(),
+    ];
+    let done = store.begin_attempt(&attempt("def", 1_762_592_000_000, 1), EpochMs(10)).await.unwrap();
+    let refused = Settlement {
+        state: LedgerState::Refused,
+        actual_end_at: None,
+        http_status: Some(409),
+        error: None,
+        retry_at: None,
+    };
+    store.settle(done, &refused, EpochMs(20)).await.unwrap();
+    assert_eq!(store.sending_to_unknown(EpochMs(30)).await.unwrap(), 2);
+    for (sub, row) in [("abc", sending[0]), ("xyz", sending[1])] {
+        let e = &store.ledger_for(&id(sub)).await.unwrap()[0];
+        assert_eq!((e.id, e.state, e.updated_at), (row, LedgerState::Unknown, EpochMs(30)));
+        assert_eq!(e.error.as_deref(), Some("the process stopped while the request was in flight"));
+    }
+    assert_eq!(store.ledger_for(&id("def")).await.unwrap()[0].state, LedgerState::Refused, "settled rows stay");
+    assert_eq!(store.sending_to_unknown(EpochMs(40)).await.unwrap(), 0, "nothing left sending");
+}
+
+#[tokio::test]
 async fn spend_and_history_count_the_right_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
