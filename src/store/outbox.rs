@@ -357,3 +357,16 @@ impl Store {
         Ok(self.recipients().await?.into_iter().find(|r| r.address == address))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::delivery_backoff_ms;
+
+    #[test]
+    fn delivery_backs_off_from_a_minute_doubling_to_an_hour() {
+        let waits: Vec<i64> = (0..=8).map(delivery_backoff_ms).collect();
+        let min = 60_000;
+        assert_eq!(waits, [min, min, 2 * min, 4 * min, 8 * min, 16 * min, 32 * min, 60 * min, 60 * min]);
+        assert_eq!(delivery_backoff_ms(u32::MAX), 60 * min);
+    }
+}
