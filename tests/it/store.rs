@@ -141,6 +141,20 @@ async fn start_up_recovery_marks_only_the_sending_rows_unknown() {
 }
 
 #[tokio::test]
+async fn enqueue_counts_what_it_queued_and_skips_a_repeat() {
+    use proxy_renewd::alert::{Alert, AlertKind};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let alerts = [
+        Alert::account(AlertKind::Auth, None).with("401", "nothing", "fix the key"),
+        Alert::account(AlertKind::Unreachable, Some(EpochMs(5))).with("down", "retry", "look"),
+    ];
+    assert_eq!(store.enqueue_alerts(&alerts, None, EpochMs(1_000), 60_000).await.unwrap(), 2);
+    assert_eq!(store.enqueue_alerts(&alerts, None, EpochMs(2_000), 60_000).await.unwrap(), 0, "unsent: not again");
+    assert_eq!(store.outbox(false, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn spend_and_history_count_the_right_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
