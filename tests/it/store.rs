@@ -155,6 +155,29 @@ async fn enqueue_counts_what_it_queued_and_skips_a_repeat() {
 }
 
 #[tokio::test]
+async fn the_last_success_and_a_recipients_state_are_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    assert_eq!(store.last_success_at().await.unwrap(), None);
+    let ok = Settlement {
+        state: LedgerState::Succeeded,
+        actual_end_at: None,
+        http_status: Some(200),
+        error: None,
+        retry_at: None,
+    };
+    for (sub, at) in [("abc", 70), ("xyz", 50)] {
+        let row = store.begin_attempt(&attempt(sub, 1_762_592_000_000, 1), EpochMs(10)).await.unwrap();
+        store.settle(row, &ok, EpochMs(at)).await.unwrap();
+    }
+    assert_eq!(store.last_success_at().await.unwrap(), Some(EpochMs(70)), "the latest of all subscriptions");
+    store.record_recipient("a@example.com", Some(("550 no such user", true)), EpochMs(1)).await.unwrap();
+    let b = store.record_recipient("b@example.com", Some(("452 full", false)), EpochMs(2)).await.unwrap().unwrap();
+    assert_eq!((b.address.as_str(), b.failures), ("b@example.com", 0), "its own row, a temporary failure not counted");
+    assert_eq!(store.record_recipient("b@example.com", None, EpochMs(3)).await.unwrap(), None, "delivered: forgotten");
+}
+
+#[tokio::test]
 async fn spend_and_history_count_the_right_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
