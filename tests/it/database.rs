@@ -186,10 +186,7 @@ async fn a_409_that_cannot_be_recorded_alerts_although_another_plan_would_have_b
     // The cheapest plan is sold out and another is offered: a recorded 409 would be retried
     // on it at once, with no alert. Here the ledger cannot be updated, so nothing more is
     // tried, and the refusal must alert now.
-    let mut state = world(&[DAY]);
-    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
-    state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap().sold_out = true;
-    let sim = sim_with(state).await;
+    let sim = sim_with(crate::helpers::world_with_the_cheapest_sold_out(&[DAY])).await;
     let s = crate::helpers::Setup::new(&sim, "").await;
     let db = s.config_path().with_file_name("renewd.db");
     fail_writes(&db, "ledger", "UPDATE").await;

@@ -81,6 +81,17 @@ pub fn world(offsets_ms: &[i64]) -> SimState {
     s
 }
 
+/// [`world`], with a second plan (33.00, `q2w4…`) offered to every subscription and the
+/// cheapest (12.00, `k17m…`) sold out: a 409 on it leaves one other plan to try.
+pub fn world_with_the_cheapest_sold_out(offsets_ms: &[i64]) -> SimState {
+    let mut state = world(offsets_ms);
+    for sub in &mut state.subscriptions {
+        sub.renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    }
+    state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").expect("the cheapest plan").sold_out = true;
+    state
+}
+
 /// A simulator serving `world(offsets_ms)` and a [`Setup`] for it.
 pub async fn spawn(offsets_ms: &[i64], extra_toml: &str) -> (Simulator, Setup) {
     let sim = sim_with(world(offsets_ms)).await;

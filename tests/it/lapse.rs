@@ -440,13 +440,7 @@ async fn the_balance_probe_goes_last_so_a_cheaper_renewal_is_not_starved() {
 #[tokio::test]
 async fn plans_tried_after_409s_share_one_budget() {
     // Two subscriptions, cheapest 12.00 (sold out: 409), next 33.00; a 50.00 budget.
-    let mut state = world(&[DAY, DAY + 1]);
-    for sub in &mut state.subscriptions {
-        sub.renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
-    }
-    let cheapest = state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap();
-    cheapest.sold_out = true;
-    let sim = sim_with(state).await;
+    let sim = sim_with(crate::helpers::world_with_the_cheapest_sold_out(&[DAY, DAY + 1])).await;
     let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 5000\n").await.with_max_concurrency(1);
     let report = s.cycle().await;
     let spent: i64 = sim
@@ -465,10 +459,7 @@ async fn plans_tried_after_409s_share_one_budget() {
 async fn a_plan_refused_with_409_gives_its_price_back_before_the_next_plan_is_weighed() {
     // Cheapest 12.00 sold out, next 33.00, a budget of exactly 33.00: once the 409 has freed
     // the 12.00, the 33.00 plan fits to the cent, and is tried in the same cycle.
-    let mut state = world(&[DAY]);
-    state.subscriptions[0].renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
-    state.plans.iter_mut().find(|p| p.id == "k17m3q5v7n9p1r2t4w6y8z0a").unwrap().sold_out = true;
-    let sim = sim_with(state).await;
+    let sim = sim_with(crate::helpers::world_with_the_cheapest_sold_out(&[DAY])).await;
     let s = Setup::new(&sim, "[budget]\nmax_spend_cents_per_day = 3300\n").await;
     let report = s.cycle().await;
     let plans: Vec<String> =
