@@ -7,7 +7,7 @@
 //! without writing a byte.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -66,20 +66,28 @@ pub(super) async fn serve(listener: TcpListener, router: Router, shutdown: Cance
     }
 }
 
-/// Counts a request in flight for as long as it lives.
-struct InFlight<'a>(&'a Shared);
+/// Counts one request in `counter` for as long as it lives, also when the client goes away
+/// and the request's future is dropped mid-wait.
+struct Counted<'a>(&'a AtomicU64);
 
-impl<'a> InFlight<'a> {
-    fn enter(shared: &'a Shared) -> Self {
-        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+impl<'a> Counted<'a> {
+    /// The guard and the count with this request in it.
+    fn enter(counter: &'a AtomicU64) -> (Self, u64) {
+        let now = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        (Self(counter), now)
+    }
+
+    /// A request in flight, raising the peak.
+    fn in_flight(shared: &'a Shared) -> Self {
+        let (guard, now) = Counted::enter(&shared.in_flight);
         shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-        Self(shared)
+        guard
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -134,7 +142,7 @@ async fn api(
         Method::POST => false,
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
-    let _in_flight = InFlight::enter(&shared);
+    let _in_flight = Counted::in_flight(&shared);
     let latency = shared.with_state(|s, _| s.settings.latency_ms);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -163,12 +171,12 @@ async fn api(
     }
     if let Some(FaultKind::Hold) = fault {
         call.fault = Some("hold".into());
-        shared.held.fetch_add(1, Ordering::SeqCst);
+        let held = Counted::enter(&shared.held).0;
         // The semaphore is never closed, so acquiring fails only if it were.
         if let Ok(permit) = shared.releases.acquire().await {
             permit.forget();
         }
-        shared.held.fetch_sub(1, Ordering::SeqCst);
+        drop(held);
         fault = None;
     }
     if let Some(f) = &fault {
