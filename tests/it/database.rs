@@ -192,9 +192,9 @@ async fn a_409_that_cannot_be_recorded_alerts_although_another_plan_would_have_b
     fail_writes(&db, "ledger", "UPDATE").await;
     let _ = s.cycle_of(false).run().await;
     assert_eq!(sim.calls_of("renew").len(), 1, "no retry without the refusal on record");
-    let kinds: Vec<String> =
-        s.store.outbox(false, 10).await.unwrap().iter().map(|r| r.alert.kind.as_str().to_owned()).collect();
-    assert!(kinds.contains(&"unavailable".to_owned()), "the 409 alerts: {kinds:?}");
+    let rows = s.store.outbox(false, 10).await.unwrap();
+    let kinds = crate::lapse::kinds_of(&rows);
+    assert!(kinds.contains(&"unavailable"), "the 409 alerts: {kinds:?}");
 }
 
 #[tokio::test]

@@ -242,7 +242,7 @@ async fn a_managed_subscription_that_stops_being_listed_alerts_once() {
     assert!(report.vanished.is_empty() && !report.needs_attention(), "{report:?}");
 }
 
-fn kinds_of(rows: &[proxy_renewd::store::OutboxRow]) -> Vec<&str> {
+pub fn kinds_of(rows: &[proxy_renewd::store::OutboxRow]) -> Vec<&str> {
     rows.iter().map(|r| r.alert.kind.as_str()).collect()
 }
 
