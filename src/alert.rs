@@ -50,6 +50,8 @@ pub enum AlertKind {
     Vanished,
     /// A subscription that had alerted is renewed.
     Recovered,
+    /// The weekly forecast (`[alerts] forecast = "weekly"`): news, not a problem.
+    Forecast,
 }
 
 impl AlertKind {
@@ -74,6 +76,7 @@ impl AlertKind {
             AlertKind::StillDueAfterRenewal => "still-due-after-renewal",
             AlertKind::Vanished => "vanished",
             AlertKind::Recovered => "recovered",
+            AlertKind::Forecast => "forecast",
         }
     }
 
@@ -98,6 +101,7 @@ impl AlertKind {
             AlertKind::StillDueAfterRenewal => "still due after renewal",
             AlertKind::Vanished => "no longer listed",
             AlertKind::Recovered => "recovered",
+            AlertKind::Forecast => "renewal forecast",
         }
     }
 }

@@ -26,6 +26,8 @@
 //! **Deciding**, pure:
 //! - [`policy`]: the decision for one subscription (ok, skip, renew with which plan at what
 //!   price, or blocked, with the reason), and for a person's `renew`.
+//! - [`forecast`]: the renewals the policy will make in the next days, their cost per day,
+//!   fund-by amounts, budget stops and what will need a person.
 //! - [`reconcile`]: settling attempts whose outcome is unknown from a fresh read.
 //! - [`report`]: what a cycle saw and did ([`report::CycleReport`]), read by everything after.
 //!
@@ -60,6 +62,7 @@ pub mod cli;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
+pub mod forecast;
 pub mod lock;
 pub mod metrics;
 pub mod output;

@@ -41,6 +41,8 @@ pub struct Metrics {
     alerts_sent: Family<Labels, Counter>,
     alert_failures: Counter,
     dead_recipients: Gauge,
+    forecast_spend: Family<Labels, Gauge>,
+    forecast_renewals: Family<Labels, Gauge>,
     health: Mutex<Health>,
     /// Why the last cycle failed, until one succeeds: `/healthz` says it.
     last_failure: Mutex<Option<String>>,
@@ -87,6 +89,8 @@ impl Metrics {
             alerts_sent: Family::default(),
             alert_failures: Counter::default(),
             dead_recipients: Gauge::default(),
+            forecast_spend: Family::default(),
+            forecast_renewals: Family::default(),
             health: Mutex::new(Health::default()),
             last_failure: Mutex::new(None),
             registry: Registry::default(),
@@ -147,6 +151,16 @@ impl Metrics {
             "proxy_renewd_alert_recipients_dead",
             "Alert recipients dead-lettered (refused for good): they get no alerts",
             m.dead_recipients.clone(),
+        );
+        registry.register(
+            "proxy_renewd_forecast_spend_cents",
+            "What the renewals forecast for the next 24h, 7d, 30d will cost, in cents (renewals at a price not known count 0)",
+            m.forecast_spend.clone(),
+        );
+        registry.register(
+            "proxy_renewd_forecast_renewals",
+            "Renewals forecast for the next 24h, 7d, 30d",
+            m.forecast_renewals.clone(),
         );
         let build: Family<Labels, Gauge> = Family::default();
         build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
@@ -261,6 +275,13 @@ impl CycleObserver for Metrics {
                 _ => "failed",
             };
             self.renewals.get_or_create(&labels(&[("outcome", outcome)])).inc();
+        }
+        if let Some(f) = &report.forecast {
+            for w in &f.windows {
+                let l = labels(&[("window", w.name)]);
+                self.forecast_spend.get_or_create(&l).set(w.spend.0);
+                self.forecast_renewals.get_or_create(&l).set(i64::try_from(w.renewals).unwrap_or(i64::MAX));
+            }
         }
         let elapsed = report.finished_at.since(report.read_at).max(0);
         self.cycle_duration.observe(elapsed as f64 / 1000.0);

@@ -96,7 +96,14 @@ pub struct CycleReport {
     pub unaccounted: Vec<LedgerEntry>,
     /// Stopped early by a shutdown request: some renewals were not started.
     pub interrupted: bool,
+    /// The next [`FORECAST_DAYS`] days as they stand after this cycle (its renewals booked,
+    /// those it could not make still due), when the cycle made one: an audit always; a real
+    /// cycle for the metrics, the weekly forecast email and a 402's top-up figure.
+    pub forecast: Option<crate::forecast::Forecast>,
 }
+
+/// How far ahead a cycle forecasts (the longest window of [`crate::forecast::WINDOWS`]).
+pub const FORECAST_DAYS: u32 = 30;
 
 impl CycleReport {
     /// Exit code 3 material: anything a person should act on.

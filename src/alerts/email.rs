@@ -31,7 +31,8 @@ pub struct Digest {
 pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest {
     let mut sorted: Vec<&Alert> = alerts.to_vec();
     sorted.sort_by_key(|a| (a.kind, a.subscription_id.clone()));
-    let problems: Vec<&&Alert> = sorted.iter().filter(|a| a.kind != AlertKind::Recovered).collect();
+    let news = |k: AlertKind| matches!(k, AlertKind::Recovered | AlertKind::Forecast);
+    let problems: Vec<&&Alert> = sorted.iter().filter(|a| !news(a.kind)).collect();
     // Count subscriptions, not alerts (one may have a cause and its escalation); an alert about
     // the account as a whole counts as one.
     let count = |list: &[&&Alert]| {
@@ -54,8 +55,11 @@ pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest
                 worst.kind.words()
             )
         }
+        None if sorted.iter().all(|a| a.kind == AlertKind::Forecast) => {
+            format!("[proxy-renewd] renewal forecast: {}", sorted[0].happened)
+        }
         None => {
-            let all: Vec<&&Alert> = sorted.iter().collect();
+            let all: Vec<&&Alert> = sorted.iter().filter(|a| a.kind == AlertKind::Recovered).collect();
             let n = count(&all);
             format!("[proxy-renewd] {n} subscription{} recovered", plural(n))
         }
@@ -68,15 +72,29 @@ pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest
         .collect();
     short.sort_unstable();
     short.dedup_by_key(|(id, _)| *id);
+    // The account's figure: the next 24 h of the forecast, the blocked ones included.
+    let next_day = sorted
+        .iter()
+        .filter(|a| a.kind == AlertKind::InsufficientBalance && a.subscription_id.is_none())
+        .filter_map(|a| a.amount)
+        .max();
     if !short.is_empty() {
         let total: i64 = short.iter().map(|(_, c)| c).sum();
-        let _ = writeln!(
+        let _ = write!(
             body,
-            "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} the short balance blocked (refused with 402, or not tried after one), most urgent first.\n",
+            "Top up the balance by at least {} ({total} cents) to cover the {} renewal{} the short balance blocked (refused with 402, or not tried after one), most urgent first.",
             crate::values::Cents(total),
             short.len(),
             plural(short.len())
         );
+        if let Some(day) = next_day.filter(|d| d.0 > total) {
+            let _ = write!(
+                body,
+                " To cover the next 24 h of renewals as well (the forecast, these included): at least {day} ({} cents).",
+                day.0
+            );
+        }
+        body.push_str("\n\n");
     }
     // One section per kind, most urgent first within it; the body stays under
     // MAX_DIGEST_BYTES however many alerts there are: past a kind's share, they are counted.
@@ -142,7 +160,8 @@ fn section_header(body: &mut String, kind: AlertKind, group: &[&Alert]) {
     if !ids.is_empty() {
         facts.push(format!("{} subscription{}", ids.len(), plural(ids.len())));
     }
-    let money: i64 = group.iter().filter_map(|a| a.amount.map(|c| c.0)).sum();
+    // Money of the subscriptions (an account's figure, such as the top-up, is its own entry).
+    let money: i64 = group.iter().filter(|a| a.subscription_id.is_some()).filter_map(|a| a.amount.map(|c| c.0)).sum();
     if money > 0 {
         facts.push(format!("{} involved", crate::values::Cents(money)));
     }

@@ -9,7 +9,9 @@
 
 pub mod deliver;
 pub mod email;
+pub mod forecast;
 pub mod outage;
 pub mod raise;
 
+pub use forecast::forecast_alert;
 pub use raise::{auth, for_cycle, for_outcome};

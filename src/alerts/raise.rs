@@ -185,6 +185,7 @@ pub fn for_cycle(
         )
     }));
     out.extend(malformed_alerts(report));
+    out.extend(super::forecast::top_up(report));
     out
 }
 

@@ -8,6 +8,7 @@ mod alerts_cmd;
 mod api_cmd;
 mod cycle_cmd;
 mod demo;
+mod forecast_cmd;
 mod health_cmd;
 mod history_cmd;
 mod renew_cmd;
@@ -89,6 +90,12 @@ pub enum Command {
     /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
     /// hold, and asks for confirmation on a terminal (else pass --yes).
     Renew(renew_cmd::RenewArgs),
+    /// The renewals the rules will make in the next N days (30 by default): when, which plan,
+    /// what price; totals per day and for the next 24 h, 7 and 30 days; fund-by amounts (have
+    /// at least X on the account by day D); the days the daily budget stops renewals; what
+    /// will need a person. Reads only: no renewal, no write, no email. Exit 3 when something
+    /// in the window needs a person.
+    Forecast(forecast_cmd::ForecastArgs),
     /// The renewal ledger, newest first.
     History(history_cmd::HistoryArgs),
     /// Is the daemon cycling? Exit 0 if the last cycle finished within --max-age, else 1.
@@ -162,6 +169,9 @@ pub async fn run(cli: Cli) -> Exit {
             with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d).await).await
         }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
+        Some(Command::Forecast(args)) => {
+            with_config(config, async |cfg| forecast_cmd::run(cfg, args, format).await).await
+        }
         Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(&cfg, args).await).await,
         Some(Command::History(args)) => {
             with_config(config, async |cfg| history_cmd::run(&cfg, args, format).await).await

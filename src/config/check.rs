@@ -115,6 +115,7 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
         repeat_interval_ms: ms(raw.alerts.repeat_interval),
         lapse_warning_ms: ms(raw.alerts.lapse_warning),
         provider_down_after_ms: ms(raw.alerts.provider_down_after),
+        forecast_weekly: raw.alerts.forecast == super::raw::ForecastEmail::Weekly,
         email: raw
             .alerts
             .email

@@ -120,6 +120,8 @@ pub struct Alerts {
     /// Alert `unreachable` when `op=subscriptions` has failed this long, in ms, and for at
     /// least [`crate::config::PROVIDER_DOWN_CYCLES`] cycles.
     pub provider_down_after_ms: i64,
+    /// `[alerts] forecast = "weekly"`: the 7-day forecast by email once a week.
+    pub forecast_weekly: bool,
     /// Email delivery; `None` means alerts are logged only.
     pub email: Option<Email>,
 }

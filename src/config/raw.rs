@@ -175,8 +175,22 @@ pub struct RawAlerts {
     /// A name for this installation, shown in every email beside the host name.
     #[serde(default)]
     pub instance: Option<String>,
+    /// `off` (the default) or `weekly`: the 7-day forecast by email once a week.
+    #[serde(default)]
+    pub forecast: ForecastEmail,
     /// Email delivery; alerts are only logged without it.
     pub email: Option<RawEmail>,
+}
+
+/// `[alerts] forecast`: how often the forecast is emailed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForecastEmail {
+    /// Never (the default).
+    #[default]
+    Off,
+    /// The 7-day forecast once per UTC week (Monday to Sunday), through the outbox.
+    Weekly,
 }
 
 impl Default for RawAlerts {
@@ -186,6 +200,7 @@ impl Default for RawAlerts {
             lapse_warning: Duration::from_secs(86_400),
             provider_down_after: Duration::from_secs(30 * 60),
             instance: None,
+            forecast: ForecastEmail::Off,
             email: None,
         }
     }

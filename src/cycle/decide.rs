@@ -142,7 +142,8 @@ impl Cycle<'_> {
         (items, plans, probe.cloned())
     }
 
-    async fn fetch_plans(&self, due: &[SubscriptionId]) -> Plans {
+    /// `renewal-plans` for each of `due`, `max_concurrency` at a time; a failure is logged.
+    pub(super) async fn fetch_plans(&self, due: &[SubscriptionId]) -> Plans {
         stream::iter(due.iter().cloned())
             .map(|id| async move {
                 let got = self.client.renewal_plans(&id).await.map_err(|e| {

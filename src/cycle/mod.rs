@@ -15,11 +15,13 @@
 //! retries a refusal allows within the cycle, in `renew.rs`.
 
 mod decide;
+mod forecast;
 mod known;
 mod outage;
 mod read;
 mod renew;
 
+pub use forecast::{ForecastRun, PLANS_HORIZON_MS};
 pub use read::seen;
 
 use tokio_util::sync::CancellationToken;
@@ -158,6 +160,11 @@ impl Cycle<'_> {
         };
         let interrupted =
             if self.dry_run { false } else { self.renew_all(&mut items, &known, &plans, probe.as_ref()).await };
+        let forecast = if self.wants_forecast(&items) {
+            self.forecast_after(&list.subscriptions, &plans, read_at, crate::report::FORECAST_DAYS).await
+        } else {
+            None
+        };
         items.iter().filter(|i| i.needs_attention()).for_each(|i| {
             tracing::warn!(subscription_id = %i.subscription.subscription_id, reason = i.decision.reason(), outcome = i.outcome.as_ref().map(RenewOutcome::name), "needs attention");
         });
@@ -173,9 +180,11 @@ impl Cycle<'_> {
             reconciled: known.reconciled,
             unaccounted: known.unaccounted,
             interrupted,
+            forecast,
         };
         let raised = alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms, &known.alerted);
         self.raise(&raised, self.clock.now()).await;
+        self.raise_weekly_forecast(&report).await;
         self.deliver().await;
         if let (Some(store), false) = (self.store, self.dry_run)
             && let Err(e) = store.record_cycle(report.finished_at).await

@@ -6,6 +6,7 @@
 //! Subscriptions are printed in the API's own shape and names; credentials, protocol URLs,
 //! the rotation path and VPN ids are replaced by `<redacted>` unless `--show-secrets`.
 
+pub mod forecast;
 pub mod report;
 
 use comfy_table::{Table, presets};

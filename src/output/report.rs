@@ -175,6 +175,10 @@ fn table(report: &CycleReport) -> String {
             "{} subscriptions: {} due, {} renewable (would spend {}), {} need attention; dry run: nothing was sent or written\n",
             t.subscriptions, t.due, t.renewable, money(t.spend_cents), t.attention
         ));
+        if let Some(line) = report.forecast.as_ref().and_then(super::forecast::dry_run_line) {
+            out.push_str(&line);
+            out.push('\n');
+        }
     } else {
         let not_started = match (t.not_started, report.interrupted) {
             (0, _) => String::new(),
@@ -220,6 +224,9 @@ fn json_doc(report: &CycleReport) -> Value {
             "sent": t.sent,
             "not_started": t.not_started,
         },
+        "forecast": report.forecast.as_ref().map(|f| f.windows.iter().map(|w| (w.name.to_owned(), json!({
+            "renewals": w.renewals, "spend_cents": w.spend.0, "unpriced": w.unpriced,
+        }))).collect::<serde_json::Map<String, Value>>()),
     })
 }
 

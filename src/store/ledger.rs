@@ -189,6 +189,23 @@ impl Store {
         Ok(rows.into_iter().filter_map(|(id, t)| Some((SubscriptionId::parse(&id).ok()?, EpochMs(t)))).collect())
     }
 
+    /// Per subscription, its latest succeeded renewal (by id): the plan a forecast assumes
+    /// when it has not read the subscription's renewal plans.
+    ///
+    /// # Errors
+    /// As [`Store::ledger_for`].
+    #[tracing::instrument(skip_all)]
+    pub async fn last_renewals(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query_as(concat!(
+            select_ledger!(),
+            " WHERE id IN (SELECT max(id) FROM ledger WHERE state = 'succeeded' GROUP BY subscription_id) ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        self.ledger_entries(rows)
+    }
+
     /// Every `sending` or `unknown` entry, oldest first: what reconciliation must settle.
     ///
     /// # Errors
@@ -265,6 +282,35 @@ impl Store {
             }
         }
         Ok(Cents(sum))
+    }
+}
+
+impl Store {
+    /// Every attempt created at or after `since` that counts against the budget (the rows
+    /// [`Store::spend_since`] sums), as (created at, price in cents), oldest first: the
+    /// forecast rolls the 24 h window forward with them.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database, or `Corrupt` for an unknown state.
+    #[tracing::instrument(skip_all)]
+    pub async fn spend_rows_since(&self, since: EpochMs) -> Result<Vec<(EpochMs, Cents)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, created_at_ms, price_cents FROM ledger WHERE created_at_ms >= ? ORDER BY created_at_ms, id",
+        )
+        .bind(since.0)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (state, at, cents) in rows {
+            let state: LedgerState = state
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger: {e}") })?;
+            if state.counts_as_spend() {
+                out.push((EpochMs(at), Cents(cents)));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -208,7 +208,8 @@ async fn a_402_that_cannot_be_recorded_alerts_once() {
     fail_writes(&s.config_path().with_file_name("renewd.db"), "ledger", "UPDATE").await;
     let _ = s.cycle_of(false).run().await;
     let mails = smtp.messages();
-    let about_402 = mails.iter().filter(|m| m.contains("INSUFFICIENT BALANCE")).count();
+    // About the subscription (the account's top-up figure for the next 24 h is its own alert).
+    let about_402 = mails.iter().filter(|m| m.contains("INSUFFICIENT BALANCE: sub0")).count();
     let queued = s.store.outbox(false, 10).await.unwrap();
     assert_eq!(
         about_402,

@@ -12,6 +12,7 @@ mod daemon;
 mod database;
 mod demo;
 mod fixtures;
+mod forecast;
 mod helpers;
 mod hostile;
 mod lapse;

@@ -1,0 +1,108 @@
+//! The alerts made of a cycle's forecast (pure): the weekly email (`[alerts] forecast =
+//! "weekly"`, kind `forecast`) and, after a 402, the top-up figure that covers the renewals
+//! the short balance blocked and the rest of the next 24 h (an `insufficient-balance` alert
+//! about the account, whose amount the digest's first line adds up).
+
+use std::fmt::Write as _;
+
+use crate::alert::{Alert, AlertKind};
+use crate::attempt::RenewOutcome;
+use crate::forecast::{DAY_MS, Forecast};
+use crate::report::CycleReport;
+use crate::values::{Cents, EpochMs};
+
+/// Monday 00:00 UTC of the week of `t` (1970-01-01 was a Thursday).
+#[must_use]
+pub fn week_start(t: EpochMs) -> EpochMs {
+    let day = t.0.div_euclid(DAY_MS);
+    EpochMs((day - (day + 3).rem_euclid(7)) * DAY_MS)
+}
+
+fn renewals(n: usize) -> String {
+    format!("{n} renewal{}", if n == 1 { "" } else { "s" })
+}
+
+/// The weekly forecast: the next 7 days of `f` (renewals and spend per day, fund-by amounts,
+/// budget stops, what needs a person). Its period is the UTC week of `now`, so that it goes
+/// out once per week.
+#[must_use]
+pub fn forecast_alert(f: &Forecast, now: EpochMs) -> Alert {
+    let end = now.0.saturating_add(7 * DAY_MS);
+    let rows: Vec<_> = f.renewals.iter().filter(|r| r.at.0 < end).collect();
+    let spend = Cents(rows.iter().map(|r| r.price().0).sum());
+    let unpriced = rows.iter().filter(|r| r.terms.is_none()).count();
+    let mut happened = format!("the next 7 days: {}, {spend}", renewals(rows.len()));
+    if unpriced > 0 {
+        let _ = write!(happened, " (+{unpriced} at a price not known)");
+    }
+    if let Some(w) = f.window("24h") {
+        let _ = write!(happened, "; the next 24 h: {}, {}", renewals(w.renewals), w.spend);
+    }
+    let days: Vec<String> = f
+        .days
+        .iter()
+        .filter(|d| d.start.0 < end && d.renewals > 0)
+        .map(|d| {
+            format!("{}: {}, have {}", d.start.to_string().get(..10).unwrap_or_default(), renewals(d.renewals), d.cumulative)
+        })
+        .collect();
+    let stops = f.budget_stops.iter().filter(|s| s.at.0 < end).count();
+    let people = f.attention.iter().filter(|a| a.at.0 < end).count();
+    let mut next = if days.is_empty() {
+        "nothing to renew in the next 7 days".to_owned()
+    } else {
+        format!("renew as the rules say; by day: {}", days.join("; "))
+    };
+    if stops > 0 {
+        let _ = write!(next, "; the daily budget stops {} for a while", renewals(stops));
+    }
+    let mut action = format!("keep at least {spend} on the account for the week");
+    if let Some(first) = f.days.iter().find(|d| d.start.0 < end && d.renewals > 0) {
+        let _ = write!(action, " ({} before {})", first.cumulative, first.start.to_string().get(..10).unwrap_or_default());
+    }
+    if people > 0 {
+        let _ = write!(action, "; {people} subscription(s) will need a person");
+    }
+    action.push_str("; `proxy-renewd forecast --days 7` lists every renewal");
+    let mut a = Alert::account(AlertKind::Forecast, Some(week_start(now))).with(happened, next, action);
+    a.amount = Some(spend);
+    a
+}
+
+/// After a 402 in this cycle: what the next 24 h of the forecast need, the renewals the short
+/// balance blocked included (the forecast, made after the cycle, has them still due). Its
+/// period is the earliest blocked expiry, so it repeats as the per-subscription alerts do.
+/// `None` without a 402 or a forecast.
+#[must_use]
+pub fn top_up(report: &CycleReport) -> Option<Alert> {
+    let blocked: Vec<EpochMs> = report
+        .items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.outcome,
+                Some(RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. })
+            )
+        })
+        .map(|i| i.subscription.active_until)
+        .collect();
+    let period = blocked.iter().min().copied()?;
+    let day = report.forecast.as_ref()?.window("24h")?;
+    let unpriced =
+        if day.unpriced > 0 { format!(" (+{} at a price not known)", day.unpriced) } else { String::new() };
+    let mut a = Alert::account(AlertKind::InsufficientBalance, Some(period)).with(
+        format!(
+            "the next 24 h need {}: {} by the forecast{unpriced}, the {} the short balance blocked now included",
+            day.spend,
+            renewals(day.renewals),
+            renewals(blocked.len())
+        ),
+        "the blocked renewals are tried again each cycle, most urgent first",
+        format!(
+            "top up by at least {} ({} cents) to cover the next 24 h; `proxy-renewd forecast --days 1` lists the renewals",
+            day.spend, day.spend.0
+        ),
+    );
+    a.amount = Some(day.spend);
+    Some(a)
+}

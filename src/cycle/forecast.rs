@@ -1,0 +1,332 @@
+//! The forecast from what a cycle reads and knows: `proxy-renewd forecast` ([`Cycle::forecast`],
+//! an audit's read, plus `renewal-plans` for the subscriptions due soon and `op=plans` once),
+//! and the one a cycle makes of itself after its renewals ([`Cycle::forecast_after`]: the
+//! `--dry-run` line, the metrics, the weekly email and the 402 top-up figure). Both give
+//! [`crate::forecast::forecast`] the same inputs the policy gets in a cycle.
+
+use std::collections::{HashMap, HashSet};
+
+use super::known::Known;
+use super::{Cycle, CycleError, read};
+use crate::api::{RenewalPlan, Subscription};
+use crate::attempt::{LedgerEntry, LedgerState};
+use crate::forecast::{self, DAY_MS, Forecast, PlanSource, Subject};
+use crate::policy::choose_plan;
+use crate::rule::Rule;
+use crate::values::{Cents, EpochMs, SubscriptionId};
+
+/// `forecast` reads `op=renewal-plans` for the subscriptions due within this of now (24 h);
+/// the others are priced from the ledger or the cheapest known plan.
+pub const PLANS_HORIZON_MS: i64 = DAY_MS;
+
+/// What `proxy-renewd forecast` ran on, beside the forecast.
+#[derive(Debug, Clone)]
+pub struct ForecastRun {
+    /// The forecast.
+    pub forecast: Forecast,
+    /// `subscriptions` (a fresh read) or `snapshot` (`--offline`: the database's last read).
+    pub source: &'static str,
+    /// How many subscriptions it covers.
+    pub subscriptions: usize,
+    /// `renewal-plans` reads made.
+    pub plans_read: usize,
+    /// `renewal-plans` reads that failed, as (subscription, error): priced another way.
+    pub plans_errors: Vec<(SubscriptionId, String)>,
+    /// `op=plans` failed: the cheapest known plan comes from the ledger only.
+    pub catalog_error: Option<String>,
+    /// `[budget] max_spend_cents_per_day`.
+    pub budget: Option<Cents>,
+}
+
+/// What the database adds for a forecast: the spend of the last 24 h row by row, and each
+/// subscription's last renewal.
+struct Extras {
+    spent: Vec<(EpochMs, Cents)>,
+    last_renewals: Vec<LedgerEntry>,
+}
+
+impl Cycle<'_> {
+    /// `proxy-renewd forecast --days N [--offline]`: reads `subscriptions` (or, offline, the
+    /// database's snapshot), loads what the database knows as an audit does (nothing written),
+    /// reads `renewal-plans` for the subscriptions due within [`PLANS_HORIZON_MS`] and
+    /// `op=plans` once (neither offline), and forecasts `days` days from now.
+    ///
+    /// # Errors
+    /// [`CycleError::Read`] when `subscriptions` cannot be read; [`CycleError::Store`] when
+    /// the database cannot be read, or holds no snapshot offline.
+    pub async fn forecast(&self, days: u32, offline: bool) -> Result<ForecastRun, CycleError> {
+        let now = self.clock.now();
+        let subs: Vec<Subscription> = if offline {
+            self.snapshot_subscriptions().await?
+        } else {
+            let list = self.client.subscriptions().await.map_err(CycleError::Read)?;
+            read::without_duplicates(list).subscriptions
+        };
+        let known = self.load(&subs, now).await?;
+        let horizon = EpochMs(now.0.saturating_add(PLANS_HORIZON_MS));
+        let soon: Vec<SubscriptionId> = if offline {
+            vec![]
+        } else {
+            subs.iter()
+                .filter(|s| {
+                    let rule = self.rule_of(&known, &s.subscription_id).1;
+                    rule.enabled
+                        && s.status == "active"
+                        && EpochMs(s.active_until.0.saturating_sub(rule.renew_before_ms)) <= horizon
+                })
+                .map(|s| s.subscription_id.clone())
+                .collect()
+        };
+        let fetched = self.fetch_plans(&soon).await;
+        let mut plans_errors: Vec<(SubscriptionId, String)> =
+            fetched.iter().filter_map(|(id, r)| Some((id.clone(), r.as_ref().err()?.message.clone()))).collect();
+        plans_errors.sort();
+        let offered: HashMap<SubscriptionId, Vec<RenewalPlan>> =
+            fetched.into_iter().filter_map(|(id, r)| Some((id, r.ok()?))).collect();
+        let (catalog, catalog_error) = if offline {
+            (vec![], None)
+        } else {
+            match self.client.plans().await {
+                Ok(plans) => (plans.into_iter().map(|p| as_renewal_plan(&p)).collect(), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read op=plans: the cheapest known plan comes from the ledger only");
+                    (vec![], Some(e.to_string()))
+                }
+            }
+        };
+        let extras = self.extras(now).await?;
+        let until = EpochMs(now.0.saturating_add(i64::from(days).saturating_mul(DAY_MS)));
+        let forecast = self.forecast_of(&subs, &known, &offered, &catalog, &extras, now, until);
+        Ok(ForecastRun {
+            forecast,
+            source: if offline { "snapshot" } else { "subscriptions" },
+            subscriptions: subs.len(),
+            plans_read: soon.len(),
+            plans_errors,
+            catalog_error,
+            budget: self.config.max_spend_per_day,
+        })
+    }
+
+    /// The forecast of the `days` days after this cycle's read, from what the database knows
+    /// after its renewals (loaded again as an audit: an attempt this cycle left unknown is in
+    /// flight, one it renewed has its new expiry) and the renewal plans it read. `None` when
+    /// the database cannot be read (logged; the cycle goes on).
+    pub(super) async fn forecast_after(
+        &self,
+        subs: &[Subscription],
+        plans: &super::decide::Plans,
+        read_at: EpochMs,
+        days: u32,
+    ) -> Option<Forecast> {
+        let audit = Cycle { dry_run: true, observer: None, mailer: None, ..self.clone_refs() };
+        let loaded = async {
+            let known = audit.load(subs, read_at).await?;
+            let extras = audit.extras(read_at).await?;
+            Ok::<_, CycleError>((known, extras))
+        };
+        let (known, extras) = match loaded.await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot forecast: the database cannot be read");
+                return None;
+            }
+        };
+        let offered: HashMap<SubscriptionId, Vec<RenewalPlan>> =
+            plans.iter().filter_map(|(id, r)| Some((id.clone(), r.as_ref().ok()?.clone()))).collect();
+        let until = EpochMs(read_at.0.saturating_add(i64::from(days) * DAY_MS));
+        Some(audit.forecast_of(subs, &known, &offered, &[], &extras, read_at, until))
+    }
+
+    /// A cycle forecasts when someone reads it: an audit (its line under the totals), the
+    /// metrics, the weekly email, or a 402 (the top-up figure).
+    pub(super) fn wants_forecast(&self, items: &[crate::report::Item]) -> bool {
+        use crate::attempt::RenewOutcome;
+        self.dry_run
+            || self.observer.is_some()
+            || self.config.alerts.forecast_weekly
+            || items.iter().any(|i| {
+                matches!(
+                    i.outcome,
+                    Some(RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. })
+                )
+            })
+    }
+
+    /// `[alerts] forecast = "weekly"`: the 7-day forecast through the outbox, once per UTC
+    /// week (Monday to Sunday), deduplicated like every alert.
+    pub(super) async fn raise_weekly_forecast(&self, report: &crate::report::CycleReport) {
+        let (Some(store), false, true) = (self.store, self.dry_run, self.config.alerts.forecast_weekly) else { return };
+        let Some(f) = &report.forecast else { return };
+        let alert = crate::alerts::forecast_alert(f, report.read_at);
+        let week = 7 * DAY_MS;
+        match store.enqueue_alerts(std::slice::from_ref(&alert), None, self.clock.now(), week).await {
+            Ok(n) => tracing::debug!(queued = n, "weekly forecast"),
+            Err(e) => tracing::warn!(error = %e, "cannot queue the weekly forecast; the next cycle tries again"),
+        }
+    }
+
+    /// The same references, a fresh report state.
+    fn clone_refs(&self) -> Cycle<'_> {
+        Cycle {
+            client: self.client,
+            store: self.store,
+            config: self.config,
+            max_concurrency: self.max_concurrency,
+            dry_run: self.dry_run,
+            cancel: self.cancel.clone(),
+            mailer: self.mailer,
+            observer: self.observer,
+            clock: self.clock,
+            unrecorded: std::sync::Mutex::default(),
+            unqueued: std::sync::Mutex::default(),
+        }
+    }
+
+    async fn extras(&self, now: EpochMs) -> Result<Extras, CycleError> {
+        let Some(store) = self.store else { return Ok(Extras { spent: vec![], last_renewals: vec![] }) };
+        Ok(Extras {
+            spent: store.spend_rows_since(EpochMs(now.0 - DAY_MS)).await?,
+            last_renewals: store.last_renewals().await?,
+        })
+    }
+
+    /// The snapshot's subscriptions still listed at the last read, as subscriptions.
+    async fn snapshot_subscriptions(&self) -> Result<Vec<Subscription>, CycleError> {
+        let Some(store) = self.store else {
+            return Err(CycleError::Store(crate::store::StoreError::Other {
+                path: self.config.database_url.clone(),
+                detail: "no database yet, so no snapshot to forecast from offline: run without --offline (or run a cycle first)".into(),
+            }));
+        };
+        let rows = store.snapshot().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.gone_since.is_none())
+            .map(|r| Subscription {
+                subscription_id: r.seen.subscription_id,
+                status: r.seen.status,
+                active_until: r.seen.active_until,
+                user_note: r.seen.user_note,
+                rotation_policy: None,
+                label: r.seen.label,
+                network_label: r.seen.network_label,
+                credentials: None,
+                protocols: None,
+                rotate: None,
+            })
+            .collect())
+    }
+
+    /// The forecast's input from a read and what the database knows; see [`PlanSource`] for
+    /// how each subscription is priced.
+    #[allow(clippy::too_many_arguments)]
+    fn forecast_of(
+        &self,
+        subs: &[Subscription],
+        known: &Known,
+        offered: &HashMap<SubscriptionId, Vec<RenewalPlan>>,
+        catalog: &[RenewalPlan],
+        extras: &Extras,
+        now: EpochMs,
+        until: EpochMs,
+    ) -> Forecast {
+        // Every plan this run knows, first seen first: op=plans, then what was offered, then
+        // the plans of past renewals.
+        let mut listed: Vec<RenewalPlan> = catalog.to_vec();
+        let mut ids: HashSet<_> = listed.iter().map(|p| p.id.clone()).collect();
+        let mut offered_ids: Vec<&SubscriptionId> = offered.keys().collect();
+        offered_ids.sort();
+        let last_plans: HashMap<SubscriptionId, Vec<RenewalPlan>> = extras
+            .last_renewals
+            .iter()
+            .filter_map(|e| Some((e.subscription_id.clone(), vec![forecast::plan_of(e, catalog)?])))
+            .collect();
+        let mut last_ids: Vec<&SubscriptionId> = last_plans.keys().collect();
+        last_ids.sort();
+        let more =
+            offered_ids.iter().flat_map(|id| &offered[*id]).chain(last_ids.iter().flat_map(|id| &last_plans[*id]));
+        for p in more {
+            if ids.insert(p.id.clone()) {
+                listed.push(p.clone());
+            }
+        }
+        let rules: Vec<Rule> = subs.iter().map(|s| self.rule_of(known, &s.subscription_id).1).collect();
+        let no_entries: Vec<LedgerEntry> = Vec::new();
+        let subjects: Vec<Subject<'_>> = subs
+            .iter()
+            .zip(&rules)
+            .map(|(s, rule)| {
+                let id = &s.subscription_id;
+                let ledger = known.ledger.get(id).unwrap_or(&no_entries);
+                let plans = match (offered.get(id), last_plans.get(id)) {
+                    (Some(p), _) => Some((PlanSource::RenewalPlans, p.as_slice())),
+                    (None, Some(p)) if choose_plan(&rule.plan, p, rule.repeat_count).is_some() => {
+                        Some((PlanSource::LastRenewal, p.as_slice()))
+                    }
+                    _ if choose_plan(&rule.plan, &listed, rule.repeat_count).is_some() => {
+                        Some((PlanSource::CheapestKnown, listed.as_slice()))
+                    }
+                    _ => None,
+                };
+                Subject {
+                    subscription_id: id,
+                    status: &s.status,
+                    active_until: caught_up(s.active_until, ledger),
+                    rule,
+                    plans,
+                    ledger,
+                    on_hold: known.held.contains(id),
+                    paid_until: known.paid_until.get(id).copied(),
+                }
+            })
+            .collect();
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(&self.config.schedule.cron)
+            .ok();
+        let next_cycle = |t: EpochMs| next_tick(cron.as_ref(), t);
+        forecast::forecast(&forecast::Input {
+            subjects,
+            spent: extras.spent.clone(),
+            max_spend_per_day: self.config.max_spend_per_day,
+            lapse_warning_ms: self.config.alerts.lapse_warning_ms,
+            balance_ok_since: known.balance_ok_since,
+            now,
+            until,
+            next_cycle: &next_cycle,
+        })
+    }
+}
+
+/// The expiry the provider will show once it catches up with a renewal the ledger recorded
+/// for this period (the snapshot, or a read made before this cycle's renewals, is behind).
+fn caught_up(active_until: EpochMs, ledger: &[LedgerEntry]) -> EpochMs {
+    ledger
+        .iter()
+        .filter(|e| e.state == LedgerState::Succeeded && e.renewal.active_until_before == active_until)
+        .filter_map(|e| e.actual_end_at)
+        .max()
+        .map_or(active_until, |end| end.max(active_until))
+}
+
+/// The first tick of `cron` at or after `t` (whole seconds, UTC); every instant when there is
+/// no schedule.
+fn next_tick(cron: Option<&croner::Cron>, t: EpochMs) -> Option<EpochMs> {
+    let Some(cron) = cron else { return Some(t) };
+    let secs = t.0.div_euclid(1000) + i64::from(t.0.rem_euclid(1000) != 0);
+    let at = chrono::DateTime::from_timestamp(secs, 0)?;
+    let next = cron.find_next_occurrence(&at, true).ok()?;
+    Some(EpochMs(next.timestamp_millis()))
+}
+
+/// A listed plan as a renewal plan (same id, duration and price).
+fn as_renewal_plan(p: &crate::api::Plan) -> RenewalPlan {
+    RenewalPlan {
+        id: p.id.clone(),
+        connection_type: p.connection_type.clone(),
+        duration_ms: p.duration_ms,
+        price_amount_cents: p.price_amount_cents,
+    }
+}

@@ -1,0 +1,210 @@
+//! `proxy-renewd forecast` as a table (under 100 columns: totals, fund-by days, what needs a
+//! person, budget stops, then the renewals, at most [`TABLE_RENEWALS`]) or one JSON document
+//! (every row; README, *Forecast*, documents its shape).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{pretty, table};
+use crate::cycle::ForecastRun;
+use crate::forecast::{Forecast, Renewal, Window};
+use crate::values::{Cents, EpochMs};
+
+/// The most renewals the table lists; JSON lists them all.
+pub const TABLE_RENEWALS: usize = 50;
+
+/// The day part of an instant, `2026-12-02`.
+fn day(t: EpochMs) -> String {
+    t.to_string().get(..10).unwrap_or_default().to_owned()
+}
+
+/// The minute part, `2026-12-02 03:10`.
+fn minute(t: EpochMs) -> String {
+    t.to_string().get(..16).map(|s| s.replace('T', " ")).unwrap_or_default()
+}
+
+/// `3 renewals, 12.00` (and `, 1 at a price not known` when some are unpriced).
+#[must_use]
+pub fn window_words(w: &Window) -> String {
+    let unpriced = if w.unpriced > 0 { format!(" (+{} at a price not known)", w.unpriced) } else { String::new() };
+    format!("{} renewal{}, {}{unpriced}", w.renewals, if w.renewals == 1 { "" } else { "s" }, w.spend)
+}
+
+/// The one line `--dry-run` prints under its totals, e.g.
+/// `forecast, next 7 days: 12 renewals, 48.00 (proxy-renewd forecast)`.
+#[must_use]
+pub fn dry_run_line(f: &Forecast) -> Option<String> {
+    let w = f.window("7d")?;
+    Some(format!("forecast, next 7 days: about {} (details: proxy-renewd forecast)", window_words(w)))
+}
+
+/// The forecast in `format`.
+#[must_use]
+pub fn render(run: &ForecastRun, format: super::OutputFormat) -> String {
+    match format {
+        super::OutputFormat::Json => pretty(&json(run)),
+        super::OutputFormat::Table => text(run),
+    }
+}
+
+fn renewal_json(r: &Renewal) -> Value {
+    let t = r.terms.as_ref();
+    json!({
+        "subscription_id": r.subscription_id,
+        "at_ms": r.at.0,
+        "at": r.at.to_rfc3339(),
+        "active_until_ms": r.active_until_before.0,
+        "plan_id": t.map(|t| &t.plan_id),
+        "repeat_count": t.map(|t| t.repeat_count),
+        "price_cents": t.map(|t| t.price.0),
+        "expected_end_at_ms": t.map(|t| t.expected_end_at.0),
+        "plan_source": r.plan_source.map(|s| s.as_str()),
+        "delayed_by_budget": r.delayed_by_budget,
+        "lapses_first": r.lapses_first(),
+    })
+}
+
+/// The JSON document.
+#[must_use]
+pub fn json(run: &ForecastRun) -> Value {
+    let f = &run.forecast;
+    json!({
+        "from_ms": f.now.0,
+        "until_ms": f.until.0,
+        "source": run.source,
+        "subscriptions": run.subscriptions,
+        "budget_cents_per_day": run.budget.map(|b| b.0),
+        "totals": f.windows.iter().map(|w| (w.name.to_owned(), json!({
+            "renewals": w.renewals, "spend_cents": w.spend.0, "unpriced": w.unpriced,
+        }))).collect::<serde_json::Map<String, Value>>(),
+        "days": f.days.iter().map(|d| json!({
+            "date": day(d.start),
+            "start_ms": d.start.0,
+            "renewals": d.renewals,
+            "spend_cents": d.spend.0,
+            "unpriced": d.unpriced,
+            "fund_by_cents": d.cumulative.0,
+            "budget_stops": d.budget_stops,
+        })).collect::<Vec<_>>(),
+        "renewals": f.renewals.iter().map(renewal_json).collect::<Vec<_>>(),
+        "budget_stops": f.budget_stops.iter().map(|s| json!({
+            "subscription_id": s.subscription_id,
+            "at_ms": s.at.0,
+            "price_cents": s.price.0,
+            "active_until_ms": s.active_until.0,
+            "renewed_at_ms": s.renewed_at.map(|t| t.0),
+        })).collect::<Vec<_>>(),
+        "attention": f.attention.iter().map(|a| json!({
+            "subscription_id": a.subscription_id,
+            "reason": a.reason,
+            "active_until_ms": a.active_until.0,
+            "at_ms": a.at.0,
+        })).collect::<Vec<_>>(),
+        "plans_read": run.plans_read,
+        "plans_errors": run.plans_errors.iter().map(|(id, e)| json!({ "subscription_id": id, "error": e })).collect::<Vec<_>>(),
+        "catalog_error": run.catalog_error,
+    })
+}
+
+fn text(run: &ForecastRun) -> String {
+    let f = &run.forecast;
+    let mut out = String::new();
+    let days = (f.until.0 - f.now.0) / crate::forecast::DAY_MS;
+    let from = if run.source == "snapshot" { "the snapshot (offline)" } else { "a fresh read" };
+    let _ = writeln!(
+        out,
+        "Forecast from {} UTC, {days} day{}, {} subscriptions from {from}; budget {}",
+        minute(f.now),
+        if days == 1 { "" } else { "s" },
+        run.subscriptions,
+        run.budget.map_or("none".to_owned(), |b| format!("{b} per 24 h"))
+    );
+    for w in &f.windows {
+        let _ = writeln!(out, "  next {:>3}: {}", w.name, window_words(w));
+    }
+    let total = Cents(f.renewals.iter().map(|r| r.price().0).sum());
+    let _ = writeln!(out, "  all {days} days: {} renewals, {total}", f.renewals.len());
+    let busy: Vec<_> = f.days.iter().filter(|d| d.renewals > 0 || d.budget_stops > 0).collect();
+    if !busy.is_empty() {
+        out.push_str("\nFund by: have at least the amount on the account at the start of the day (UTC).\n");
+        let mut t = table(&["DAY", "RENEWALS", "SPEND", "HAVE AT LEAST", "BUDGET STOPS"]);
+        for d in busy {
+            let unpriced = if d.unpriced > 0 { format!(" (+{} unpriced)", d.unpriced) } else { String::new() };
+            t.add_row(vec![
+                day(d.start),
+                format!("{}{unpriced}", d.renewals),
+                d.spend.to_string(),
+                d.cumulative.to_string(),
+                if d.budget_stops > 0 { d.budget_stops.to_string() } else { String::new() },
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+    }
+    if !f.attention.is_empty() {
+        let _ = writeln!(out, "\nNeeds a person ({}): the daemon will not renew these by itself.", f.attention.len());
+        let mut t = table(&["SUBSCRIPTION", "REASON", "EXPIRES (UTC)", "FROM"]);
+        for a in &f.attention {
+            t.add_row(vec![a.subscription_id.to_string(), a.reason.into(), minute(a.active_until), minute(a.at)]);
+        }
+        let _ = writeln!(out, "{t}");
+    }
+    if !f.budget_stops.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nStopped by the daily budget ({}): due, but renewed only once the rolling 24 h spend allows.",
+            f.budget_stops.len()
+        );
+        let mut t = table(&["SUBSCRIPTION", "STOPPED", "PRICE", "EXPIRES (UTC)", "RENEWED"]);
+        for s in &f.budget_stops {
+            let renewed = match s.renewed_at {
+                Some(t) if t > s.active_until => format!("{} (after it lapses)", minute(t)),
+                Some(t) => minute(t),
+                None => "not in the window".into(),
+            };
+            t.add_row(vec![
+                s.subscription_id.to_string(),
+                minute(s.at),
+                s.price.to_string(),
+                minute(s.active_until),
+                renewed,
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+    }
+    if !f.renewals.is_empty() {
+        let _ = writeln!(out, "\nRenewals ({}), in the order the cycles make them:", f.renewals.len());
+        let mut t = table(&["CYCLE (UTC)", "SUBSCRIPTION", "PLAN × N", "PRICE", "NEW EXPIRY", "PRICED BY"]);
+        for r in f.renewals.iter().take(TABLE_RENEWALS) {
+            let (plan, price, end) = match &r.terms {
+                Some(t) => (format!("{} × {}", t.plan_id, t.repeat_count), t.price.to_string(), day(t.expected_end_at)),
+                None => ("?".into(), "?".into(), String::new()),
+            };
+            let mut source = r.plan_source.map_or("no plan known", |s| s.as_str()).to_owned();
+            if r.delayed_by_budget {
+                source.push_str(", budget");
+            }
+            t.add_row(vec![minute(r.at), r.subscription_id.to_string(), plan, price, end, source]);
+        }
+        let _ = writeln!(out, "{t}");
+        if f.renewals.len() > TABLE_RENEWALS {
+            let _ = writeln!(out, "… and {} more: --format json lists every one", f.renewals.len() - TABLE_RENEWALS);
+        }
+    }
+    if !run.plans_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nrenewal-plans could not be read for {} subscription(s) (priced from the ledger or the cheapest known plan instead), e.g. {}: {}",
+            run.plans_errors.len(),
+            run.plans_errors[0].0,
+            run.plans_errors[0].1
+        );
+    }
+    if let Some(e) = &run.catalog_error {
+        let _ = writeln!(out, "\nop=plans could not be read ({e}): cheapest-known prices come from the ledger only");
+    }
+    out.push_str(
+        "\nAssumes every renewal succeeds at its price and nobody acts in between; a 402 or 409 moves dates.\n",
+    );
+    out
+}

@@ -1,0 +1,423 @@
+//! The forecast: against the policy itself on random fleets (proptest: the first day's
+//! renewals are exactly what the policy renews when the clock is moved to each cycle, and the
+//! totals are the sums of the rows), on hand-checked cases (budget days, fund-by amounts,
+//! repeated renewals of a short plan, what needs a person), and through the real binary
+//! against the simulator (`forecast`, `--offline`, `--dry-run`'s line).
+
+use proptest::prelude::*;
+use proxy_renewd::api::RenewalPlan;
+use proxy_renewd::attempt::{LedgerEntry, LedgerState, Origin, RenewalTerms};
+use proxy_renewd::forecast::{self, DAY_MS, Forecast, Input, PlanSource, Subject};
+use proxy_renewd::policy::{self, Decision};
+use proxy_renewd::rule::{PlanChoice, Rule};
+use proxy_renewd::values::{Cents, EpochMs, PlanId, SubscriptionId};
+
+const NOW: EpochMs = EpochMs(1_800_000_123_456);
+const HOUR: i64 = 3_600_000;
+const MIN: i64 = 60_000;
+
+fn plan(id: &str, duration_ms: i64, cents: i64) -> RenewalPlan {
+    RenewalPlan { id: PlanId::parse(id).unwrap(), connection_type: None, duration_ms, price_amount_cents: Cents(cents) }
+}
+
+fn sid(n: usize) -> SubscriptionId {
+    SubscriptionId::parse(&format!("sub{n:03}")).unwrap()
+}
+
+/// Every `step` ms from the epoch: the first tick at or after `t`.
+fn every(step: i64) -> impl Fn(EpochMs) -> Option<EpochMs> {
+    move |t: EpochMs| Some(EpochMs(t.0.div_euclid(step) * step + if t.0.rem_euclid(step) == 0 { 0 } else { step }))
+}
+
+/// One subscription of a fleet, owned.
+#[derive(Debug, Clone)]
+struct Sub {
+    id: SubscriptionId,
+    status: &'static str,
+    active_until: EpochMs,
+    rule: Rule,
+    plans: Vec<RenewalPlan>,
+    ledger: Vec<LedgerEntry>,
+    on_hold: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Fleet {
+    subs: Vec<Sub>,
+    spent: Vec<(EpochMs, Cents)>,
+    budget: Option<Cents>,
+    step: i64,
+}
+
+impl Fleet {
+    fn forecast(&self, days: i64) -> Forecast {
+        let next = every(self.step);
+        forecast::forecast(&Input {
+            subjects: self
+                .subs
+                .iter()
+                .map(|s| Subject {
+                    subscription_id: &s.id,
+                    status: s.status,
+                    active_until: s.active_until,
+                    rule: &s.rule,
+                    plans: Some((PlanSource::RenewalPlans, s.plans.as_slice())),
+                    ledger: &s.ledger,
+                    on_hold: s.on_hold,
+                    paid_until: None,
+                })
+                .collect(),
+            spent: self.spent.clone(),
+            max_spend_per_day: self.budget,
+            lapse_warning_ms: HOUR,
+            balance_ok_since: None,
+            now: NOW,
+            until: EpochMs(NOW.0 + days * DAY_MS),
+            next_cycle: &next,
+        })
+    }
+
+    /// What the policy renews when the clock is moved to each cycle of the first day, most
+    /// urgent first within a cycle, each renewal applied (new expiry, a succeeded attempt,
+    /// its price in the rolling spend, a hold when it leaves the subscription still due):
+    /// (cycle, subscription, plan, price).
+    fn cycle_by_cycle(&self) -> Vec<(EpochMs, SubscriptionId, PlanId, Cents)> {
+        let mut subs = self.subs.clone();
+        let mut spends = self.spent.clone();
+        let mut out = vec![];
+        let next = every(self.step);
+        let mut t = next(NOW).unwrap();
+        while t.0 < NOW.0 + DAY_MS {
+            subs.sort_by(|a, b| (a.active_until, &a.id).cmp(&(b.active_until, &b.id)));
+            let mut spent: i64 = spends.iter().filter(|(at, _)| at.0 >= t.0 - DAY_MS).map(|(_, c)| c.0).sum();
+            for s in &mut subs {
+                let ask = |plans: Option<&[RenewalPlan]>, s: &Sub| {
+                    policy::decide(&policy::Input {
+                        status: s.status,
+                        active_until: s.active_until,
+                        rule: &s.rule,
+                        renewal_plans: plans,
+                        ledger: &s.ledger,
+                        on_hold: s.on_hold,
+                        paid_until: None,
+                        spent_last_24h: Cents(spent),
+                        max_spend_per_day: self.budget,
+                        lapse_warning_ms: HOUR,
+                        probe_balance: false,
+                        balance_ok_since: None,
+                        now: t,
+                    })
+                };
+                let mut d = ask(None, s);
+                if d == Decision::FetchPlans {
+                    d = ask(Some(&s.plans), s);
+                }
+                if let Decision::Renew(terms) = d {
+                    out.push((t, s.id.clone(), terms.plan_id.clone(), terms.price));
+                    spent += terms.price.0;
+                    spends.push((t, terms.price));
+                    s.ledger.push(done(&s.id, &terms, t));
+                    s.active_until = terms.expected_end_at;
+                    if terms.expected_end_at.since(t) <= s.rule.renew_before_ms {
+                        s.on_hold = true;
+                    }
+                }
+            }
+            t = next(EpochMs(t.0 + 1)).unwrap();
+        }
+        out
+    }
+}
+
+fn done(id: &SubscriptionId, terms: &RenewalTerms, at: EpochMs) -> LedgerEntry {
+    LedgerEntry {
+        id: 0,
+        subscription_id: id.clone(),
+        renewal: terms.clone(),
+        origin: Origin::Daemon,
+        state: LedgerState::Succeeded,
+        actual_end_at: Some(terms.expected_end_at),
+        http_status: Some(200),
+        error: None,
+        retry_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn past(id: &SubscriptionId, period: EpochMs, state: LedgerState, status: Option<u16>, at: EpochMs) -> LedgerEntry {
+    LedgerEntry {
+        id: 0,
+        subscription_id: id.clone(),
+        renewal: RenewalTerms {
+            active_until_before: period,
+            attempt: 1,
+            plan_id: PlanId::parse("pa").unwrap(),
+            repeat_count: 1,
+            price: Cents(500),
+            coupon_code: None,
+            expected_end_at: EpochMs(period.0 + 30 * DAY_MS),
+        },
+        origin: Origin::Daemon,
+        state,
+        actual_end_at: None,
+        http_status: status,
+        error: None,
+        retry_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn arb_sub(n: usize) -> impl Strategy<Value = Sub> {
+    let plan_list = prop::collection::vec(
+        (
+            prop::sample::select(vec!["pa", "pb", "pc", "pd"]),
+            prop::sample::select(vec![2 * HOUR, DAY_MS, 7 * DAY_MS, 30 * DAY_MS]),
+            0_i64..2500,
+        ),
+        0..4,
+    );
+    let choice = prop::sample::select(vec![
+        PlanChoice::Cheapest,
+        PlanChoice::BestValue,
+        PlanChoice::Longest,
+        PlanChoice::Plan(PlanId::parse("pb").unwrap()),
+    ]);
+    let history = prop::sample::select(vec![
+        None,
+        Some((LedgerState::Refused, Some(402))),
+        Some((LedgerState::Refused, Some(409))),
+        Some((LedgerState::Unknown, None)),
+        Some((LedgerState::Failed, None)),
+        Some((LedgerState::Refused, Some(400))),
+    ]);
+    (
+        -2 * DAY_MS..3 * DAY_MS,
+        prop::sample::select(vec![0, 30 * MIN, 12 * HOUR, DAY_MS, 3 * DAY_MS]),
+        prop::bool::weighted(0.9),
+        prop::bool::weighted(0.95),
+        plan_list,
+        choice,
+        1_u32..3,
+        prop::option::weighted(0.3, 500_i64..3000),
+        history,
+        0_i64..3 * HOUR,
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(
+            move |(expires_in, renew_before, enabled, active, plans, plan, repeat, cap, history, ago, on_hold)| {
+                let id = sid(n);
+                let active_until = EpochMs(NOW.0 + expires_in);
+                let ledger = history
+                    .map(|(state, status)| past(&id, active_until, state, status, EpochMs(NOW.0 - ago)))
+                    .into_iter()
+                    .collect();
+                Sub {
+                    status: if active { "active" } else { "suspended" },
+                    active_until,
+                    rule: Rule {
+                        enabled,
+                        renew_before_ms: renew_before,
+                        plan,
+                        repeat_count: repeat,
+                        max_price_cents: cap.map(Cents),
+                        ..Rule::default()
+                    },
+                    plans: plans.into_iter().map(|(p, d, c)| self::plan(p, d, c)).collect(),
+                    ledger,
+                    on_hold,
+                    id,
+                }
+            },
+        )
+}
+
+fn arb_fleet() -> impl Strategy<Value = Fleet> {
+    (1_usize..25)
+        .prop_flat_map(|n| {
+            (
+                (0..n).map(arb_sub).collect::<Vec<_>>(),
+                prop::collection::vec((0_i64..DAY_MS, 0_i64..2000), 0..4),
+                prop::option::weighted(0.6, 0_i64..8000),
+                prop::sample::select(vec![10 * MIN, HOUR, 7 * MIN]),
+            )
+        })
+        .prop_map(|(subs, spent, budget, step)| Fleet {
+            subs,
+            spent: spent.into_iter().map(|(ago, c)| (EpochMs(NOW.0 - ago), Cents(c))).collect(),
+            budget: budget.map(Cents),
+            step,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_first_day_is_what_the_policy_renews_cycle_by_cycle(fleet in arb_fleet()) {
+        let f = fleet.forecast(2);
+        let first_day: Vec<(EpochMs, SubscriptionId, PlanId, Cents)> = f
+            .renewals
+            .iter()
+            .filter(|r| r.at.0 < NOW.0 + DAY_MS)
+            .map(|r| {
+                let t = r.terms.as_ref().expect("every subscription has its plans");
+                (r.at, r.subscription_id.clone(), t.plan_id.clone(), t.price)
+            })
+            .collect();
+        prop_assert_eq!(first_day, fleet.cycle_by_cycle());
+    }
+
+    #[test]
+    fn the_totals_are_the_sums_of_the_rows(fleet in arb_fleet()) {
+        let f = fleet.forecast(30);
+        let sum = |rows: &mut dyn Iterator<Item = &forecast::Renewal>| rows.map(|r| r.price().0).sum::<i64>();
+        for w in &f.windows {
+            let mut rows = f.renewals.iter().filter(|r| r.at.0 < NOW.0 + w.length_ms);
+            let n = f.renewals.iter().filter(|r| r.at.0 < NOW.0 + w.length_ms).count();
+            prop_assert_eq!(w.renewals, n);
+            prop_assert_eq!(w.spend.0, sum(&mut rows));
+        }
+        prop_assert_eq!(f.days.iter().map(|d| d.renewals).sum::<usize>(), f.renewals.len());
+        prop_assert_eq!(f.days.last().map_or(0, |d| d.cumulative.0), sum(&mut f.renewals.iter()));
+        let mut running = 0;
+        for d in &f.days {
+            running += d.spend.0;
+            prop_assert_eq!(d.cumulative.0, running, "fund-by is the running total");
+        }
+        // Never over the budget in any rolling 24 h, counting what was spent before.
+        if let Some(b) = fleet.budget {
+            for r in &f.renewals {
+                let window = |t: EpochMs| t.0 >= r.at.0 - DAY_MS && t.0 <= r.at.0;
+                let before: i64 = fleet.spent.iter().filter(|(t, _)| window(*t)).map(|(_, c)| c.0).sum();
+                let forecast: i64 = f.renewals.iter().filter(|o| window(o.at)).map(|o| o.price().0).sum();
+                prop_assert!(before + forecast <= b.0, "over budget at {}", r.at);
+            }
+        }
+    }
+}
+
+fn one(active_until: EpochMs, plans: Vec<RenewalPlan>, rule: Rule, n: usize) -> Sub {
+    Sub { id: sid(n), status: "active", active_until, rule, plans, ledger: vec![], on_hold: false }
+}
+
+/// Due in 3 days, renewed 3 days ahead with a 30-day plan at 12.00.
+fn rule_3d() -> Rule {
+    Rule { renew_before_ms: 3 * DAY_MS, ..Rule::default() }
+}
+
+#[test]
+fn a_budget_day_and_the_fund_by_amounts_hand_checked() {
+    // Five subscriptions due at the first cycle, 12.00 each, a 30.00 budget: two renew at the
+    // first cycle (24.00), the third would make 36.00. The next two renew 24 h (and one tick)
+    // later, the last one 24 h after those.
+    let start = EpochMs(NOW.0 + DAY_MS); // activeUntil - 3 d < now: due at once
+    let subs: Vec<Sub> = (0..5).map(|n| one(start, vec![plan("pa", 30 * DAY_MS, 1200)], rule_3d(), n)).collect();
+    let fleet = Fleet { subs, spent: vec![], budget: Some(Cents(3000)), step: 10 * MIN };
+    let f = fleet.forecast(4);
+    let first = every(10 * MIN)(NOW).unwrap();
+    let after = |t: EpochMs| every(10 * MIN)(EpochMs(t.0 + DAY_MS + 1)).unwrap();
+    let at: Vec<(String, EpochMs)> = f.renewals.iter().map(|r| (r.subscription_id.to_string(), r.at)).collect();
+    assert_eq!(
+        at,
+        vec![
+            ("sub000".into(), first),
+            ("sub001".into(), first),
+            ("sub002".into(), after(first)),
+            ("sub003".into(), after(first)),
+            ("sub004".into(), after(after(first))),
+        ]
+    );
+    // The budget stops three on the first day; sub002 and sub003 lapse (at now + 1 d) before
+    // their renewal (first + 1 d + 10 min), sub004 too.
+    assert_eq!(f.budget_stops.len(), 3);
+    assert!(f.budget_stops.iter().all(|s| s.at == first && s.price == Cents(1200)));
+    assert_eq!(f.budget_stops[0].renewed_at, Some(after(first)));
+    assert!(f.renewals[2].delayed_by_budget && f.renewals[2].lapses_first());
+    assert!(!f.renewals[0].delayed_by_budget);
+    // Per day and fund-by: NOW's day holds the first two (first tick is the same day here).
+    let per_day: Vec<(i64, i64, usize)> = f.days.iter().map(|d| (d.spend.0, d.cumulative.0, d.budget_stops)).collect();
+    assert_eq!(f.days[0].start.0, NOW.0.div_euclid(DAY_MS) * DAY_MS);
+    assert_eq!(per_day, vec![(2400, 2400, 3), (2400, 4800, 0), (1200, 6000, 0), (0, 6000, 0), (0, 6000, 0)]);
+    assert_eq!(f.window("24h").map(|w| (w.renewals, w.spend)), Some((2, Cents(2400))));
+    assert!(f.window("7d").is_none(), "a 4-day forecast has no 7-day total");
+    assert!(f.attention.is_empty());
+}
+
+#[test]
+fn a_short_plan_is_renewed_again_inside_the_window_and_the_longest_is_not() {
+    // A 7-day plan renewed 1 day before expiry: expiry now + 2 d → renewed at now + 1 d, then
+    // every 7 days; in 30 days that is 5 renewals (days 1, 8, 15, 22, 29).
+    let rule = Rule { renew_before_ms: DAY_MS, ..Rule::default() };
+    let subs = vec![
+        one(EpochMs(NOW.0 + 2 * DAY_MS), vec![plan("pa", 7 * DAY_MS, 300)], rule.clone(), 0),
+        one(EpochMs(NOW.0 + 2 * DAY_MS), vec![plan("pb", 90 * DAY_MS, 3000)], rule, 1),
+    ];
+    let f = Fleet { subs, spent: vec![], budget: None, step: 10 * MIN }.forecast(30);
+    let weekly: Vec<i64> = f
+        .renewals
+        .iter()
+        .filter(|r| r.subscription_id == sid(0))
+        .map(|r| (r.at.0 - NOW.0 + 10 * MIN) / DAY_MS)
+        .collect();
+    assert_eq!(weekly, vec![1, 8, 15, 22, 29]);
+    assert_eq!(f.renewals.iter().filter(|r| r.subscription_id == sid(1)).count(), 1);
+    assert_eq!(f.window("30d").map(|w| w.spend), Some(Cents(5 * 300 + 3000)));
+}
+
+#[test]
+fn what_the_daemon_will_not_renew_is_listed_with_its_expiry_and_reason() {
+    let soon = EpochMs(NOW.0 + 2 * DAY_MS);
+    let disabled = one(soon, vec![plan("pa", 30 * DAY_MS, 1200)], Rule { enabled: false, ..rule_3d() }, 0);
+    let capped =
+        one(soon, vec![plan("pa", 30 * DAY_MS, 1200)], Rule { max_price_cents: Some(Cents(1000)), ..rule_3d() }, 1);
+    let none = one(soon, vec![], rule_3d(), 2);
+    let mut held = one(soon, vec![plan("pa", 30 * DAY_MS, 1200)], rule_3d(), 3);
+    held.on_hold = true;
+    // A plan too short to leave it outside renew_before: renewed once, then held.
+    let short = one(soon, vec![plan("pa", DAY_MS, 100)], rule_3d(), 4);
+    // Disabled and far: not in the window, not listed.
+    let far = one(EpochMs(NOW.0 + 60 * DAY_MS), vec![], Rule { enabled: false, ..rule_3d() }, 5);
+    let fleet =
+        Fleet { subs: vec![disabled, capped, none, held, short, far], spent: vec![], budget: None, step: 10 * MIN };
+    let f = fleet.forecast(30);
+    let mut reasons: Vec<(String, &str)> =
+        f.attention.iter().map(|a| (a.subscription_id.to_string(), a.reason)).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            ("sub000".into(), "expiring-unmanaged"),
+            ("sub001".into(), "over-price-cap"),
+            ("sub002".into(), "no-eligible-plan"),
+            ("sub003".into(), "on-hold"),
+            ("sub004".into(), "still-due-after-renewal"),
+        ]
+    );
+    assert_eq!(f.renewals.iter().map(|r| r.subscription_id.to_string()).collect::<Vec<_>>(), vec!["sub004"]);
+    assert!(f.attention.iter().filter(|a| a.reason != "still-due-after-renewal").all(|a| a.active_until == soon));
+}
+
+#[test]
+fn a_renewal_over_the_whole_budget_needs_a_person_and_is_never_forecast() {
+    let subs = vec![one(EpochMs(NOW.0 + DAY_MS), vec![plan("pa", 30 * DAY_MS, 5000)], rule_3d(), 0)];
+    let f = Fleet { subs, spent: vec![], budget: Some(Cents(4000)), step: 10 * MIN }.forecast(7);
+    assert!(f.renewals.is_empty());
+    assert_eq!(f.attention.iter().map(|a| a.reason).collect::<Vec<_>>(), vec!["over-budget"]);
+}
+
+#[test]
+fn a_backoff_is_forecast_at_the_first_cycle_after_it() {
+    // Refused with 409 five minutes ago, for an explicit plan (no other plan to try): the
+    // 10-minute backoff ends at now + 5 min; with cycles every 7 minutes the renewal is at
+    // the first tick at or after that.
+    let mut s = one(EpochMs(NOW.0 + DAY_MS), vec![plan("pb", 30 * DAY_MS, 1200)], rule_3d(), 0);
+    s.rule.plan = PlanChoice::Plan(PlanId::parse("pb").unwrap());
+    let mut e = past(&s.id, s.active_until, LedgerState::Refused, Some(409), EpochMs(NOW.0 - 5 * MIN));
+    e.renewal.plan_id = PlanId::parse("pb").unwrap();
+    s.ledger.push(e);
+    let f = Fleet { subs: vec![s], spent: vec![], budget: None, step: 7 * MIN }.forecast(1);
+    let tick = every(7 * MIN)(EpochMs(NOW.0 + 5 * MIN)).unwrap();
+    assert_eq!(f.renewals.iter().map(|r| r.at).collect::<Vec<_>>(), vec![tick]);
+}
