@@ -184,6 +184,7 @@ impl App {
             clock: self.clock.as_ref(),
             unrecorded: std::sync::Mutex::default(),
             unqueued: std::sync::Mutex::default(),
+            plans_catalog: std::sync::Mutex::default(),
         }
     }
 

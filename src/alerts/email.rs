@@ -56,7 +56,8 @@ pub fn digest(alerts: &[&Alert], now: EpochMs, instance: Option<&str>) -> Digest
             )
         }
         None if sorted.iter().all(|a| a.kind == AlertKind::Forecast) => {
-            format!("[proxy-renewd] renewal forecast: {}", sorted[0].happened)
+            let first = sorted[0].happened.split(';').next().unwrap_or_default();
+            format!("[proxy-renewd] renewal forecast: {}", clean_text(first))
         }
         None => {
             let all: Vec<&&Alert> = sorted.iter().filter(|a| a.kind == AlertKind::Recovered).collect();

@@ -19,6 +19,10 @@ use crate::values::{Cents, EpochMs, SubscriptionId};
 /// the others are priced from the ledger or the cheapest known plan.
 pub const PLANS_HORIZON_MS: i64 = DAY_MS;
 
+/// The daemon's forecast (metrics, the weekly email) reads `op=plans` at most this often
+/// (6 h), to price what is not due yet.
+pub const CATALOG_MAX_AGE_MS: i64 = 6 * 3_600_000;
+
 /// What `proxy-renewd forecast` ran on, beside the forecast.
 #[derive(Debug, Clone)]
 pub struct ForecastRun {
@@ -134,8 +138,33 @@ impl Cycle<'_> {
         };
         let offered: HashMap<SubscriptionId, Vec<RenewalPlan>> =
             plans.iter().filter_map(|(id, r)| Some((id.clone(), r.as_ref().ok()?.clone()))).collect();
+        let catalog = self.catalog(read_at).await;
         let until = EpochMs(read_at.0.saturating_add(i64::from(days) * DAY_MS));
-        Some(audit.forecast_of(subs, &known, &offered, &[], &extras, read_at, until))
+        Some(audit.forecast_of(subs, &known, &offered, &catalog, &extras, read_at, until))
+    }
+
+    /// `op=plans` for a daemon's forecast (metrics or the weekly email), read at most every
+    /// [`CATALOG_MAX_AGE_MS`]; none for an audit or a cycle that forecasts only for a 402
+    /// (they make no request beyond their own). A failed read is logged and keeps the last.
+    async fn catalog(&self, now: EpochMs) -> Vec<RenewalPlan> {
+        let wanted = !self.dry_run && (self.observer.is_some() || self.config.alerts.forecast_weekly);
+        let cached = self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match cached {
+            Some((at, plans)) if !wanted || now.since(at) < CATALOG_MAX_AGE_MS => return plans,
+            None if !wanted => return vec![],
+            _ => {}
+        }
+        match self.client.plans().await {
+            Ok(plans) => {
+                let plans: Vec<RenewalPlan> = plans.iter().map(as_renewal_plan).collect();
+                *self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, plans.clone()));
+                plans
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read op=plans for the forecast: what is not due yet is priced from the ledger");
+                cached.map(|(_, p)| p).unwrap_or_default()
+            }
+        }
     }
 
     /// A cycle forecasts when someone reads it: an audit (its line under the totals), the
@@ -180,6 +209,7 @@ impl Cycle<'_> {
             clock: self.clock,
             unrecorded: std::sync::Mutex::default(),
             unqueued: std::sync::Mutex::default(),
+            plans_catalog: std::sync::Mutex::default(),
         }
     }
 

@@ -79,6 +79,10 @@ pub struct Cycle<'a> {
     pub unrecorded: std::sync::Mutex<Vec<String>>,
     /// Alerts this cycle could not queue, for one direct delivery at its end (empty to start).
     pub unqueued: std::sync::Mutex<Vec<Alert>>,
+    /// `op=plans` as last read for the forecast, and when (empty to start): the daemon's
+    /// forecast prices what is not due yet with it, read again after
+    /// [`forecast::CATALOG_MAX_AGE_MS`].
+    pub plans_catalog: std::sync::Mutex<Option<(EpochMs, Vec<crate::api::RenewalPlan>)>>,
 }
 
 impl std::fmt::Debug for Cycle<'_> {

@@ -421,3 +421,239 @@ fn a_backoff_is_forecast_at_the_first_cycle_after_it() {
     let tick = every(7 * MIN)(EpochMs(NOW.0 + 5 * MIN)).unwrap();
     assert_eq!(f.renewals.iter().map(|r| r.at).collect::<Vec<_>>(), vec![tick]);
 }
+
+// ---- Through the real binary and the library, against the simulator. ----
+
+use proxy_renewd::sim::SimState;
+
+use crate::helpers::{DAY, KEY, Setup, bin, run, sim_with, world};
+use crate::smtp::SmtpServer;
+
+const K17: &str = "k17m3q5v7n9p1r2t4w6y8z0a";
+
+/// [`world`] with one plan listed (`op=plans`): k17, 30 days, 12.00.
+fn one_plan_world(offsets: &[i64]) -> SimState {
+    let mut state = world(offsets);
+    state.plans.retain(|p| p.id == K17);
+    state
+}
+
+/// A quoted-printable body, its soft line breaks joined.
+fn unfold(mail: &str) -> String {
+    mail.replace("\r\n", "\n").replace("=\n", "").replace("=3D", "=")
+}
+
+fn config(sim: &proxy_renewd::sim::Simulator, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 1\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"* * * * * *\"\njitter = \"0s\"\n{extra}",
+            sim.base_url(),
+            dir.join("r.db").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn forecast_json(config: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut cmd = bin();
+    cmd.arg("--config").arg(config).args(["--format", "json", "forecast"]).args(args);
+    let ran = run(cmd).await;
+    let doc = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", ran.stdout, ran.stderr));
+    (ran.code, doc)
+}
+
+fn rows(doc: &serde_json::Value) -> Vec<(String, String, i64, String)> {
+    doc["renewals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["subscription_id"].as_str().unwrap().to_owned(),
+                r["plan_id"].as_str().unwrap_or("?").to_owned(),
+                r["price_cents"].as_i64().unwrap_or(-1),
+                r["plan_source"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn totals(doc: &serde_json::Value, window: &str) -> (u64, i64) {
+    let t = &doc["totals"][window];
+    (t["renewals"].as_u64().unwrap(), t["spend_cents"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn a_fleet_with_known_expiries_gives_its_rows_and_totals() {
+    // sub0 expires in 1 day: due now (renew_before 3d), renewed at once and again 27 days
+    // after its new expiry's due date (day 28); sub1 in 9 days: due on day 6; sub2 in 40
+    // days: due on day 37, outside the window; sub3 is disabled and expires in 5 days.
+    let sim = sim_with(one_plan_world(&[DAY, 9 * DAY, 40 * DAY, 5 * DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).args(["rules", "set", "sub3", "--disable"]);
+    assert_eq!(run(cmd).await.code, 0);
+    let (code, doc) = forecast_json(&cfg, &[]).await;
+    assert_eq!(code, 3, "sub3 expires unmanaged: a person is needed");
+    assert_eq!(
+        rows(&doc),
+        vec![
+            ("sub0".into(), K17.into(), 1200, "renewal-plans".into()),
+            ("sub1".into(), K17.into(), 1200, "cheapest-known".into()),
+            ("sub0".into(), K17.into(), 1200, "renewal-plans".into()),
+        ]
+    );
+    assert_eq!(totals(&doc, "24h"), (1, 1200));
+    assert_eq!(totals(&doc, "7d"), (2, 2400));
+    assert_eq!(totals(&doc, "30d"), (3, 3600));
+    let attention = &doc["attention"].as_array().unwrap();
+    assert_eq!(attention.len(), 1);
+    assert_eq!(attention[0]["subscription_id"], "sub3");
+    assert_eq!(attention[0]["reason"], "expiring-unmanaged");
+    assert_eq!(doc["days"].as_array().unwrap().len(), 31, "today and the 30 days after, each listed");
+    let last = doc["days"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["fund_by_cents"], 3600, "fund-by is the running total");
+    // Reads only: one subscriptions, renewal-plans for the one due within 24 h, plans once.
+    assert_eq!(sim.calls_of("subscriptions").len(), 1);
+    assert_eq!(sim.calls_of("renewal-plans").len(), 1);
+    assert_eq!(sim.calls_of("plans").len(), 1);
+    assert!(sim.calls_of("renew").is_empty());
+}
+
+#[tokio::test]
+async fn the_table_fits_a_100_column_terminal_and_names_what_needs_a_person() {
+    let sim = sim_with(one_plan_world(&[DAY, 9 * DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "[budget]\nmax_spend_cents_per_day = 1000\n");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).args(["forecast", "--days", "7"]);
+    let ran = run(cmd).await;
+    assert_eq!(ran.code, 3, "the budget (10.00) is below the price (12.00): {}", ran.stdout);
+    for line in ran.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+    assert!(ran.stdout.contains("Needs a person (2)"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("over-budget"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("next  7d: 0 renewals, 0.00"), "{}", ran.stdout);
+}
+
+#[tokio::test]
+async fn offline_it_reads_the_snapshot_and_the_ledger_and_sends_nothing() {
+    let sim = sim_with(one_plan_world(&[DAY, 9 * DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).arg("once");
+    assert_eq!(run(cmd).await.code, 0);
+    let renewed = sim.state().subscriptions[0].active_until_ms;
+    let calls = sim.calls().len();
+    let (code, doc) = forecast_json(&cfg, &["--offline"]).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(sim.calls().len(), calls, "offline: no request at all");
+    assert_eq!(doc["source"], "snapshot");
+    // The snapshot predates sub0's renewal; the ledger has it: next due 3 days before its new
+    // expiry, priced by its last renewal; sub1 by the cheapest plan the ledger knows.
+    assert_eq!(
+        rows(&doc),
+        vec![("sub1".into(), K17.into(), 1200, "cheapest-known".into()), ("sub0".into(), K17.into(), 1200, "last-renewal".into())]
+    );
+    let at = doc["renewals"][1]["at_ms"].as_i64().unwrap();
+    let due = renewed - 3 * DAY;
+    assert!((due..due + 2_000).contains(&at), "sub0 at {at}, due {due}");
+}
+
+#[tokio::test]
+async fn offline_without_a_database_says_how_to_get_one() {
+    let sim = sim_with(one_plan_world(&[DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).args(["forecast", "--offline"]);
+    let ran = run(cmd).await;
+    assert_eq!(ran.code, 1);
+    assert!(ran.stderr.contains("no snapshot") && ran.stderr.contains("without --offline"), "{}", ran.stderr);
+    assert!(sim.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_dry_run_prints_the_next_7_days_under_its_totals() {
+    let sim = sim_with(one_plan_world(&[DAY, 9 * DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).arg("--dry-run");
+    let ran = run(cmd).await;
+    let last = ran.stdout.lines().last().unwrap_or_default();
+    assert_eq!(last, "forecast, next 7 days: about 2 renewals, 24.00 (details: proxy-renewd forecast)", "{}", ran.stdout);
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).args(["--dry-run", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&run(cmd).await.stdout).unwrap();
+    assert_eq!(doc["forecast"]["7d"]["renewals"], 2);
+    assert_eq!(doc["forecast"]["30d"]["spend_cents"], 3600, "sub0 twice (days 0 and 28), sub1 once");
+    assert!(sim.calls_of("plans").is_empty(), "the dry run reads no more than before");
+}
+
+#[tokio::test]
+async fn a_402_alert_tops_up_for_everything_blocked_and_the_next_24_hours() {
+    // Three due now (1 day left), one due in 12 hours (3 days 12 hours left), one far: the
+    // balance covers none. The digest's figure is the three blocked plus the one due later.
+    let smtp = SmtpServer::start();
+    let sim = sim_with(one_plan_world(&[DAY, DAY + 1000, DAY + 2000, 3 * DAY + 12 * 3_600_000, 20 * DAY])).await;
+    sim.update(|s, _| s.balance_cents = 0);
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
+        smtp.url()
+    );
+    let s = Setup::new(&sim, &email).await.with_max_concurrency(1);
+    let report = s.cycle().await;
+    assert_eq!(sim.calls_of("renew").len(), 1, "stops at the 402");
+    let f = report.forecast.as_ref().expect("a 402 makes the cycle forecast");
+    assert_eq!(f.window("24h").map(|w| (w.renewals, w.spend)), Some((4, Cents(4800))));
+    let mail = smtp.messages().into_iter().find(|m| m.contains("INSUFFICIENT BALANCE")).expect("the 402 digest");
+    let mail = unfold(&mail);
+    assert!(mail.contains("Top up the balance by at least 36.00 (3600 cents) to cover the 3 renewals"), "{mail}");
+    assert!(mail.contains("To cover the next 24 h of renewals as well (the forecast, these included): at least 48.00 (4800 cents)"), "{mail}");
+}
+
+#[tokio::test]
+async fn the_weekly_forecast_is_emailed_once_a_week() {
+    let smtp = SmtpServer::start();
+    let sim = sim_with(one_plan_world(&[5 * DAY, 9 * DAY])).await;
+    let email = format!(
+        "[alerts]\nforecast = \"weekly\"\n[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
+        smtp.url()
+    );
+    let s = Setup::new(&sim, &email).await;
+    s.cycle().await;
+    let subjects = |smtp: &SmtpServer| {
+        smtp.messages().iter().filter_map(|m| m.lines().find(|l| l.starts_with("Subject:")).map(str::to_owned)).collect::<Vec<_>>()
+    };
+    let first = subjects(&smtp);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].contains("renewal forecast: the next 7 days: 2 renewals, 24.00"), "{first:?}");
+    let body = unfold(&smtp.messages()[0]);
+    assert!(body.contains("proxy-renewd forecast --days 7"), "{body}");
+    s.clock.advance(3_600_000);
+    s.cycle().await;
+    assert_eq!(subjects(&smtp).len(), 1, "not again within the week");
+    s.clock.advance(7 * DAY);
+    s.cycle().await;
+    assert_eq!(subjects(&smtp).len(), 2, "again the next week");
+}
+
+#[tokio::test]
+async fn a_forecast_setting_other_than_off_or_weekly_is_refused_with_the_choices() {
+    let sim = sim_with(one_plan_world(&[DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "[alerts]\nforecast = \"daily\"\n");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).arg("forecast");
+    let ran = run(cmd).await;
+    assert_eq!(ran.code, 1);
+    assert!(ran.stderr.contains("alerts.forecast") || ran.stderr.contains("forecast"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("weekly"), "{}", ran.stderr);
+}
