@@ -20,7 +20,7 @@ use crate::api::RenewalPlan;
 use crate::attempt::{LedgerEntry, LedgerState, Origin, RenewalTerms};
 use crate::policy::{self, Blocked, Decision, Skip};
 use crate::rule::Rule;
-use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
+use crate::values::{Cents, EpochMs, SubscriptionId};
 
 /// One day, in ms.
 pub const DAY_MS: i64 = 86_400_000;
@@ -229,6 +229,25 @@ impl Forecast {
     pub fn window(&self, name: &str) -> Option<&Window> {
         self.windows.iter().find(|w| w.name == name)
     }
+}
+
+/// What `proxy-renewd forecast` ran on, beside the forecast.
+#[derive(Debug, Clone)]
+pub struct ForecastRun {
+    /// The forecast.
+    pub forecast: Forecast,
+    /// `subscriptions` (a fresh read) or `snapshot` (`--offline`: the database's last read).
+    pub source: &'static str,
+    /// How many subscriptions it covers.
+    pub subscriptions: usize,
+    /// `renewal-plans` reads made.
+    pub plans_read: usize,
+    /// `renewal-plans` reads that failed, as (subscription, error): priced another way.
+    pub plans_errors: Vec<(SubscriptionId, String)>,
+    /// `op=plans` failed: the cheapest known plan comes from the ledger only.
+    pub catalog_error: Option<String>,
+    /// `[budget] max_spend_cents_per_day`.
+    pub budget: Option<Cents>,
 }
 
 /// A subscription as the forecast moves it forward.
@@ -482,13 +501,4 @@ pub fn plan_of(entry: &LedgerEntry, listed: &[RenewalPlan]) -> Option<RenewalPla
         duration_ms: added / repeat,
         price_amount_cents: Cents(terms.price.0 / repeat),
     })
-}
-
-/// The plan ids of `plans`, each once, for messages.
-#[must_use]
-pub fn plan_ids(plans: &[RenewalPlan]) -> Vec<&PlanId> {
-    let mut ids: Vec<&PlanId> = plans.iter().map(|p| &p.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
 }

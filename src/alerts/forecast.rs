@@ -43,7 +43,12 @@ pub fn forecast_alert(f: &Forecast, now: EpochMs) -> Alert {
         .iter()
         .filter(|d| d.start.0 < end && d.renewals > 0)
         .map(|d| {
-            format!("{}: {}, have {}", d.start.to_string().get(..10).unwrap_or_default(), renewals(d.renewals), d.cumulative)
+            format!(
+                "{}: {}, have {}",
+                d.start.to_string().get(..10).unwrap_or_default(),
+                renewals(d.renewals),
+                d.cumulative
+            )
         })
         .collect();
     let stops = f.budget_stops.iter().filter(|s| s.at.0 < end).count();
@@ -58,7 +63,8 @@ pub fn forecast_alert(f: &Forecast, now: EpochMs) -> Alert {
     }
     let mut action = format!("keep at least {spend} on the account for the week");
     if let Some(first) = f.days.iter().find(|d| d.start.0 < end && d.renewals > 0) {
-        let _ = write!(action, " ({} before {})", first.cumulative, first.start.to_string().get(..10).unwrap_or_default());
+        let _ =
+            write!(action, " ({} before {})", first.cumulative, first.start.to_string().get(..10).unwrap_or_default());
     }
     if people > 0 {
         let _ = write!(action, "; {people} subscription(s) will need a person");
@@ -81,15 +87,16 @@ pub fn top_up(report: &CycleReport) -> Option<Alert> {
         .filter(|i| {
             matches!(
                 i.outcome,
-                Some(RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. })
+                Some(
+                    RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. }
+                )
             )
         })
         .map(|i| i.subscription.active_until)
         .collect();
     let period = blocked.iter().min().copied()?;
     let day = report.forecast.as_ref()?.window("24h")?;
-    let unpriced =
-        if day.unpriced > 0 { format!(" (+{} at a price not known)", day.unpriced) } else { String::new() };
+    let unpriced = if day.unpriced > 0 { format!(" (+{} at a price not known)", day.unpriced) } else { String::new() };
     let mut a = Alert::account(AlertKind::InsufficientBalance, Some(period)).with(
         format!(
             "the next 24 h need {}: {} by the forecast{unpriced}, the {} the short balance blocked now included",

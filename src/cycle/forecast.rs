@@ -10,7 +10,7 @@ use super::known::Known;
 use super::{Cycle, CycleError, read};
 use crate::api::{RenewalPlan, Subscription};
 use crate::attempt::{LedgerEntry, LedgerState};
-use crate::forecast::{self, DAY_MS, Forecast, PlanSource, Subject};
+use crate::forecast::{self, DAY_MS, Forecast, ForecastRun, PlanSource, Subject};
 use crate::policy::choose_plan;
 use crate::rule::Rule;
 use crate::values::{Cents, EpochMs, SubscriptionId};
@@ -22,25 +22,6 @@ pub const PLANS_HORIZON_MS: i64 = DAY_MS;
 /// The daemon's forecast (metrics, the weekly email) reads `op=plans` at most this often
 /// (6 h), to price what is not due yet.
 pub const CATALOG_MAX_AGE_MS: i64 = 6 * 3_600_000;
-
-/// What `proxy-renewd forecast` ran on, beside the forecast.
-#[derive(Debug, Clone)]
-pub struct ForecastRun {
-    /// The forecast.
-    pub forecast: Forecast,
-    /// `subscriptions` (a fresh read) or `snapshot` (`--offline`: the database's last read).
-    pub source: &'static str,
-    /// How many subscriptions it covers.
-    pub subscriptions: usize,
-    /// `renewal-plans` reads made.
-    pub plans_read: usize,
-    /// `renewal-plans` reads that failed, as (subscription, error): priced another way.
-    pub plans_errors: Vec<(SubscriptionId, String)>,
-    /// `op=plans` failed: the cheapest known plan comes from the ledger only.
-    pub catalog_error: Option<String>,
-    /// `[budget] max_spend_cents_per_day`.
-    pub budget: Option<Cents>,
-}
 
 /// What the database adds for a forecast: the spend of the last 24 h row by row, and each
 /// subscription's last renewal.
@@ -157,7 +138,8 @@ impl Cycle<'_> {
         match self.client.plans().await {
             Ok(plans) => {
                 let plans: Vec<RenewalPlan> = plans.iter().map(as_renewal_plan).collect();
-                *self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, plans.clone()));
+                *self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((now, plans.clone()));
                 plans
             }
             Err(e) => {
@@ -177,7 +159,10 @@ impl Cycle<'_> {
             || items.iter().any(|i| {
                 matches!(
                     i.outcome,
-                    Some(RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. })
+                    Some(
+                        RenewOutcome::Refused { status: 402, .. }
+                            | RenewOutcome::NotAttempted { balance_short: true, .. }
+                    )
                 )
             })
     }

@@ -21,7 +21,7 @@ mod outage;
 mod read;
 mod renew;
 
-pub use forecast::{ForecastRun, PLANS_HORIZON_MS};
+pub use forecast::{CATALOG_MAX_AGE_MS, PLANS_HORIZON_MS};
 pub use read::seen;
 
 use tokio_util::sync::CancellationToken;

@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{pretty, table};
-use crate::cycle::ForecastRun;
-use crate::forecast::{Forecast, Renewal, Window};
+use crate::forecast::{Forecast, ForecastRun, PlanSource, Renewal, Window};
 use crate::values::{Cents, EpochMs};
 
 /// The most renewals the table lists; JSON lists them all.
@@ -111,20 +110,22 @@ fn text(run: &ForecastRun) -> String {
     let f = &run.forecast;
     let mut out = String::new();
     let days = (f.until.0 - f.now.0) / crate::forecast::DAY_MS;
-    let from = if run.source == "snapshot" { "the snapshot (offline)" } else { "a fresh read" };
+    let from = if run.source == "snapshot" { "the snapshot, offline" } else { "a fresh read" };
     let _ = writeln!(
         out,
-        "Forecast from {} UTC, {days} day{}, {} subscriptions from {from}; budget {}",
-        minute(f.now),
+        "Forecast, {days} day{} from {} UTC: {} subscriptions ({from}), budget {}",
         if days == 1 { "" } else { "s" },
+        minute(f.now),
         run.subscriptions,
-        run.budget.map_or("none".to_owned(), |b| format!("{b} per 24 h"))
+        run.budget.map_or("none".to_owned(), |b| format!("{b}/24 h"))
     );
     for w in &f.windows {
         let _ = writeln!(out, "  next {:>3}: {}", w.name, window_words(w));
     }
-    let total = Cents(f.renewals.iter().map(|r| r.price().0).sum());
-    let _ = writeln!(out, "  all {days} days: {} renewals, {total}", f.renewals.len());
+    if !matches!(days, 1 | 7 | 30) {
+        let total = Cents(f.renewals.iter().map(|r| r.price().0).sum());
+        let _ = writeln!(out, "  all {days} days: {} renewals, {total}", f.renewals.len());
+    }
     let busy: Vec<_> = f.days.iter().filter(|d| d.renewals > 0 || d.budget_stops > 0).collect();
     if !busy.is_empty() {
         out.push_str("\nFund by: have at least the amount on the account at the start of the day (UTC).\n");
@@ -158,7 +159,7 @@ fn text(run: &ForecastRun) -> String {
         let mut t = table(&["SUBSCRIPTION", "STOPPED", "PRICE", "EXPIRES (UTC)", "RENEWED"]);
         for s in &f.budget_stops {
             let renewed = match s.renewed_at {
-                Some(t) if t > s.active_until => format!("{} (after it lapses)", minute(t)),
+                Some(t) if t > s.active_until => format!("{} (lapsed)", minute(t)),
                 Some(t) => minute(t),
                 None => "not in the window".into(),
             };
@@ -174,19 +175,29 @@ fn text(run: &ForecastRun) -> String {
     }
     if !f.renewals.is_empty() {
         let _ = writeln!(out, "\nRenewals ({}), in the order the cycles make them:", f.renewals.len());
-        let mut t = table(&["CYCLE (UTC)", "SUBSCRIPTION", "PLAN × N", "PRICE", "NEW EXPIRY", "PRICED BY"]);
+        let mut t = table(&["CYCLE (UTC)", "SUBSCRIPTION", "PLAN", "×", "PRICE", "PRICED BY"]);
         for r in f.renewals.iter().take(TABLE_RENEWALS) {
-            let (plan, price, end) = match &r.terms {
-                Some(t) => (format!("{} × {}", t.plan_id, t.repeat_count), t.price.to_string(), day(t.expected_end_at)),
-                None => ("?".into(), "?".into(), String::new()),
+            let (plan, n, price) = match &r.terms {
+                Some(t) => (t.plan_id.to_string(), t.repeat_count.to_string(), t.price.to_string()),
+                None => ("?".into(), String::new(), "?".into()),
             };
-            let mut source = r.plan_source.map_or("no plan known", |s| s.as_str()).to_owned();
-            if r.delayed_by_budget {
-                source.push_str(", budget");
+            let mut source = match r.plan_source {
+                Some(PlanSource::RenewalPlans) => "offer",
+                Some(PlanSource::LastRenewal) => "last",
+                Some(PlanSource::CheapestKnown) => "cheapest",
+                None => "unknown",
             }
-            t.add_row(vec![minute(r.at), r.subscription_id.to_string(), plan, price, end, source]);
+            .to_owned();
+            if r.delayed_by_budget {
+                source.push_str(" *");
+            }
+            t.add_row(vec![minute(r.at), r.subscription_id.to_string(), plan, n, price, source]);
         }
         let _ = writeln!(out, "{t}");
+        let _ = writeln!(
+            out,
+            "PRICED BY: offer = renewal-plans now, last = its last renewal, cheapest = the cheapest\nplan known (an estimate); * = waited for the daily budget"
+        );
         if f.renewals.len() > TABLE_RENEWALS {
             let _ = writeln!(out, "… and {} more: --format json lists every one", f.renewals.len() - TABLE_RENEWALS);
         }

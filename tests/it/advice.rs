@@ -18,9 +18,10 @@ fn sub0() -> SubscriptionId {
 /// The action of the one alert of `kind` about a subscription, asserting it names `advice`.
 async fn advice(s: &Setup, kind: &str, advice: &str) {
     let rows = s.store.outbox(false, 50).await.unwrap();
-    let alert = rows.iter().find(|r| r.alert.kind.as_str() == kind && r.alert.subscription_id.is_some()).unwrap_or_else(|| {
-        panic!("no {kind} alert: {:?}", rows.iter().map(|r| r.alert.kind.as_str()).collect::<Vec<_>>())
-    });
+    let alert =
+        rows.iter().find(|r| r.alert.kind.as_str() == kind && r.alert.subscription_id.is_some()).unwrap_or_else(|| {
+            panic!("no {kind} alert: {:?}", rows.iter().map(|r| r.alert.kind.as_str()).collect::<Vec<_>>())
+        });
     assert!(alert.alert.action.contains(advice), "{kind}: {}", alert.alert.action);
 }
 

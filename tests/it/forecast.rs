@@ -526,6 +526,8 @@ async fn a_fleet_with_known_expiries_gives_its_rows_and_totals() {
 
 #[tokio::test]
 async fn the_table_fits_a_100_column_terminal_and_names_what_needs_a_person() {
+    // Two tables: a budget below the price (two need a person), and the sample data (ids of
+    // 24 characters) with a budget that stops renewals: every section shown.
     let sim = sim_with(one_plan_world(&[DAY, 9 * DAY])).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sim, dir.path(), "[budget]\nmax_spend_cents_per_day = 1000\n");
@@ -533,12 +535,21 @@ async fn the_table_fits_a_100_column_terminal_and_names_what_needs_a_person() {
     cmd.arg("--config").arg(&cfg).args(["forecast", "--days", "7"]);
     let ran = run(cmd).await;
     assert_eq!(ran.code, 3, "the budget (10.00) is below the price (12.00): {}", ran.stdout);
-    for line in ran.stdout.lines() {
-        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
-    }
     assert!(ran.stdout.contains("Needs a person (2)"), "{}", ran.stdout);
     assert!(ran.stdout.contains("over-budget"), "{}", ran.stdout);
     assert!(ran.stdout.contains("next  7d: 0 renewals, 0.00"), "{}", ran.stdout);
+    let sample = crate::helpers::sim().await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg2 = config(&sample, dir2.path(), "[budget]\nmax_spend_cents_per_day = 3000\n");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg2).args(["forecast", "--days", "7"]).env("COLUMNS", "100");
+    let wide = run(cmd).await;
+    for heading in ["Fund by", "Needs a person", "Stopped by the daily budget", "Renewals ("] {
+        assert!(wide.stdout.contains(heading), "{heading}: {}", wide.stdout);
+    }
+    for line in ran.stdout.lines().chain(wide.stdout.lines()) {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
 }
 
 #[tokio::test]
@@ -559,7 +570,10 @@ async fn offline_it_reads_the_snapshot_and_the_ledger_and_sends_nothing() {
     // expiry, priced by its last renewal; sub1 by the cheapest plan the ledger knows.
     assert_eq!(
         rows(&doc),
-        vec![("sub1".into(), K17.into(), 1200, "cheapest-known".into()), ("sub0".into(), K17.into(), 1200, "last-renewal".into())]
+        vec![
+            ("sub1".into(), K17.into(), 1200, "cheapest-known".into()),
+            ("sub0".into(), K17.into(), 1200, "last-renewal".into())
+        ]
     );
     let at = doc["renewals"][1]["at_ms"].as_i64().unwrap();
     let due = renewed - 3 * DAY;
@@ -588,7 +602,11 @@ async fn the_dry_run_prints_the_next_7_days_under_its_totals() {
     cmd.arg("--config").arg(&cfg).arg("--dry-run");
     let ran = run(cmd).await;
     let last = ran.stdout.lines().last().unwrap_or_default();
-    assert_eq!(last, "forecast, next 7 days: about 2 renewals, 24.00 (details: proxy-renewd forecast)", "{}", ran.stdout);
+    assert_eq!(
+        last, "forecast, next 7 days: about 2 renewals, 24.00 (details: proxy-renewd forecast)",
+        "{}",
+        ran.stdout
+    );
     let mut cmd = bin();
     cmd.arg("--config").arg(&cfg).args(["--dry-run", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&run(cmd).await.stdout).unwrap();
@@ -616,7 +634,12 @@ async fn a_402_alert_tops_up_for_everything_blocked_and_the_next_24_hours() {
     let mail = smtp.messages().into_iter().find(|m| m.contains("INSUFFICIENT BALANCE")).expect("the 402 digest");
     let mail = unfold(&mail);
     assert!(mail.contains("Top up the balance by at least 36.00 (3600 cents) to cover the 3 renewals"), "{mail}");
-    assert!(mail.contains("To cover the next 24 h of renewals as well (the forecast, these included): at least 48.00 (4800 cents)"), "{mail}");
+    assert!(
+        mail.contains(
+            "To cover the next 24 h of renewals as well (the forecast, these included): at least 48.00 (4800 cents)"
+        ),
+        "{mail}"
+    );
 }
 
 #[tokio::test]
@@ -630,7 +653,10 @@ async fn the_weekly_forecast_is_emailed_once_a_week() {
     let s = Setup::new(&sim, &email).await;
     s.cycle().await;
     let subjects = |smtp: &SmtpServer| {
-        smtp.messages().iter().filter_map(|m| m.lines().find(|l| l.starts_with("Subject:")).map(str::to_owned)).collect::<Vec<_>>()
+        smtp.messages()
+            .iter()
+            .filter_map(|m| m.lines().find(|l| l.starts_with("Subject:")).map(str::to_owned))
+            .collect::<Vec<_>>()
     };
     let first = subjects(&smtp);
     assert_eq!(first.len(), 1, "{first:?}");
