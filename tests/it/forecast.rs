@@ -683,3 +683,30 @@ async fn a_forecast_setting_other_than_off_or_weekly_is_refused_with_the_choices
     assert!(ran.stderr.contains("alerts.forecast") || ran.stderr.contains("forecast"), "{}", ran.stderr);
     assert!(ran.stderr.contains("weekly"), "{}", ran.stderr);
 }
+
+#[tokio::test]
+async fn the_budget_day_and_fund_by_amounts_of_a_fleet_at_the_simulator() {
+    // Three due now at 12.00 under a 24.00 budget: two at the first cycle, the third once the
+    // first two are 24 h old (the next cycle after that: cron every second), which is after
+    // it expires (1 day left). Fund by: 24.00 today, 36.00 tomorrow.
+    let sim = sim_with(one_plan_world(&[DAY - 120_000, DAY - 60_000, DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "[budget]\nmax_spend_cents_per_day = 2400\n");
+    let (code, doc) = forecast_json(&cfg, &["--days", "3"]).await;
+    assert_eq!(code, 3, "sub2 lapses waiting for the budget: {doc}");
+    let at: Vec<i64> = doc["renewals"].as_array().unwrap().iter().map(|r| r["at_ms"].as_i64().unwrap()).collect();
+    assert_eq!(at.len(), 3, "{doc}");
+    assert_eq!(at[0], at[1], "sub0 and sub1 in the same cycle");
+    assert!((at[0] + DAY..at[0] + DAY + 1001).contains(&at[2]), "sub2 24 h later, at the next second: {at:?}");
+    let stop = &doc["budget_stops"][0];
+    assert_eq!((stop["subscription_id"].as_str(), stop["price_cents"].as_i64()), (Some("sub2"), Some(1200)));
+    assert_eq!(stop["renewed_at_ms"].as_i64(), Some(at[2]));
+    assert_eq!(doc["renewals"][2]["delayed_by_budget"], true);
+    assert_eq!(doc["renewals"][2]["lapses_first"], true);
+    let days = doc["days"].as_array().unwrap();
+    let first = days.iter().position(|d| d["renewals"].as_u64() == Some(2)).expect("the day of the first cycle");
+    assert_eq!(days[first]["fund_by_cents"], 2400);
+    assert_eq!(days[first]["budget_stops"], 1);
+    assert_eq!(days[first + 1]["renewals"], 1);
+    assert_eq!(days[first + 1]["fund_by_cents"], 3600);
+}

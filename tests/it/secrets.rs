@@ -152,3 +152,18 @@ async fn a_body_that_is_not_json_is_quoted_without_the_credentials_it_holds() {
         assert!(!ran.stderr.contains(secret) && !ran.stdout.contains(secret), "{secret} leaked:\n{}", ran.stderr);
     }
 }
+
+#[tokio::test]
+async fn the_forecast_prints_and_logs_nothing_secret() {
+    let sim = sim().await;
+    for format in ["table", "json"] {
+        let mut cmd = bin_for(&sim);
+        cmd.args(["forecast", "--format", format]).env("RUST_LOG", "trace");
+        let out = run(cmd).await;
+        assert!(out.code == 0 || out.code == 3, "{}", out.stderr);
+        assert!(out.stdout.contains("s01b2f6m1k4n8p3r5t7v9x0z"), "{}", out.stdout);
+        assert!(out.stderr.contains("hyper_util"), "RUST_LOG=trace gave no trace lines: {}", out.stderr);
+        assert_clean(&format!("forecast --format {format} stdout"), &out.stdout);
+        assert_clean("forecast trace logs", &out.stderr);
+    }
+}
