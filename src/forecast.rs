@@ -32,17 +32,23 @@ pub enum PlanSource {
     RenewalPlans,
     /// The plan of the subscription's last successful renewal in the ledger.
     LastRenewal,
-    /// The cheapest plans known to this run (`op=plans`, other renewals): an estimate.
+    /// The plan the rule names, at its `op=plans` price: exact unless the provider prices
+    /// renewals otherwise.
+    RulePlan,
+    /// The rule's choice among the plans known on the subscription's network (offered to
+    /// another subscription there, a past renewal there, `op=plans` for it), or else among
+    /// every plan known: an estimate.
     CheapestKnown,
 }
 
 impl PlanSource {
-    /// `renewal-plans`, `last-renewal` or `cheapest-known`.
+    /// `renewal-plans`, `last-renewal`, `rule-plan` or `cheapest-known`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             PlanSource::RenewalPlans => "renewal-plans",
             PlanSource::LastRenewal => "last-renewal",
+            PlanSource::RulePlan => "rule-plan",
             PlanSource::CheapestKnown => "cheapest-known",
         }
     }
@@ -139,7 +145,8 @@ pub struct Attention {
     /// The subscription.
     pub subscription_id: SubscriptionId,
     /// The policy's reason (`Decision::reason`, e.g. `over-price-cap`, `disabled`,
-    /// `still-due-after-renewal`).
+    /// `still-due-after-renewal`; `backoff` or `backoff-402`: refused in its period and
+    /// retried after a wait, which the forecast assumes succeeds).
     pub reason: &'static str,
     /// Its expiry then.
     pub active_until: EpochMs,
@@ -238,6 +245,8 @@ pub struct ForecastRun {
     pub forecast: Forecast,
     /// `subscriptions` (a fresh read) or `snapshot` (`--offline`: the database's last read).
     pub source: &'static str,
+    /// When the subscriptions were read: now, or the snapshot's last poll.
+    pub read_at: EpochMs,
     /// How many subscriptions it covers.
     pub subscriptions: usize,
     /// `renewal-plans` reads made.
@@ -258,6 +267,8 @@ struct Track<'a> {
     paid_until: Option<EpochMs>,
     /// Index in `budget_stops` of its current period's stop, if any.
     stopped: Option<usize>,
+    /// Its current period waits after a refusal: listed once.
+    backed_off: bool,
 }
 
 /// The forecast of `input`: see the module's doc for how.
@@ -273,6 +284,7 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
             ledger: s.ledger.to_vec(),
             paid_until: s.paid_until,
             stopped: None,
+            backed_off: false,
             subject: s,
         })
         .collect();
@@ -343,8 +355,9 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
             }
             Decision::Skip(Skip::Disabled) => {
                 // Not due yet: asked again when it is, to say it expires unmanaged.
+                // (A subscription that is not active stays skipped whenever it is asked.)
                 let due = due_at(track.active_until, track.subject.rule);
-                if track.subject.status == "active" && due > at {
+                if due > at {
                     schedule(&mut queue, later(due), track.active_until, i);
                 }
             }
@@ -370,6 +383,7 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
                 track.ledger.push(booked(id, &terms, at));
                 track.paid_until = Some(track.paid_until.map_or(new_end, |p| p.max(new_end)));
                 track.active_until = new_end;
+                track.backed_off = false;
                 out.renewals.push(Renewal {
                     subscription_id: id.clone(),
                     at,
@@ -388,8 +402,14 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
                     schedule(&mut queue, later(due_at(new_end, track.subject.rule)), new_end, i);
                 }
             }
-            Decision::Blocked(Blocked::Backoff { until, .. }) => {
-                schedule(&mut queue, later(until), track.active_until, i)
+            Decision::Blocked(Blocked::Backoff { until, status }) => {
+                // A refusal (402, 409, 429) a person may have to answer; the forecast assumes
+                // the retry after the wait succeeds. Listed once per period.
+                if !track.backed_off {
+                    track.backed_off = true;
+                    needs_person(if status == Some(402) { "backoff-402" } else { "backoff" }, track.active_until);
+                }
+                schedule(&mut queue, later(until), track.active_until, i);
             }
             Decision::Blocked(Blocked::OverBudget { price, budget, .. }) => {
                 // The first cycle the spend already counted could have aged enough; what is
@@ -398,7 +418,9 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
                 let mut left = window_sum;
                 let retry = window.iter().find_map(|(t, c)| {
                     left = left.saturating_sub(c.0);
-                    (left <= room).then(|| EpochMs(t.0.saturating_add(DAY_MS + 1)))
+                    // At t + 24 h it still counts (`created_at >= now - 24 h`): asked then, it
+                    // is stopped once more, and asked again at the cycle after.
+                    (left <= room).then(|| EpochMs(t.0.saturating_add(DAY_MS)))
                 });
                 match retry.filter(|_| price.0 <= budget.0) {
                     None => needs_person("over-budget", track.active_until),
@@ -446,7 +468,7 @@ fn due_at(active_until: EpochMs, rule: &Rule) -> EpochMs {
 /// The ledger entry of a forecast renewal, as if it had succeeded at `at`.
 fn booked(id: &SubscriptionId, terms: &RenewalTerms, at: EpochMs) -> LedgerEntry {
     LedgerEntry {
-        id: -1,
+        id: 0,
         subscription_id: id.clone(),
         renewal: terms.clone(),
         origin: Origin::Daemon,

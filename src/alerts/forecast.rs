@@ -38,33 +38,41 @@ pub fn forecast_alert(f: &Forecast, now: EpochMs) -> Alert {
     if let Some(w) = f.window("24h") {
         let _ = write!(happened, "; the next 24 h: {}, {}", renewals(w.renewals), w.spend);
     }
-    let days: Vec<String> = f
-        .days
+    // Per UTC day, from the renewals inside the 7 × 24 h only.
+    let mut days: Vec<(EpochMs, usize, i64)> = Vec::new();
+    for r in &rows {
+        let day = EpochMs(r.at.0.div_euclid(DAY_MS) * DAY_MS);
+        match days.last_mut() {
+            Some((d, n, cents)) if *d == day => {
+                *n += 1;
+                *cents += r.price().0;
+            }
+            _ => days.push((day, 1, r.price().0)),
+        }
+    }
+    let date = |t: EpochMs| t.to_string().get(..10).unwrap_or_default().to_owned();
+    let mut cumulative = 0;
+    let by_day: Vec<String> = days
         .iter()
-        .filter(|d| d.start.0 < end && d.renewals > 0)
-        .map(|d| {
-            format!(
-                "{}: {}, have {}",
-                d.start.to_string().get(..10).unwrap_or_default(),
-                renewals(d.renewals),
-                d.cumulative
-            )
+        .map(|(d, n, cents)| {
+            cumulative += cents;
+            format!("{}: {}, have {}", date(*d), renewals(*n), Cents(cumulative))
         })
         .collect();
     let stops = f.budget_stops.iter().filter(|s| s.at.0 < end).count();
     let people = f.attention.iter().filter(|a| a.at.0 < end).count();
-    let mut next = if days.is_empty() {
+    let mut next = if by_day.is_empty() {
         "nothing to renew in the next 7 days".to_owned()
     } else {
-        format!("renew as the rules say; by day: {}", days.join("; "))
+        format!("renew as the rules say; by day: {}", by_day.join("; "))
     };
     if stops > 0 {
         let _ = write!(next, "; the daily budget stops {} for a while", renewals(stops));
     }
     let mut action = format!("keep at least {spend} on the account for the week");
-    if let Some(first) = f.days.iter().find(|d| d.start.0 < end && d.renewals > 0) {
-        let _ =
-            write!(action, " ({} before {})", first.cumulative, first.start.to_string().get(..10).unwrap_or_default());
+    if let Some((d, _, cents)) = days.first() {
+        let when = if *d <= now { "now".to_owned() } else { format!("before {}", date(*d)) };
+        let _ = write!(action, " ({} {when})", Cents(*cents));
     }
     if people > 0 {
         let _ = write!(action, "; {people} subscription(s) will need a person");

@@ -21,15 +21,26 @@ pub struct ForecastArgs {
     pub offline: bool,
 }
 
-/// Forecasts and prints: exit 0, or 3 when something in the window needs a person (a
-/// subscription the daemon will not renew, or one the budget keeps until after it lapses).
+/// Forecasts and prints: exit 0, or 3 when something in the window needs a person: a
+/// subscription the daemon will not renew or waits on after a refusal, a renewal that comes
+/// after the expiry (the budget, a sparse schedule), one the budget keeps out of the window,
+/// or one whose price is not known.
 pub(super) async fn run(cfg: Config, args: ForecastArgs, format: OutputFormat) -> anyhow::Result<Exit> {
     let app = App::build(cfg, Mode::DryRun).await?;
     let result = app.cycle(shutdown::token_on_signal()).forecast(args.days, args.offline).await;
     app.close().await;
-    let run = result?;
+    let run = match result {
+        Err(e @ crate::cycle::CycleError::Read(_)) if !args.offline => {
+            return Err(anyhow::anyhow!(
+                "{e} (`proxy-renewd forecast --offline` forecasts from the database's last read)"
+            ));
+        }
+        other => other?,
+    };
     emit(&render::render(&run, format))?;
     let f = &run.forecast;
-    let lapses = f.budget_stops.iter().any(|s| s.renewed_at.is_none_or(|t| t > s.active_until));
-    Ok(if f.attention.is_empty() && !lapses { Exit::Ok } else { Exit::Attention })
+    let unrenewed = f.budget_stops.iter().any(|s| s.renewed_at.is_none());
+    let lapses = f.renewals.iter().any(crate::forecast::Renewal::lapses_first);
+    let unpriced = f.renewals.iter().any(|r| r.terms.is_none());
+    Ok(if f.attention.is_empty() && !unrenewed && !lapses && !unpriced { Exit::Ok } else { Exit::Attention })
 }

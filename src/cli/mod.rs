@@ -90,11 +90,15 @@ pub enum Command {
     /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
     /// hold, and asks for confirmation on a terminal (else pass --yes).
     Renew(renew_cmd::RenewArgs),
-    /// The renewals the rules will make in the next N days (30 by default): when, which plan,
-    /// what price; totals per day and for the next 24 h, 7 and 30 days; fund-by amounts (have
-    /// at least X on the account by day D); the days the daily budget stops renewals; what
-    /// will need a person. Reads only: no renewal, no write, no email. Exit 3 when something
-    /// in the window needs a person.
+    /// What the next renewals will cost, and by when: the money to have on the account.
+    ///
+    /// Every renewal the rules will make in the next N days (30 by default), as the daemon's
+    /// own policy decides it at each cycle: when, which plan, what price (from renewal-plans
+    /// for what is due within 24 h, else the last renewal's plan, else the cheapest plan
+    /// known); totals per day and for the next 24 h, 7 and 30 days; fund-by amounts (have at
+    /// least X on the account at the start of day D); the days the daily budget stops
+    /// renewals; what will need a person. Reads only: no renewal, no write, no email. Exit 0,
+    /// or 3 when something in the window needs a person.
     Forecast(forecast_cmd::ForecastArgs),
     /// The renewal ledger, newest first.
     History(history_cmd::HistoryArgs),
@@ -153,10 +157,12 @@ pub async fn run(cli: Cli) -> Exit {
     let (format, dry_run) = (cli.format, cli.dry_run);
     if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. })) {
         use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: --dry-run applies to `run` and `once` (or no command) only; this command would act for real"
-        );
+        let why = if matches!(cli.command, Some(Command::Forecast(_))) {
+            "`forecast` reads only and needs no --dry-run"
+        } else {
+            "this command would act for real"
+        };
+        let _ = writeln!(std::io::stderr(), "error: --dry-run applies to `run` and `once` (or no command) only; {why}");
         return Exit::Usage;
     }
     let result = match cli.command {

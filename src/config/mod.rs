@@ -367,6 +367,11 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                     }
                     format!("unknown key; expected one of: {}", expected.join(", "))
                 }
+                Kind::UnknownVariant(found, expected) if echo_allowed(&key) => format!(
+                    "{} is not one of {}",
+                    crate::values::text::clean_text(&format!("{found:?}")),
+                    expected.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+                ),
                 kind if echo_allowed(&key) => crate::values::text::clean_text(&kind.to_string()),
                 Kind::InvalidType(_, expected) => format!("invalid type, expected {expected} (the value is not shown)"),
                 _ => "invalid value (not shown)".to_owned(),

@@ -41,11 +41,11 @@ impl Cycle<'_> {
     /// the database cannot be read, or holds no snapshot offline.
     pub async fn forecast(&self, days: u32, offline: bool) -> Result<ForecastRun, CycleError> {
         let now = self.clock.now();
-        let subs: Vec<Subscription> = if offline {
+        let (subs, read_at): (Vec<Subscription>, EpochMs) = if offline {
             self.snapshot_subscriptions().await?
         } else {
             let list = self.client.subscriptions().await.map_err(CycleError::Read)?;
-            read::without_duplicates(list).subscriptions
+            (read::without_duplicates(list).subscriptions, now)
         };
         let known = self.load(&subs, now).await?;
         let horizon = EpochMs(now.0.saturating_add(PLANS_HORIZON_MS));
@@ -72,7 +72,7 @@ impl Cycle<'_> {
             (vec![], None)
         } else {
             match self.client.plans().await {
-                Ok(plans) => (plans.into_iter().map(|p| as_renewal_plan(&p)).collect(), None),
+                Ok(plans) => (plans.iter().map(as_listed).collect(), None),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read op=plans: the cheapest known plan comes from the ledger only");
                     (vec![], Some(e.to_string()))
@@ -85,6 +85,7 @@ impl Cycle<'_> {
         Ok(ForecastRun {
             forecast,
             source: if offline { "snapshot" } else { "subscriptions" },
+            read_at,
             subscriptions: subs.len(),
             plans_read: soon.len(),
             plans_errors,
@@ -127,7 +128,7 @@ impl Cycle<'_> {
     /// `op=plans` for a daemon's forecast (metrics or the weekly email), read at most every
     /// [`CATALOG_MAX_AGE_MS`]; none for an audit or a cycle that forecasts only for a 402
     /// (they make no request beyond their own). A failed read is logged and keeps the last.
-    async fn catalog(&self, now: EpochMs) -> Vec<RenewalPlan> {
+    async fn catalog(&self, now: EpochMs) -> Vec<Listed> {
         let wanted = !self.dry_run && (self.observer.is_some() || self.config.alerts.forecast_weekly);
         let cached = self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         match cached {
@@ -137,7 +138,7 @@ impl Cycle<'_> {
         }
         match self.client.plans().await {
             Ok(plans) => {
-                let plans: Vec<RenewalPlan> = plans.iter().map(as_renewal_plan).collect();
+                let plans: Vec<Listed> = plans.iter().map(as_listed).collect();
                 *self.plans_catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some((now, plans.clone()));
                 plans
@@ -206,16 +207,19 @@ impl Cycle<'_> {
         })
     }
 
-    /// The snapshot's subscriptions still listed at the last read, as subscriptions.
-    async fn snapshot_subscriptions(&self) -> Result<Vec<Subscription>, CycleError> {
-        let Some(store) = self.store else {
-            return Err(CycleError::Store(crate::store::StoreError::Other {
+    /// The snapshot's subscriptions still listed at the last read, as subscriptions, and when
+    /// that read was.
+    async fn snapshot_subscriptions(&self) -> Result<(Vec<Subscription>, EpochMs), CycleError> {
+        let none = || {
+            CycleError::Store(crate::store::StoreError::Other {
                 path: self.config.database_url.clone(),
-                detail: "no database yet, so no snapshot to forecast from offline: run without --offline (or run a cycle first)".into(),
-            }));
+                detail: "no snapshot to forecast from offline yet (no cycle has read the subscriptions): run without --offline, or run a cycle first".into(),
+            })
         };
+        let Some(store) = self.store else { return Err(none()) };
         let rows = store.snapshot().await?;
-        Ok(rows
+        let read_at = rows.iter().map(|r| r.last_seen).max().ok_or_else(none)?;
+        let subs = rows
             .into_iter()
             .filter(|r| r.gone_since.is_none())
             .map(|r| Subscription {
@@ -230,7 +234,8 @@ impl Cycle<'_> {
                 protocols: None,
                 rotate: None,
             })
-            .collect())
+            .collect();
+        Ok((subs, read_at))
     }
 
     /// The forecast's input from a read and what the database knows; see [`PlanSource`] for
@@ -241,29 +246,38 @@ impl Cycle<'_> {
         subs: &[Subscription],
         known: &Known,
         offered: &HashMap<SubscriptionId, Vec<RenewalPlan>>,
-        catalog: &[RenewalPlan],
+        catalog: &[Listed],
         extras: &Extras,
         now: EpochMs,
         until: EpochMs,
     ) -> Forecast {
-        // Every plan this run knows, first seen first: op=plans, then what was offered, then
-        // the plans of past renewals.
-        let mut listed: Vec<RenewalPlan> = catalog.to_vec();
-        let mut ids: HashSet<_> = listed.iter().map(|p| p.id.clone()).collect();
-        let mut offered_ids: Vec<&SubscriptionId> = offered.keys().collect();
-        offered_ids.sort();
+        let plans_of_catalog: Vec<RenewalPlan> = catalog.iter().map(|(p, _)| p.clone()).collect();
         let last_plans: HashMap<SubscriptionId, Vec<RenewalPlan>> = extras
             .last_renewals
             .iter()
-            .filter_map(|e| Some((e.subscription_id.clone(), vec![forecast::plan_of(e, catalog)?])))
+            .filter_map(|e| Some((e.subscription_id.clone(), vec![forecast::plan_of(e, &plans_of_catalog)?])))
             .collect();
-        let mut last_ids: Vec<&SubscriptionId> = last_plans.keys().collect();
-        last_ids.sort();
-        let more =
-            offered_ids.iter().flat_map(|id| &offered[*id]).chain(last_ids.iter().flat_map(|id| &last_plans[*id]));
-        for p in more {
-            if ids.insert(p.id.clone()) {
-                listed.push(p.clone());
+        // Every plan this run knows (first seen first: op=plans, what was offered, past
+        // renewals), and those known on each network: offered to, or last renewed by, a
+        // subscription there, or listed by op=plans for it.
+        let mut listed = PlanSet::of(plans_of_catalog.clone());
+        let mut by_network: HashMap<&str, PlanSet> = HashMap::new();
+        let mut in_id_order: Vec<&Subscription> = subs.iter().collect();
+        in_id_order.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
+        for s in &in_id_order {
+            let own = offered.get(&s.subscription_id).into_iter().chain(last_plans.get(&s.subscription_id)).flatten();
+            for p in own {
+                listed.add(p);
+                if let Some(net) = s.network_label.as_deref() {
+                    by_network.entry(net).or_default().add(p);
+                }
+            }
+        }
+        for s in &in_id_order {
+            let Some(net) = s.network_label.as_deref() else { continue };
+            for (p, _) in catalog.iter().filter(|(_, plan_net)| plan_net.as_deref().is_some_and(|n| on_network(net, n)))
+            {
+                by_network.entry(net).or_default().add(p);
             }
         }
         let rules: Vec<Rule> = subs.iter().map(|s| self.rule_of(known, &s.subscription_id).1).collect();
@@ -274,15 +288,20 @@ impl Cycle<'_> {
             .map(|(s, rule)| {
                 let id = &s.subscription_id;
                 let ledger = known.ledger.get(id).unwrap_or(&no_entries);
-                let plans = match (offered.get(id), last_plans.get(id)) {
-                    (Some(p), _) => Some((PlanSource::RenewalPlans, p.as_slice())),
-                    (None, Some(p)) if choose_plan(&rule.plan, p, rule.repeat_count).is_some() => {
-                        Some((PlanSource::LastRenewal, p.as_slice()))
-                    }
-                    _ if choose_plan(&rule.plan, &listed, rule.repeat_count).is_some() => {
-                        Some((PlanSource::CheapestKnown, listed.as_slice()))
-                    }
-                    _ => None,
+                let fits = |plans: &[RenewalPlan]| choose_plan(&rule.plan, plans, rule.repeat_count).is_some();
+                let local = s.network_label.as_deref().and_then(|n| by_network.get(n)).map_or(&[][..], |k| &k.plans);
+                let plans = if let Some(p) = offered.get(id) {
+                    Some((PlanSource::RenewalPlans, p.as_slice()))
+                } else if let Some(p) = last_plans.get(id).filter(|p| fits(p)) {
+                    Some((PlanSource::LastRenewal, p.as_slice()))
+                } else if matches!(rule.plan, crate::rule::PlanChoice::Plan(_)) && fits(&listed.plans) {
+                    Some((PlanSource::RulePlan, listed.plans.as_slice()))
+                } else if fits(local) {
+                    Some((PlanSource::CheapestKnown, local))
+                } else if fits(&listed.plans) {
+                    Some((PlanSource::CheapestKnown, listed.plans.as_slice()))
+                } else {
+                    None
                 };
                 Subject {
                     subscription_id: id,
@@ -336,12 +355,50 @@ fn next_tick(cron: Option<&croner::Cron>, t: EpochMs) -> Option<EpochMs> {
     Some(EpochMs(next.timestamp_millis()))
 }
 
-/// A listed plan as a renewal plan (same id, duration and price).
-fn as_renewal_plan(p: &crate::api::Plan) -> RenewalPlan {
-    RenewalPlan {
+/// A plan of `op=plans` as a renewal plan (same id, duration and price), with the label of
+/// its network (`NL-AMS Amsterdam`, or the name alone) when the provider gives one.
+pub type Listed = (RenewalPlan, Option<String>);
+
+fn as_listed(p: &crate::api::Plan) -> Listed {
+    let plan = RenewalPlan {
         id: p.id.clone(),
         connection_type: p.connection_type.clone(),
         duration_ms: p.duration_ms,
         price_amount_cents: p.price_amount_cents,
+    };
+    let net = p.network.as_ref().and_then(|n| match (&n.name, &n.city) {
+        (Some(name), Some(city)) => Some(format!("{name} {city}")),
+        (Some(name), None) => Some(name.clone()),
+        _ => None,
+    });
+    (plan, net)
+}
+
+/// A subscription's `networkLabel` (`NL-AMS Amsterdam`) is a plan's network: the same label,
+/// or the plan's network name followed by a space.
+fn on_network(subscription_label: &str, plan_network: &str) -> bool {
+    subscription_label == plan_network
+        || subscription_label.strip_prefix(plan_network).is_some_and(|rest| rest.starts_with(' '))
+        || plan_network.strip_prefix(subscription_label).is_some_and(|rest| rest.starts_with(' '))
+}
+
+/// Plans, each id once, first seen first.
+#[derive(Default)]
+struct PlanSet {
+    plans: Vec<RenewalPlan>,
+    ids: HashSet<crate::values::PlanId>,
+}
+
+impl PlanSet {
+    fn of(plans: Vec<RenewalPlan>) -> PlanSet {
+        let mut k = PlanSet::default();
+        plans.iter().for_each(|p| k.add(p));
+        k
+    }
+
+    fn add(&mut self, p: &RenewalPlan) {
+        if self.ids.insert(p.id.clone()) {
+            self.plans.push(p.clone());
+        }
     }
 }

@@ -82,7 +82,7 @@ pub struct Cycle<'a> {
     /// `op=plans` as last read for the forecast, and when (empty to start): the daemon's
     /// forecast prices what is not due yet with it, read again after
     /// [`forecast::CATALOG_MAX_AGE_MS`].
-    pub plans_catalog: std::sync::Mutex<Option<(EpochMs, Vec<crate::api::RenewalPlan>)>>,
+    pub plans_catalog: std::sync::Mutex<Option<(EpochMs, Vec<forecast::Listed>)>>,
 }
 
 impl std::fmt::Debug for Cycle<'_> {

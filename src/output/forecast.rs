@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{pretty, table};
 use crate::forecast::{Forecast, ForecastRun, PlanSource, Renewal, Window};
-use crate::values::{Cents, EpochMs};
+use crate::values::EpochMs;
 
 /// The most renewals the table lists; JSON lists them all.
 pub const TABLE_RENEWALS: usize = 50;
@@ -72,6 +72,7 @@ pub fn json(run: &ForecastRun) -> Value {
         "from_ms": f.now.0,
         "until_ms": f.until.0,
         "source": run.source,
+        "read_at_ms": run.read_at.0,
         "subscriptions": run.subscriptions,
         "budget_cents_per_day": run.budget.map(|b| b.0),
         "totals": f.windows.iter().map(|w| (w.name.to_owned(), json!({
@@ -106,25 +107,55 @@ pub fn json(run: &ForecastRun) -> Value {
     })
 }
 
+/// At most `max` rows of a table, then how many more.
+fn capped(out: &mut String, t: &comfy_table::Table, total: usize, max: usize) {
+    let _ = writeln!(out, "{t}");
+    if total > max {
+        let _ = writeln!(out, "… and {} more: --format json lists every one", total - max);
+    }
+}
+
 fn text(run: &ForecastRun) -> String {
     let f = &run.forecast;
     let mut out = String::new();
     let days = (f.until.0 - f.now.0) / crate::forecast::DAY_MS;
-    let from = if run.source == "snapshot" { "the snapshot, offline" } else { "a fresh read" };
+    let from = if run.source == "snapshot" {
+        format!("the snapshot of {} UTC, {}", minute(run.read_at), crate::values::relative(run.read_at, f.now))
+    } else {
+        "a fresh read".to_owned()
+    };
     let _ = writeln!(
         out,
-        "Forecast, {days} day{} from {} UTC: {} subscriptions ({from}), budget {}",
+        "Forecast, {days} day{} from {} UTC, budget {}: {} subscriptions,",
         if days == 1 { "" } else { "s" },
         minute(f.now),
+        run.budget.map_or("none".to_owned(), |b| format!("{b}/24 h")),
         run.subscriptions,
-        run.budget.map_or("none".to_owned(), |b| format!("{b}/24 h"))
     );
+    let _ = writeln!(out, "from {from}.");
     for w in &f.windows {
         let _ = writeln!(out, "  next {:>3}: {}", w.name, window_words(w));
     }
     if !matches!(days, 1 | 7 | 30) {
-        let total = Cents(f.renewals.iter().map(|r| r.price().0).sum());
-        let _ = writeln!(out, "  all {days} days: {} renewals, {total}", f.renewals.len());
+        let all = Window {
+            name: "all",
+            length_ms: f.until.0 - f.now.0,
+            renewals: f.renewals.len(),
+            spend: f.spend(),
+            unpriced: f.renewals.iter().filter(|r| r.terms.is_none()).count(),
+        };
+        let _ = writeln!(out, "  all {days} days: {}", window_words(&all));
+    }
+    let lapsing: Vec<&Renewal> = f.renewals.iter().filter(|r| r.lapses_first()).collect();
+    if !lapsing.is_empty() {
+        let _ = writeln!(
+            out,
+            "  ! {} renewal{} come{} after the expiry (a lapse until then), e.g. {}",
+            lapsing.len(),
+            if lapsing.len() == 1 { "" } else { "s" },
+            if lapsing.len() == 1 { "s" } else { "" },
+            lapsing[0].subscription_id
+        );
     }
     let busy: Vec<_> = f.days.iter().filter(|d| d.renewals > 0 || d.budget_stops > 0).collect();
     if !busy.is_empty() {
@@ -143,21 +174,26 @@ fn text(run: &ForecastRun) -> String {
         let _ = writeln!(out, "{t}");
     }
     if !f.attention.is_empty() {
-        let _ = writeln!(out, "\nNeeds a person ({}): the daemon will not renew these by itself.", f.attention.len());
-        let mut t = table(&["SUBSCRIPTION", "REASON", "EXPIRES (UTC)", "FROM"]);
-        for a in &f.attention {
+        let _ = writeln!(
+            out,
+            "\nNeeds a person ({}): what the daemon will not renew by itself, and refusals",
+            f.attention.len()
+        );
+        out.push_str("it waits out (backoff: the forecast assumes the retry succeeds).\n");
+        let mut t = table(&["SUBSCRIPTION", "REASON", "EXPIRES (UTC)", "SINCE (CYCLE)"]);
+        for a in f.attention.iter().take(TABLE_RENEWALS) {
             t.add_row(vec![a.subscription_id.to_string(), a.reason.into(), minute(a.active_until), minute(a.at)]);
         }
-        let _ = writeln!(out, "{t}");
+        capped(&mut out, &t, f.attention.len(), TABLE_RENEWALS);
     }
     if !f.budget_stops.is_empty() {
         let _ = writeln!(
             out,
-            "\nStopped by the daily budget ({}): due, but renewed only once the rolling 24 h spend allows.",
+            "\nStopped by the daily budget ({}): due, renewed once the rolling 24 h spend allows.",
             f.budget_stops.len()
         );
         let mut t = table(&["SUBSCRIPTION", "STOPPED", "PRICE", "EXPIRES (UTC)", "RENEWED"]);
-        for s in &f.budget_stops {
+        for s in f.budget_stops.iter().take(TABLE_RENEWALS) {
             let renewed = match s.renewed_at {
                 Some(t) if t > s.active_until => format!("{} (lapsed)", minute(t)),
                 Some(t) => minute(t),
@@ -171,7 +207,7 @@ fn text(run: &ForecastRun) -> String {
                 renewed,
             ]);
         }
-        let _ = writeln!(out, "{t}");
+        capped(&mut out, &t, f.budget_stops.len(), TABLE_RENEWALS);
     }
     if !f.renewals.is_empty() {
         let _ = writeln!(out, "\nRenewals ({}), in the order the cycles make them:", f.renewals.len());
@@ -184,6 +220,7 @@ fn text(run: &ForecastRun) -> String {
             let mut source = match r.plan_source {
                 Some(PlanSource::RenewalPlans) => "offer",
                 Some(PlanSource::LastRenewal) => "last",
+                Some(PlanSource::RulePlan) => "rule",
                 Some(PlanSource::CheapestKnown) => "cheapest",
                 None => "unknown",
             }
@@ -191,31 +228,29 @@ fn text(run: &ForecastRun) -> String {
             if r.delayed_by_budget {
                 source.push_str(" *");
             }
+            if r.lapses_first() {
+                source.push_str(" !");
+            }
             t.add_row(vec![minute(r.at), r.subscription_id.to_string(), plan, n, price, source]);
         }
-        let _ = writeln!(out, "{t}");
-        let _ = writeln!(
-            out,
-            "PRICED BY: offer = renewal-plans now, last = its last renewal, cheapest = the cheapest\nplan known (an estimate); * = waited for the daily budget"
+        capped(&mut out, &t, f.renewals.len(), TABLE_RENEWALS);
+        out.push_str(
+            "PRICED BY: offer = renewal-plans now; last = its last renewal; rule = the plan its rule\n\
+             names, at its op=plans price; cheapest = the rule's choice among the plans known on its\n\
+             network (else anywhere): an estimate; unknown = no plan known (check its rule's plan id).\n\
+             * = waited for the daily budget; ! = after the expiry.\n",
         );
-        if f.renewals.len() > TABLE_RENEWALS {
-            let _ = writeln!(out, "… and {} more: --format json lists every one", f.renewals.len() - TABLE_RENEWALS);
-        }
     }
-    if !run.plans_errors.is_empty() {
+    if let Some((id, e)) = run.plans_errors.first() {
         let _ = writeln!(
             out,
-            "\nrenewal-plans could not be read for {} subscription(s) (priced from the ledger or the cheapest known plan instead), e.g. {}: {}",
-            run.plans_errors.len(),
-            run.plans_errors[0].0,
-            run.plans_errors[0].1
+            "\nrenewal-plans failed for {} subscription(s), priced another way; e.g. {id}:\n  {e}",
+            run.plans_errors.len()
         );
     }
     if let Some(e) = &run.catalog_error {
-        let _ = writeln!(out, "\nop=plans could not be read ({e}): cheapest-known prices come from the ledger only");
+        let _ = writeln!(out, "\nop=plans could not be read, so what is not due is priced from the ledger:\n  {e}");
     }
-    out.push_str(
-        "\nAssumes every renewal succeeds at its price and nobody acts in between; a 402 or 409 moves dates.\n",
-    );
+    out.push_str("\nAssumes every renewal succeeds at its price and nobody acts in between.\n");
     out
 }

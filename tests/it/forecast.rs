@@ -51,6 +51,10 @@ struct Fleet {
 
 impl Fleet {
     fn forecast(&self, days: i64) -> Forecast {
+        self.forecast_at(NOW, days)
+    }
+
+    fn forecast_at(&self, now: EpochMs, days: i64) -> Forecast {
         let next = every(self.step);
         forecast::forecast(&Input {
             subjects: self
@@ -71,8 +75,8 @@ impl Fleet {
             max_spend_per_day: self.budget,
             lapse_warning_ms: HOUR,
             balance_ok_since: None,
-            now: NOW,
-            until: EpochMs(NOW.0 + days * DAY_MS),
+            now,
+            until: EpochMs(now.0 + days * DAY_MS),
             next_cycle: &next,
         })
     }
@@ -335,7 +339,8 @@ fn a_budget_day_and_the_fund_by_amounts_hand_checked() {
     assert!(f.budget_stops.iter().all(|s| s.at == first && s.price == Cents(1200)));
     assert_eq!(f.budget_stops[0].renewed_at, Some(after(first)));
     assert!(f.renewals[2].delayed_by_budget && f.renewals[2].lapses_first());
-    assert!(!f.renewals[0].delayed_by_budget);
+    assert!(!f.renewals[0].delayed_by_budget && !f.renewals[0].lapses_first());
+    assert_eq!(f.spend(), Cents(6000));
     // Per day and fund-by: NOW's day holds the first two (first tick is the same day here).
     let per_day: Vec<(i64, i64, usize)> = f.days.iter().map(|d| (d.spend.0, d.cumulative.0, d.budget_stops)).collect();
     assert_eq!(f.days[0].start.0, NOW.0.div_euclid(DAY_MS) * DAY_MS);
@@ -379,8 +384,10 @@ fn what_the_daemon_will_not_renew_is_listed_with_its_expiry_and_reason() {
     let short = one(soon, vec![plan("pa", DAY_MS, 100)], rule_3d(), 4);
     // Disabled and far: not in the window, not listed.
     let far = one(EpochMs(NOW.0 + 60 * DAY_MS), vec![], Rule { enabled: false, ..rule_3d() }, 5);
-    let fleet =
-        Fleet { subs: vec![disabled, capped, none, held, short, far], spent: vec![], budget: None, step: 10 * MIN };
+    // Disabled and due on day 7: listed from then.
+    let later = one(EpochMs(NOW.0 + 10 * DAY_MS), vec![], Rule { enabled: false, ..rule_3d() }, 6);
+    let subs = vec![disabled, capped, none, held, short, far, later];
+    let fleet = Fleet { subs, spent: vec![], budget: None, step: 10 * MIN };
     let f = fleet.forecast(30);
     let mut reasons: Vec<(String, &str)> =
         f.attention.iter().map(|a| (a.subscription_id.to_string(), a.reason)).collect();
@@ -393,10 +400,13 @@ fn what_the_daemon_will_not_renew_is_listed_with_its_expiry_and_reason() {
             ("sub002".into(), "no-eligible-plan"),
             ("sub003".into(), "on-hold"),
             ("sub004".into(), "still-due-after-renewal"),
+            ("sub006".into(), "expiring-unmanaged"),
         ]
     );
+    let day7 = f.attention.iter().find(|a| a.subscription_id == sid(6)).unwrap().at;
+    assert_eq!(day7, every(10 * MIN)(EpochMs(NOW.0 + 7 * DAY_MS)).unwrap(), "from the cycle it is due");
     assert_eq!(f.renewals.iter().map(|r| r.subscription_id.to_string()).collect::<Vec<_>>(), vec!["sub004"]);
-    assert!(f.attention.iter().filter(|a| a.reason != "still-due-after-renewal").all(|a| a.active_until == soon));
+    assert!(f.attention.iter().filter(|a| a.subscription_id.as_str() < "sub004").all(|a| a.active_until == soon));
 }
 
 #[test]
@@ -420,6 +430,8 @@ fn a_backoff_is_forecast_at_the_first_cycle_after_it() {
     let f = Fleet { subs: vec![s], spent: vec![], budget: None, step: 7 * MIN }.forecast(1);
     let tick = every(7 * MIN)(EpochMs(NOW.0 + 5 * MIN)).unwrap();
     assert_eq!(f.renewals.iter().map(|r| r.at).collect::<Vec<_>>(), vec![tick]);
+    // The refusal is listed: a person may have to answer it (another plan, a top-up).
+    assert_eq!(f.attention.iter().map(|a| a.reason).collect::<Vec<_>>(), vec!["backoff"]);
 }
 
 // ---- Through the real binary and the library, against the simulator. ----
@@ -566,6 +578,8 @@ async fn offline_it_reads_the_snapshot_and_the_ledger_and_sends_nothing() {
     assert_eq!(code, 0, "{doc}");
     assert_eq!(sim.calls().len(), calls, "offline: no request at all");
     assert_eq!(doc["source"], "snapshot");
+    let (read, from) = (doc["read_at_ms"].as_i64().unwrap(), doc["from_ms"].as_i64().unwrap());
+    assert!(read < from && from - read < 60_000, "the snapshot's read, {read}, is before now, {from}");
     // The snapshot predates sub0's renewal; the ledger has it: next due 3 days before its new
     // expiry, priced by its last renewal; sub1 by the cheapest plan the ledger knows.
     assert_eq!(
@@ -709,4 +723,123 @@ async fn the_budget_day_and_fund_by_amounts_of_a_fleet_at_the_simulator() {
     assert_eq!(days[first]["budget_stops"], 1);
     assert_eq!(days[first + 1]["renewals"], 1);
     assert_eq!(days[first + 1]["fund_by_cents"], 3600);
+}
+
+#[tokio::test]
+async fn a_schedule_that_comes_after_the_expiry_is_a_lapse_and_exits_3() {
+    // Cycles once a year (1 January): sub0 expires in 1 day and is renewed only then.
+    let sim = sim_with(one_plan_world(&[DAY])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "").with_file_name("c.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("* * * * * *", "0 0 0 1 1 *");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, doc) = forecast_json(&cfg, &["--days", "366"]).await;
+    assert_eq!(code, 3, "{doc}");
+    assert_eq!(doc["renewals"][0]["lapses_first"], true);
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).args(["forecast", "--days", "366"]);
+    let ran = run(cmd).await;
+    assert!(ran.stdout.contains("! 1 renewal comes after the expiry"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("offer !"), "{}", ran.stdout);
+}
+
+#[tokio::test]
+async fn pricing_what_is_not_due_follows_the_rule_then_the_network() {
+    // The sample's plans: k17 (12.00, NL-AMS), d3e5 (11.00, DE-BER), q2w4 (33.00, NL-AMS), …
+    // sub0 (NL-AMS) is due now: offered k17. sub1 (NL-AMS, due in 6 days) is priced by what
+    // is known on its network (k17 at 12.00), not by the cheaper DE-BER plan; sub2 names
+    // q2w4 in its rule: its listed price; sub3 names a plan nobody lists: no price, exit 3.
+    let mut state = world(&[DAY, 9 * DAY, 9 * DAY, 9 * DAY]);
+    for sub in &mut state.subscriptions {
+        sub.renewal_plan_ids.push("q2w4e6r8t0y2u4i6o8p0a2s4".into());
+    }
+    let sim = sim_with(state).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "");
+    for (id, plan) in [("sub2", "q2w4e6r8t0y2u4i6o8p0a2s4"), ("sub3", "zzzzzzzzzzzzzzzzzzzzzzzz")] {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(&cfg).args(["rules", "set", id, "--plan", plan]);
+        assert_eq!(run(cmd).await.code, 0);
+    }
+    let (code, doc) = forecast_json(&cfg, &["--days", "7"]).await;
+    assert_eq!(code, 3, "sub3's price is not known: {doc}");
+    let mut got = rows(&doc);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("sub0".into(), K17.into(), 1200, "renewal-plans".into()),
+            ("sub1".into(), K17.into(), 1200, "cheapest-known".into()),
+            ("sub2".into(), "q2w4e6r8t0y2u4i6o8p0a2s4".into(), 3300, "rule-plan".into()),
+            ("sub3".into(), "?".into(), -1, "?".into()),
+        ]
+    );
+    assert_eq!(doc["totals"]["7d"]["unpriced"], 1);
+}
+
+#[tokio::test]
+async fn dry_run_on_forecast_says_it_reads_only() {
+    let mut cmd = bin();
+    cmd.args(["--dry-run", "forecast"]);
+    let ran = run(cmd).await;
+    assert_eq!(ran.code, 2);
+    assert!(ran.stderr.contains("`forecast` reads only"), "{}", ran.stderr);
+}
+
+#[test]
+fn the_weekly_email_counts_only_the_7_days_it_names() {
+    // One renewal on day 2, one on day 7 plus 6 hours: outside 7 × 24 h, in no line of it.
+    let subs = vec![
+        one(EpochMs(NOW.0 + 5 * DAY_MS), vec![plan("pa", 30 * DAY_MS, 1100)], rule_3d(), 0),
+        one(EpochMs(NOW.0 + 10 * DAY_MS + 6 * HOUR), vec![plan("pa", 30 * DAY_MS, 1200)], rule_3d(), 1),
+    ];
+    let f = Fleet { subs, spent: vec![], budget: None, step: 10 * MIN }.forecast(30);
+    let a = proxy_renewd::alerts::forecast_alert(&f, NOW);
+    assert!(a.happened.starts_with("the next 7 days: 1 renewal, 11.00"), "{}", a.happened);
+    assert!(a.next.contains(": 1 renewal, have 11.00") && !a.next.contains("23.00"), "{}", a.next);
+    assert_eq!(a.amount, Some(Cents(1100)));
+    assert_eq!(a.period, Some(proxy_renewd::alerts::forecast::week_start(NOW)));
+    assert!(a.action.contains("(11.00 before "), "{}", a.action);
+}
+
+#[test]
+fn the_window_ends_before_its_last_instant_and_a_renewal_at_its_expiry_does_not_lapse() {
+    // Midnight, cycles every 10 minutes. sub0 is due exactly 24 h from now (expires in 4
+    // days, renew_before 3 days): not in a 1-day forecast, in a 2-day one but not in its
+    // first 24 h. sub1 (renew_before 0) is renewed at the very instant it expires: no lapse.
+    let midnight = EpochMs(NOW.0.div_euclid(DAY_MS) * DAY_MS + 100 * DAY_MS);
+    let subs = vec![
+        one(EpochMs(midnight.0 + 4 * DAY_MS), vec![plan("pa", 30 * DAY_MS, 1200)], rule_3d(), 0),
+        one(
+            EpochMs(midnight.0 + 30 * MIN),
+            vec![plan("pa", 30 * DAY_MS, 700)],
+            Rule { renew_before_ms: 0, ..Rule::default() },
+            1,
+        ),
+    ];
+    let fleet = Fleet { subs, spent: vec![], budget: None, step: 10 * MIN };
+    let one_day = fleet.forecast_at(midnight, 1);
+    assert_eq!(one_day.renewals.iter().map(|r| r.subscription_id.clone()).collect::<Vec<_>>(), vec![sid(1)]);
+    assert_eq!(one_day.days.len(), 1, "one day, not the next one's midnight");
+    assert!(!one_day.renewals[0].lapses_first(), "renewed at its expiry, not after");
+    let two = fleet.forecast_at(midnight, 2);
+    assert_eq!(two.renewals.len(), 2);
+    assert_eq!(two.renewals[1].at, EpochMs(midnight.0 + DAY_MS));
+    assert_eq!(two.window("24h").map(|w| (w.renewals, w.spend)), Some((1, Cents(700))));
+    assert_eq!(two.days.len(), 2);
+    assert_eq!(two.days[1].spend, Cents(1200));
+    let shown = format!(
+        "{:?}",
+        forecast::Input {
+            subjects: vec![],
+            spent: vec![],
+            max_spend_per_day: None,
+            lapse_warning_ms: 0,
+            balance_ok_since: None,
+            now: midnight,
+            until: midnight,
+            next_cycle: &every(MIN),
+        }
+    );
+    assert!(shown.contains("subjects: 0"), "{shown}");
 }

@@ -94,10 +94,10 @@ async fn run_serves_metrics_that_match_the_provider_and_health_that_notices_fail
     assert_eq!(value(&text, "proxy_renewd_renewal_spend_cents_total"), Some(1200.0));
     assert!(text.contains("proxy_renewd_api_requests_total{op=\"renew\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("proxy_renewd_build_info{version="), "{text}");
-    // The forecast after the renewal: sub1 due in 17 days, priced by the cheapest plan of
-    // op=plans (11.00), and sub0 again in 28, by the plan it was just renewed with (12.00);
-    // none within 7.
-    assert_eq!(value(&text, "proxy_renewd_forecast_spend_cents{window=\"30d\"}"), Some(2300.0), "{text}");
+    // The forecast after the renewal: sub1 due in 17 days, priced by the plan known on its
+    // network (NL-AMS: 12.00; op=plans has a cheaper one elsewhere), and sub0 again in 28,
+    // by the plan it was just renewed with (12.00); none within 7.
+    assert_eq!(value(&text, "proxy_renewd_forecast_spend_cents{window=\"30d\"}"), Some(2400.0), "{text}");
     assert_eq!(value(&text, "proxy_renewd_forecast_renewals{window=\"30d\"}"), Some(2.0));
     assert_eq!(value(&text, "proxy_renewd_forecast_renewals{window=\"7d\"}"), Some(0.0));
     assert_eq!(value(&text, "proxy_renewd_forecast_spend_cents{window=\"24h\"}"), Some(0.0));

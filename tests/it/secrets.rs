@@ -167,3 +167,21 @@ async fn the_forecast_prints_and_logs_nothing_secret() {
         assert_clean("forecast trace logs", &out.stderr);
     }
 }
+
+#[tokio::test]
+async fn an_error_page_that_names_a_password_is_quoted_without_it_before_any_login_is_known() {
+    // A fresh start: no subscriptions read yet, so the client knows no login to look for.
+    let sim = sim().await;
+    for body in
+        ["upstream failed: password: p_sim01x7", "proxy 10.0.0.1:12001:u_sim01:p_sim01x7 down", "token=q7N3x9Lp"]
+    {
+        sim.fault("subscriptions", canned(502, body), 5);
+        let mut cmd = bin_for(&sim);
+        cmd.args(["forecast"]).env("RUST_LOG", "debug");
+        let out = run(cmd).await;
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("502"), "{}", out.stderr);
+        assert_clean("forecast error", &out.stderr);
+        sim.clear_faults();
+    }
+}
