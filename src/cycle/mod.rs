@@ -44,8 +44,9 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 #[non_exhaustive]
 pub enum CycleError {
     /// `op=subscriptions` failed: nothing can be decided. (Not a `source`: the message
-    /// already carries it, and a chain would print it twice.)
-    #[error("cannot read subscriptions: {0}")]
+    /// already carries it, and a chain would print it twice.) The client's message starts
+    /// with the op (`subscriptions: could not connect …`), so it is not named twice.
+    #[error("cannot read {0}")]
     Read(ApiError),
     /// The database failed before anything was sent.
     #[error(transparent)]
