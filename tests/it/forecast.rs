@@ -843,3 +843,24 @@ fn the_window_ends_before_its_last_instant_and_a_renewal_at_its_expiry_does_not_
     );
     assert!(shown.contains("subjects: 0"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_read_is_one_line_that_points_to_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    let port = crate::helpers::free_port();
+    std::fs::write(
+        &cfg,
+        format!("[api]\nbase_url = \"http://127.0.0.1:{port}\"\nkey = \"{KEY}\"\nmax_attempts = 1\n[database]\nurl = \"sqlite://{}\"\n", dir.path().join("r.db").display()),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&cfg).arg("forecast");
+    let ran = run(cmd).await;
+    assert_eq!(ran.code, 1);
+    let error: Vec<&str> = ran.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{}", ran.stderr);
+    assert!(error[0].starts_with("error: cannot read subscriptions: could not connect"), "{}", error[0]);
+    assert!(error[0].contains("proxy-renewd forecast --offline"), "{}", error[0]);
+    assert!(ran.stdout.is_empty());
+}
