@@ -353,14 +353,9 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
             Decision::Ok { due_in_ms } => {
                 schedule(&mut queue, later(EpochMs(at.0.saturating_add(due_in_ms))), track.active_until, i);
             }
-            Decision::Skip(Skip::Disabled) => {
-                // Not due yet: asked again when it is, to say it expires unmanaged.
-                // (A subscription that is not active stays skipped whenever it is asked.)
-                let due = due_at(track.active_until, track.subject.rule);
-                if due > at {
-                    schedule(&mut queue, later(due), track.active_until, i);
-                }
-            }
+            // Disabled and not active: skipped whenever it is asked. (Disabled and active, it
+            // is first asked when due, and the policy says it expires unmanaged.)
+            Decision::Skip(Skip::Disabled) => {}
             Decision::FetchPlans => {
                 // Due, and no plan known: a renewal at a price this run cannot tell.
                 out.renewals.push(Renewal {

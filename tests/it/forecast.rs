@@ -592,6 +592,11 @@ async fn offline_it_reads_the_snapshot_and_the_ledger_and_sends_nothing() {
     let at = doc["renewals"][1]["at_ms"].as_i64().unwrap();
     let due = renewed - 3 * DAY;
     assert!((due..due + 2_000).contains(&at), "sub0 at {at}, due {due}");
+    // Online, the plan of its last renewal is priced as op=plans lists it now.
+    sim.update(|s, _| s.plans.iter_mut().for_each(|p| p.price_cents = 1500));
+    let (_, doc) = forecast_json(&cfg, &[]).await;
+    let sub0: Vec<(String, String, i64, String)> = rows(&doc).into_iter().filter(|r| r.0 == "sub0").collect();
+    assert_eq!(sub0, vec![("sub0".into(), K17.into(), 1500, "last-renewal".into())]);
 }
 
 #[tokio::test]
