@@ -39,6 +39,8 @@ struct Sub {
     plans: Vec<RenewalPlan>,
     ledger: Vec<LedgerEntry>,
     on_hold: bool,
+    /// No plan known for it at all (a renewal at a price not known).
+    unpriced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +67,7 @@ impl Fleet {
                     status: s.status,
                     active_until: s.active_until,
                     rule: &s.rule,
-                    plans: Some((PlanSource::RenewalPlans, s.plans.as_slice())),
+                    plans: (!s.unpriced).then_some((PlanSource::RenewalPlans, s.plans.as_slice())),
                     ledger: &s.ledger,
                     on_hold: s.on_hold,
                     paid_until: None,
@@ -231,6 +233,7 @@ fn arb_sub(n: usize) -> impl Strategy<Value = Sub> {
                     plans: plans.into_iter().map(|(p, d, c)| self::plan(p, d, c)).collect(),
                     ledger,
                     on_hold,
+                    unpriced: false,
                     id,
                 }
             },
@@ -303,7 +306,7 @@ proptest! {
 }
 
 fn one(active_until: EpochMs, plans: Vec<RenewalPlan>, rule: Rule, n: usize) -> Sub {
-    Sub { id: sid(n), status: "active", active_until, rule, plans, ledger: vec![], on_hold: false }
+    Sub { id: sid(n), status: "active", active_until, rule, plans, ledger: vec![], on_hold: false, unpriced: false }
 }
 
 /// Due in 3 days, renewed 3 days ahead with a 30-day plan at 12.00.
@@ -868,4 +871,91 @@ async fn a_provider_that_cannot_be_read_is_one_line_that_points_to_offline() {
     assert!(error[0].starts_with("error: cannot read subscriptions: could not connect"), "{}", error[0]);
     assert!(error[0].contains("proxy-renewd forecast --offline"), "{}", error[0]);
     assert!(ran.stdout.is_empty());
+}
+
+fn at(rfc3339: &str) -> EpochMs {
+    let t = humantime::parse_rfc3339(rfc3339).unwrap();
+    EpochMs(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+}
+
+#[test]
+fn the_week_starts_on_monday_at_midnight_utc() {
+    use proxy_renewd::alerts::forecast::week_start;
+    let monday = at("2026-11-30T00:00:00Z");
+    for t in ["2026-11-30T00:00:00Z", "2026-12-02T15:04:05Z", "2026-12-06T23:59:59Z"] {
+        assert_eq!(week_start(at(t)), monday, "{t}");
+    }
+    assert_eq!(week_start(at("2026-12-07T00:00:00Z")), at("2026-12-07T00:00:00Z"));
+    // 1 January 1970 was a Thursday: its week began on Monday 29 December 1969.
+    assert_eq!(week_start(EpochMs(12 * HOUR)), EpochMs(-3 * DAY_MS));
+}
+
+#[test]
+fn the_weekly_email_adds_up_each_day_and_says_what_stops_and_who_is_needed() {
+    // Midnight, cycles every 10 minutes, a 25.00 budget. a and b (12.00) renew at once; c
+    // (12.00) waits for the budget until a day and a cycle later; d is due on day 2 at a
+    // price not known; e is due at the very end of the 7 days (outside them); f is disabled
+    // and expires unmanaged from day 3.
+    let m = at("2027-03-01T00:00:00Z");
+    let p = |c| vec![plan("pa", 30 * DAY_MS, c)];
+    let mut d = one(EpochMs(m.0 + 5 * DAY_MS), p(999), rule_3d(), 3);
+    d.unpriced = true;
+    let subs = vec![
+        one(EpochMs(m.0 + DAY_MS), p(1200), rule_3d(), 0),
+        one(EpochMs(m.0 + DAY_MS + 1), p(1200), rule_3d(), 1),
+        one(EpochMs(m.0 + DAY_MS + 2), p(1200), rule_3d(), 2),
+        d,
+        one(EpochMs(m.0 + 10 * DAY_MS), p(1200), rule_3d(), 4),
+        one(EpochMs(m.0 + 6 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 5),
+    ];
+    let f = Fleet { subs, spent: vec![], budget: Some(Cents(2500)), step: 10 * MIN }.forecast_at(m, 30);
+    assert_eq!(f.renewals.iter().find(|r| r.subscription_id == sid(4)).map(|r| r.at), Some(EpochMs(m.0 + 7 * DAY_MS)));
+    let a = proxy_renewd::alerts::forecast_alert(&f, m);
+    assert_eq!(
+        a.happened,
+        "the next 7 days: 4 renewals, 36.00 (+1 at a price not known); the next 24 h: 2 renewals, 24.00"
+    );
+    assert_eq!(
+        a.next,
+        "renew as the rules say; by day: 2027-03-01: 2 renewals, have 24.00; 2027-03-02: 1 renewal, have 36.00; \
+         2027-03-03: 1 renewal, have 36.00; the daily budget stops 1 renewal for a while"
+    );
+    assert_eq!(
+        a.action,
+        "keep at least 36.00 on the account for the week (24.00 now); 1 subscription(s) will need a person; \
+         `proxy-renewd forecast --days 7` lists every renewal"
+    );
+    assert_eq!(a.amount, Some(Cents(3600)));
+    assert_eq!(a.period, Some(m), "1 March 2027 is a Monday");
+    // A day later: the first renewal day is ahead, not now.
+    let later = proxy_renewd::alerts::forecast_alert(&f, EpochMs(m.0 - DAY_MS));
+    assert!(later.action.contains("(24.00 before 2027-03-01)"), "{}", later.action);
+}
+
+#[test]
+fn a_past_renewal_gives_the_plan_it_paid_for_per_unit() {
+    use proxy_renewd::forecast::plan_of;
+    let id = sid(0);
+    let period = EpochMs(NOW.0 + DAY_MS);
+    let mut e = past(&id, period, LedgerState::Succeeded, Some(200), NOW);
+    e.renewal.repeat_count = 2;
+    e.renewal.price = Cents(2400);
+    e.renewal.expected_end_at = EpochMs(period.0 + 60 * DAY_MS);
+    let derived = plan_of(&e, &[]).unwrap();
+    assert_eq!(
+        (derived.id.as_str(), derived.duration_ms, derived.price_amount_cents),
+        ("pa", 30 * DAY_MS, Cents(1200))
+    );
+    // The end it reached, when recorded, over the expected one; from the later of the period
+    // and the attempt (a lapsed subscription renews from the attempt).
+    e.actual_end_at = Some(EpochMs(period.0 + 20 * DAY_MS));
+    assert_eq!(plan_of(&e, &[]).unwrap().duration_ms, 10 * DAY_MS);
+    e.created_at = EpochMs(period.0 + 10 * DAY_MS);
+    assert_eq!(plan_of(&e, &[]).unwrap().duration_ms, 5 * DAY_MS);
+    // Nothing added: no plan to infer.
+    e.actual_end_at = Some(e.created_at);
+    assert_eq!(plan_of(&e, &[]), None);
+    // Listed by op=plans: as listed now.
+    let listed = vec![plan("zz", DAY_MS, 1), plan("pa", 7 * DAY_MS, 300)];
+    assert_eq!(plan_of(&e, &listed), Some(plan("pa", 7 * DAY_MS, 300)));
 }
