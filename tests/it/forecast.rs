@@ -642,17 +642,28 @@ async fn a_402_alert_tops_up_for_everything_blocked_and_the_next_24_hours() {
     // Three due now (1 day left), one due in 12 hours (3 days 12 hours left), one far: the
     // balance covers none. The digest's figure is the three blocked plus the one due later.
     let smtp = SmtpServer::start();
-    let sim = sim_with(one_plan_world(&[DAY, DAY + 1000, DAY + 2000, 3 * DAY + 12 * 3_600_000, 20 * DAY])).await;
+    let sim = sim_with(one_plan_world(&[
+        DAY,
+        DAY + 1000,
+        DAY + 2000,
+        3 * DAY + 12 * 3_600_000,
+        20 * DAY,
+        3 * DAY + 12 * 3_600_000,
+    ]))
+    .await;
     sim.update(|s, _| s.balance_cents = 0);
     let email = format!(
         "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
         smtp.url()
     );
     let s = Setup::new(&sim, &email).await.with_max_concurrency(1);
+    // sub5, due in 12 hours too, names a plan nobody lists: a renewal at a price not known.
+    let rule = Rule { plan: PlanChoice::Plan(PlanId::parse("zzzzzzzzzzzzzzzzzzzzzzzz").unwrap()), ..Rule::default() };
+    s.store.put_rule(&SubscriptionId::parse("sub5").unwrap(), &rule, EpochMs::now()).await.unwrap();
     let report = s.cycle().await;
     assert_eq!(sim.calls_of("renew").len(), 1, "stops at the 402");
     let f = report.forecast.as_ref().expect("a 402 makes the cycle forecast");
-    assert_eq!(f.window("24h").map(|w| (w.renewals, w.spend)), Some((4, Cents(4800))));
+    assert_eq!(f.window("24h").map(|w| (w.renewals, w.spend, w.unpriced)), Some((5, Cents(4800), 1)));
     let mail = smtp.messages().into_iter().find(|m| m.contains("INSUFFICIENT BALANCE")).expect("the 402 digest");
     let mail = unfold(&mail);
     assert!(mail.contains("Top up the balance by at least 36.00 (3600 cents) to cover the 3 renewals"), "{mail}");
@@ -907,27 +918,34 @@ fn the_weekly_email_adds_up_each_day_and_says_what_stops_and_who_is_needed() {
         d,
         one(EpochMs(m.0 + 10 * DAY_MS), p(1200), rule_3d(), 4),
         one(EpochMs(m.0 + 6 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 5),
+        // g expires unmanaged from the very end of the 7 days: not counted in them; x renews
+        // at day 6.5 for 14.00, which stops e at that very end: not counted either.
+        one(EpochMs(m.0 + 10 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 6),
+        one(EpochMs(m.0 + 9 * DAY_MS + 12 * 3_600_000), p(1400), rule_3d(), 7),
     ];
     let f = Fleet { subs, spent: vec![], budget: Some(Cents(2500)), step: 10 * MIN }.forecast_at(m, 30);
-    assert_eq!(f.renewals.iter().find(|r| r.subscription_id == sid(4)).map(|r| r.at), Some(EpochMs(m.0 + 7 * DAY_MS)));
+    let end = EpochMs(m.0 + 7 * DAY_MS);
+    assert!(f.budget_stops.iter().any(|s| s.subscription_id == sid(4) && s.at == end), "{:?}", f.budget_stops);
+    assert!(f.attention.iter().any(|a| a.subscription_id == sid(6) && a.at == end), "{:?}", f.attention);
     let a = proxy_renewd::alerts::forecast_alert(&f, m);
     assert_eq!(
         a.happened,
-        "the next 7 days: 4 renewals, 36.00 (+1 at a price not known); the next 24 h: 2 renewals, 24.00"
+        "the next 7 days: 5 renewals, 50.00 (+1 at a price not known); the next 24 h: 2 renewals, 24.00"
     );
     assert_eq!(
         a.next,
         "renew as the rules say; by day: 2027-03-01: 2 renewals, have 24.00; 2027-03-02: 1 renewal, have 36.00; \
-         2027-03-03: 1 renewal, have 36.00; the daily budget stops 1 renewal for a while"
+         2027-03-03: 1 renewal, have 36.00; 2027-03-07: 1 renewal, have 50.00; the daily budget stops 1 renewal \
+         for a while"
     );
     assert_eq!(
         a.action,
-        "keep at least 36.00 on the account for the week (24.00 now); 1 subscription(s) will need a person; \
+        "keep at least 50.00 on the account for the week (24.00 now); 1 subscription(s) will need a person; \
          `proxy-renewd forecast --days 7` lists every renewal"
     );
-    assert_eq!(a.amount, Some(Cents(3600)));
+    assert_eq!(a.amount, Some(Cents(5000)));
     assert_eq!(a.period, Some(m), "1 March 2027 is a Monday");
-    // A day later: the first renewal day is ahead, not now.
+    // A day earlier: the first renewal day is ahead, not now.
     let later = proxy_renewd::alerts::forecast_alert(&f, EpochMs(m.0 - DAY_MS));
     assert!(later.action.contains("(24.00 before 2027-03-01)"), "{}", later.action);
 }
