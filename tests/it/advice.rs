@@ -96,6 +96,14 @@ async fn insufficient_balance_top_up() {
     sim.update(|st, _| st.balance_cents = 0);
     s.cycle().await;
     advice(&s, "insufficient-balance", "top up the account balance").await;
+    // The account's figure: the blocked renewal is all the next 24 h need.
+    let rows = s.store.outbox(false, 50).await.unwrap();
+    let account = rows.iter().find(|r| r.alert.subscription_id.is_none()).expect("the account's top-up");
+    assert_eq!(
+        account.alert.happened,
+        "the next 24 h need 12.00: 1 renewal by the forecast, the 1 renewal the short balance blocked now included"
+    );
+    assert!(account.alert.action.starts_with("top up by at least 12.00 (1200 cents) to cover the next 24 h"));
     sim.update(|st, _| st.balance_cents = 100_000);
     audit_is_clean(&s).await;
 }

@@ -673,6 +673,14 @@ async fn a_402_alert_tops_up_for_everything_blocked_and_the_next_24_hours() {
         ),
         "{mail}"
     );
+    let account =
+        s.store.outbox(false, 50).await.unwrap().into_iter().find(|r| r.alert.subscription_id.is_none()).unwrap();
+    assert_eq!(
+        account.alert.happened,
+        "the next 24 h need 48.00: 5 renewals by the forecast (+1 at a price not known), the 3 renewals the short \
+         balance blocked now included"
+    );
+    assert_eq!(account.alert.amount, Some(Cents(4800)));
 }
 
 #[tokio::test]
@@ -814,8 +822,10 @@ fn the_weekly_email_counts_only_the_7_days_it_names() {
     ];
     let f = Fleet { subs, spent: vec![], budget: None, step: 10 * MIN }.forecast(30);
     let a = proxy_renewd::alerts::forecast_alert(&f, NOW);
-    assert!(a.happened.starts_with("the next 7 days: 1 renewal, 11.00"), "{}", a.happened);
-    assert!(a.next.contains(": 1 renewal, have 11.00") && !a.next.contains("23.00"), "{}", a.next);
+    assert_eq!(a.happened, "the next 7 days: 1 renewal, 11.00; the next 24 h: 0 renewals, 0.00");
+    let day2 = EpochMs(NOW.0 + 2 * DAY_MS).to_string()[..10].to_owned();
+    assert_eq!(a.next, format!("renew as the rules say; by day: {day2}: 1 renewal, have 11.00"));
+    assert!(!a.action.contains("need a person"), "{}", a.action);
     assert_eq!(a.amount, Some(Cents(1100)));
     assert_eq!(a.period, Some(proxy_renewd::alerts::forecast::week_start(NOW)));
     assert!(a.action.contains("(11.00 before "), "{}", a.action);
@@ -916,6 +926,10 @@ fn the_weekly_email_adds_up_each_day_and_says_what_stops_and_who_is_needed() {
         one(EpochMs(m.0 + DAY_MS + 1), p(1200), rule_3d(), 1),
         one(EpochMs(m.0 + DAY_MS + 2), p(1200), rule_3d(), 2),
         d,
+        one(EpochMs(m.0 + DAY_MS + 3), p(1200), rule_3d(), 8),
+        one(EpochMs(m.0 + 7 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 9),
+        // y is free and due with e: renewed at the very end, outside the 7 days.
+        one(EpochMs(m.0 + 10 * DAY_MS), p(0), rule_3d(), 10),
         one(EpochMs(m.0 + 10 * DAY_MS), p(1200), rule_3d(), 4),
         one(EpochMs(m.0 + 6 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 5),
         // g expires unmanaged from the very end of the 7 days: not counted in them; x renews
@@ -923,27 +937,28 @@ fn the_weekly_email_adds_up_each_day_and_says_what_stops_and_who_is_needed() {
         one(EpochMs(m.0 + 10 * DAY_MS), p(1200), Rule { enabled: false, ..rule_3d() }, 6),
         one(EpochMs(m.0 + 9 * DAY_MS + 12 * 3_600_000), p(1400), rule_3d(), 7),
     ];
-    let f = Fleet { subs, spent: vec![], budget: Some(Cents(2500)), step: 10 * MIN }.forecast_at(m, 30);
+    let f = Fleet { subs, spent: vec![], budget: Some(Cents(2500)), step: 10 * MIN }.forecast_at(m, 8);
     let end = EpochMs(m.0 + 7 * DAY_MS);
     assert!(f.budget_stops.iter().any(|s| s.subscription_id == sid(4) && s.at == end), "{:?}", f.budget_stops);
     assert!(f.attention.iter().any(|a| a.subscription_id == sid(6) && a.at == end), "{:?}", f.attention);
+    assert!(f.renewals.iter().any(|r| r.subscription_id == sid(10) && r.at == end), "{:?}", f.renewals);
     let a = proxy_renewd::alerts::forecast_alert(&f, m);
     assert_eq!(
         a.happened,
-        "the next 7 days: 5 renewals, 50.00 (+1 at a price not known); the next 24 h: 2 renewals, 24.00"
+        "the next 7 days: 6 renewals, 62.00 (+1 at a price not known); the next 24 h: 2 renewals, 24.00"
     );
     assert_eq!(
         a.next,
-        "renew as the rules say; by day: 2027-03-01: 2 renewals, have 24.00; 2027-03-02: 1 renewal, have 36.00; \
-         2027-03-03: 1 renewal, have 36.00; 2027-03-07: 1 renewal, have 50.00; the daily budget stops 1 renewal \
+        "renew as the rules say; by day: 2027-03-01: 2 renewals, have 24.00; 2027-03-02: 2 renewals, have 48.00; \
+         2027-03-03: 1 renewal, have 48.00; 2027-03-07: 1 renewal, have 62.00; the daily budget stops 2 renewals \
          for a while"
     );
     assert_eq!(
         a.action,
-        "keep at least 50.00 on the account for the week (24.00 now); 1 subscription(s) will need a person; \
+        "keep at least 62.00 on the account for the week (24.00 now); 2 subscription(s) will need a person; \
          `proxy-renewd forecast --days 7` lists every renewal"
     );
-    assert_eq!(a.amount, Some(Cents(5000)));
+    assert_eq!(a.amount, Some(Cents(6200)));
     assert_eq!(a.period, Some(m), "1 March 2027 is a Monday");
     // A day earlier: the first renewal day is ahead, not now.
     let later = proxy_renewd::alerts::forecast_alert(&f, EpochMs(m.0 - DAY_MS));
