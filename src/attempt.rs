@@ -258,6 +258,15 @@ pub enum RenewOutcome {
 }
 
 impl RenewOutcome {
+    /// The balance was short: refused with 402, or not tried after a 402 in the same cycle.
+    #[must_use]
+    pub fn balance_short(&self) -> bool {
+        matches!(
+            self,
+            RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. }
+        )
+    }
+
     /// Succeeded and not held: nothing for a person to do.
     #[must_use]
     pub fn is_clean_success(&self) -> bool {

@@ -28,7 +28,7 @@ struct Shared {
 /// (10 min for the default, so 30 min).
 #[must_use]
 pub fn health_window(cron: &str) -> Duration {
-    let parsed = croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build().parse(cron);
+    let parsed = crate::config::parse_cron(cron);
     let gap = parsed.ok().and_then(|c| {
         let now = chrono::Utc::now();
         let a = c.find_next_occurrence(&now, false).ok()?;

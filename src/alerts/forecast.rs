@@ -92,14 +92,7 @@ pub fn top_up(report: &CycleReport) -> Option<Alert> {
     let blocked: Vec<EpochMs> = report
         .items
         .iter()
-        .filter(|i| {
-            matches!(
-                i.outcome,
-                Some(
-                    RenewOutcome::Refused { status: 402, .. } | RenewOutcome::NotAttempted { balance_short: true, .. }
-                )
-            )
-        })
+        .filter(|i| i.outcome.as_ref().is_some_and(RenewOutcome::balance_short))
         .map(|i| i.subscription.active_until)
         .collect();
     let period = blocked.iter().min().copied()?;

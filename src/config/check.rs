@@ -26,11 +26,7 @@ fn check_cron(expr: &str) -> Result<(), String> {
     if expr.split_whitespace().count() != 6 || expr.contains('@') {
         return Err(format!("{expr:?} is not {example}"));
     }
-    let cron = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("{expr:?} is not {example} ({e})"))?;
+    let cron = super::parse_cron(expr).map_err(|e| format!("{expr:?} is not {example} ({e})"))?;
     let now = chrono::Utc::now();
     match cron.find_next_occurrence(&now, false) {
         Ok(next) if next < now + chrono::Duration::days(5 * 366) => Ok(()),

@@ -107,6 +107,15 @@ pub struct Schedule {
     pub jitter_ms: i64,
 }
 
+/// Parses a `[schedule] cron` expression as the scheduler reads it: six fields, seconds
+/// first, UTC. The one parser of the config check, the health window and the forecast.
+///
+/// # Errors
+/// croner's error for an expression it cannot read.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build().parse(expr)
+}
+
 /// `unreachable` needs at least this many failed reads in a row, however long they took.
 pub const PROVIDER_DOWN_CYCLES: i64 = 3;
 

@@ -153,19 +153,10 @@ impl Cycle<'_> {
     /// A cycle forecasts when someone reads it: an audit (its line under the totals), the
     /// metrics, the weekly email, or a 402 (the top-up figure).
     pub(super) fn wants_forecast(&self, items: &[crate::report::Item]) -> bool {
-        use crate::attempt::RenewOutcome;
         self.dry_run
             || self.observer.is_some()
             || self.config.alerts.forecast_weekly
-            || items.iter().any(|i| {
-                matches!(
-                    i.outcome,
-                    Some(
-                        RenewOutcome::Refused { status: 402, .. }
-                            | RenewOutcome::NotAttempted { balance_short: true, .. }
-                    )
-                )
-            })
+            || items.iter().any(|i| i.outcome.as_ref().is_some_and(crate::attempt::RenewOutcome::balance_short))
     }
 
     /// `[alerts] forecast = "weekly"`: the 7-day forecast through the outbox, once per UTC
@@ -315,11 +306,7 @@ impl Cycle<'_> {
                 }
             })
             .collect();
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Required)
-            .build()
-            .parse(&self.config.schedule.cron)
-            .ok();
+        let cron = crate::config::parse_cron(&self.config.schedule.cron).ok();
         let next_cycle = |t: EpochMs| next_tick(cron.as_ref(), t);
         forecast::forecast(&forecast::Input {
             subjects,
