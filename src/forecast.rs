@@ -81,7 +81,7 @@ pub struct Input<'a> {
     pub subjects: Vec<Subject<'a>>,
     /// Spend already in the ledger that counts against the budget: (created at, cents), the
     /// rows of the 24 h before `now` at least.
-    pub spent: Vec<(EpochMs, Cents)>,
+    pub spent: &'a [(EpochMs, Cents)],
     /// `[budget] max_spend_cents_per_day`.
     pub max_spend_per_day: Option<Cents>,
     /// `alerts.lapse_warning`, in ms.
@@ -309,7 +309,7 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
         schedule(&mut queue, first, t.active_until, i);
     }
     // The rolling 24 h of spend: rows in time order, summed.
-    let mut spent: Vec<(EpochMs, Cents)> = input.spent.clone();
+    let mut spent: Vec<(EpochMs, Cents)> = input.spent.to_vec();
     spent.sort_by_key(|(at, _)| *at);
     let mut window: VecDeque<(EpochMs, Cents)> = spent.into();
     let mut window_sum: i64 = window.iter().map(|(_, c)| c.0).fold(0, i64::saturating_add);

@@ -95,34 +95,39 @@ impl Cycle<'_> {
     }
 
     /// The forecast of the `days` days after this cycle's read, from what the database knows
-    /// after its renewals (loaded again as an audit: an attempt this cycle left unknown is in
-    /// flight, one it renewed has its new expiry) and the renewal plans it read. `None` when
-    /// the database cannot be read (logged; the cycle goes on).
+    /// after its renewals and the renewal plans it read. When the cycle attempted a renewal,
+    /// the database is loaded again as an audit (an attempt it left unknown is in flight, one
+    /// it renewed has its new expiry); else `known`, what the cycle loaded, is still true.
+    /// `None` when the database cannot be read (logged; the cycle goes on).
     pub(super) async fn forecast_after(
         &self,
         subs: &[Subscription],
+        known: &Known,
+        items: &[crate::report::Item],
         plans: &super::decide::Plans,
         read_at: EpochMs,
         days: u32,
     ) -> Option<Forecast> {
-        let audit = Cycle { dry_run: true, observer: None, mailer: None, ..self.clone_refs() };
+        let audit = self.as_audit();
+        let attempted = items.iter().any(|i| i.outcome.is_some());
         let loaded = async {
-            let known = audit.load(subs, read_at).await?;
+            let reloaded = if attempted { Some(audit.load(subs, read_at).await?) } else { None };
             let extras = audit.extras(read_at).await?;
-            Ok::<_, CycleError>((known, extras))
+            Ok::<_, CycleError>((reloaded, extras))
         };
-        let (known, extras) = match loaded.await {
+        let (reloaded, extras) = match loaded.await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot forecast: the database cannot be read");
                 return None;
             }
         };
+        let known = reloaded.as_ref().unwrap_or(known);
         let offered: HashMap<SubscriptionId, Vec<RenewalPlan>> =
             plans.iter().filter_map(|(id, r)| Some((id.clone(), r.as_ref().ok()?.clone()))).collect();
         let catalog = self.catalog(read_at).await;
         let until = EpochMs(read_at.0.saturating_add(i64::from(days) * DAY_MS));
-        Some(audit.forecast_of(subs, &known, &offered, &catalog, &extras, read_at, until))
+        Some(audit.forecast_of(subs, known, &offered, &catalog, &extras, read_at, until))
     }
 
     /// `op=plans` for a daemon's forecast (metrics or the weekly email), read at most every
@@ -172,17 +177,18 @@ impl Cycle<'_> {
         }
     }
 
-    /// The same references, a fresh report state.
-    fn clone_refs(&self) -> Cycle<'_> {
+    /// This cycle as an audit over the same client, database and clock: it writes, sends and
+    /// reports nothing.
+    fn as_audit(&self) -> Cycle<'_> {
         Cycle {
             client: self.client,
             store: self.store,
             config: self.config,
             max_concurrency: self.max_concurrency,
-            dry_run: self.dry_run,
+            dry_run: true,
             cancel: self.cancel.clone(),
-            mailer: self.mailer,
-            observer: self.observer,
+            mailer: None,
+            observer: None,
             clock: self.clock,
             unrecorded: std::sync::Mutex::default(),
             unqueued: std::sync::Mutex::default(),
@@ -310,7 +316,7 @@ impl Cycle<'_> {
         let next_cycle = |t: EpochMs| next_tick(cron.as_ref(), t);
         forecast::forecast(&forecast::Input {
             subjects,
-            spent: extras.spent.clone(),
+            spent: &extras.spent,
             max_spend_per_day: self.config.max_spend_per_day,
             lapse_warning_ms: self.config.alerts.lapse_warning_ms,
             balance_ok_since: known.balance_ok_since,

@@ -166,7 +166,8 @@ impl Cycle<'_> {
         let interrupted =
             if self.dry_run { false } else { self.renew_all(&mut items, &known, &plans, probe.as_ref()).await };
         let forecast = if self.wants_forecast(&items) {
-            self.forecast_after(&list.subscriptions, &plans, read_at, crate::report::FORECAST_DAYS).await
+            self.forecast_after(&list.subscriptions, &known, &items, &plans, read_at, crate::report::FORECAST_DAYS)
+                .await
         } else {
             None
         };

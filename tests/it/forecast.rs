@@ -73,7 +73,7 @@ impl Fleet {
                     paid_until: None,
                 })
                 .collect(),
-            spent: self.spent.clone(),
+            spent: &self.spent,
             max_spend_per_day: self.budget,
             lapse_warning_ms: HOUR,
             balance_ok_since: None,
@@ -861,7 +861,7 @@ fn the_window_ends_before_its_last_instant_and_a_renewal_at_its_expiry_does_not_
         "{:?}",
         forecast::Input {
             subjects: vec![],
-            spent: vec![],
+            spent: &[],
             max_spend_per_day: None,
             lapse_warning_ms: 0,
             balance_ok_since: None,
