@@ -231,6 +231,20 @@ impl Forecast {
         Cents(self.renewals.iter().map(|r| r.price().0).fold(0, i64::saturating_add))
     }
 
+    /// The totals of the renewals before `end`, named `name`, `length_ms` long: a window of
+    /// [`WINDOWS`], the whole span, or the week of the weekly email.
+    #[must_use]
+    pub fn totals_before(&self, name: &'static str, length_ms: i64, end: EpochMs) -> Window {
+        let rows: Vec<&Renewal> = self.renewals.iter().filter(|r| r.at < end).collect();
+        Window {
+            name,
+            length_ms,
+            renewals: rows.len(),
+            spend: Cents(rows.iter().map(|r| r.price().0).fold(0, i64::saturating_add)),
+            unpriced: rows.iter().filter(|r| r.terms.is_none()).count(),
+        }
+    }
+
     /// The window named `name` (`24h`, `7d`, `30d`), if inside the span.
     #[must_use]
     pub fn window(&self, name: &str) -> Option<&Window> {
@@ -441,16 +455,7 @@ pub fn forecast(input: &Input<'_>) -> Forecast {
     out.windows = WINDOWS
         .iter()
         .filter(|(_, len)| input.now.0.saturating_add(*len) <= input.until.0)
-        .map(|(name, len)| {
-            let rows: Vec<&Renewal> = out.renewals.iter().filter(|r| r.at.0 < input.now.0 + len).collect();
-            Window {
-                name,
-                length_ms: *len,
-                renewals: rows.len(),
-                spend: Cents(rows.iter().map(|r| r.price().0).fold(0, i64::saturating_add)),
-                unpriced: rows.iter().filter(|r| r.terms.is_none()).count(),
-            }
-        })
+        .map(|(name, len)| out.totals_before(name, *len, EpochMs(input.now.0 + len)))
         .collect();
     out
 }

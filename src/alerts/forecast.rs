@@ -29,11 +29,11 @@ fn renewals(n: usize) -> String {
 pub fn forecast_alert(f: &Forecast, now: EpochMs) -> Alert {
     let end = now.0.saturating_add(7 * DAY_MS);
     let rows: Vec<_> = f.renewals.iter().filter(|r| r.at.0 < end).collect();
-    let spend = Cents(rows.iter().map(|r| r.price().0).sum());
-    let unpriced = rows.iter().filter(|r| r.terms.is_none()).count();
-    let mut happened = format!("the next 7 days: {}, {spend}", renewals(rows.len()));
-    if unpriced > 0 {
-        let _ = write!(happened, " (+{unpriced} at a price not known)");
+    let week = f.totals_before("7d", 7 * DAY_MS, EpochMs(end));
+    let spend = week.spend;
+    let mut happened = format!("the next 7 days: {}, {spend}", renewals(week.renewals));
+    if week.unpriced > 0 {
+        let _ = write!(happened, " (+{} at a price not known)", week.unpriced);
     }
     if let Some(w) = f.window("24h") {
         let _ = write!(happened, "; the next 24 h: {}, {}", renewals(w.renewals), w.spend);

@@ -137,13 +137,7 @@ fn text(run: &ForecastRun) -> String {
         let _ = writeln!(out, "  next {:>3}: {}", w.name, window_words(w));
     }
     if !matches!(days, 1 | 7 | 30) {
-        let all = Window {
-            name: "all",
-            length_ms: f.until.0 - f.now.0,
-            renewals: f.renewals.len(),
-            spend: f.spend(),
-            unpriced: f.renewals.iter().filter(|r| r.terms.is_none()).count(),
-        };
+        let all = f.totals_before("all", f.until.0 - f.now.0, f.until);
         let _ = writeln!(out, "  all {days} days: {}", window_words(&all));
     }
     let lapsing: Vec<&Renewal> = f.renewals.iter().filter(|r| r.lapses_first()).collect();
