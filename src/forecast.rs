@@ -465,8 +465,10 @@ fn due_at(active_until: EpochMs, rule: &Rule) -> EpochMs {
     EpochMs(active_until.0.saturating_sub(rule.renew_before_ms))
 }
 
-/// The ledger entry of a forecast renewal, as if it had succeeded at `at`.
-fn booked(id: &SubscriptionId, terms: &RenewalTerms, at: EpochMs) -> LedgerEntry {
+/// The ledger entry of a forecast renewal, as if it had succeeded at `at` with the expected
+/// new expiry (id 0: it is never stored).
+#[must_use]
+pub fn booked(id: &SubscriptionId, terms: &RenewalTerms, at: EpochMs) -> LedgerEntry {
     LedgerEntry {
         id: 0,
         subscription_id: id.clone(),

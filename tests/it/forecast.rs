@@ -122,7 +122,7 @@ impl Fleet {
                     out.push((t, s.id.clone(), terms.plan_id.clone(), terms.price));
                     spent += terms.price.0;
                     spends.push((t, terms.price));
-                    s.ledger.push(done(&s.id, &terms, t));
+                    s.ledger.push(forecast::booked(&s.id, &terms, t));
                     s.active_until = terms.expected_end_at;
                     if terms.expected_end_at.since(t) <= s.rule.renew_before_ms {
                         s.on_hold = true;
@@ -132,22 +132,6 @@ impl Fleet {
             t = next(EpochMs(t.0 + 1)).unwrap();
         }
         out
-    }
-}
-
-fn done(id: &SubscriptionId, terms: &RenewalTerms, at: EpochMs) -> LedgerEntry {
-    LedgerEntry {
-        id: 0,
-        subscription_id: id.clone(),
-        renewal: terms.clone(),
-        origin: Origin::Daemon,
-        state: LedgerState::Succeeded,
-        actual_end_at: Some(terms.expected_end_at),
-        http_status: Some(200),
-        error: None,
-        retry_at: None,
-        created_at: at,
-        updated_at: at,
     }
 }
 
