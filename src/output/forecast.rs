@@ -64,6 +64,19 @@ fn renewal_json(r: &Renewal) -> Value {
     })
 }
 
+/// The windows as `{"24h": {"renewals": N, "spend_cents": C, "unpriced": U}, …}`: the
+/// forecast's `totals` and the `--dry-run` report's `forecast`.
+#[must_use]
+pub fn windows_json(windows: &[Window]) -> Value {
+    windows
+        .iter()
+        .map(|w| {
+            (w.name.to_owned(), json!({ "renewals": w.renewals, "spend_cents": w.spend.0, "unpriced": w.unpriced }))
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
 /// The JSON document.
 #[must_use]
 pub fn json(run: &ForecastRun) -> Value {
@@ -75,9 +88,7 @@ pub fn json(run: &ForecastRun) -> Value {
         "read_at_ms": run.read_at.0,
         "subscriptions": run.subscriptions,
         "budget_cents_per_day": run.budget.map(|b| b.0),
-        "totals": f.windows.iter().map(|w| (w.name.to_owned(), json!({
-            "renewals": w.renewals, "spend_cents": w.spend.0, "unpriced": w.unpriced,
-        }))).collect::<serde_json::Map<String, Value>>(),
+        "totals": windows_json(&f.windows),
         "days": f.days.iter().map(|d| json!({
             "date": day(d.start),
             "start_ms": d.start.0,

@@ -224,9 +224,7 @@ fn json_doc(report: &CycleReport) -> Value {
             "sent": t.sent,
             "not_started": t.not_started,
         },
-        "forecast": report.forecast.as_ref().map(|f| f.windows.iter().map(|w| (w.name.to_owned(), json!({
-            "renewals": w.renewals, "spend_cents": w.spend.0, "unpriced": w.unpriced,
-        }))).collect::<serde_json::Map<String, Value>>()),
+        "forecast": report.forecast.as_ref().map(|f| super::forecast::windows_json(&f.windows)),
     })
 }
 
