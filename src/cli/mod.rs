@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
 use crate::output::OutputFormat;
+use crate::output::report::Only;
 
 /// Exit codes of the one-shot commands (`daemon.md`, *Exit codes*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,10 @@ pub struct Cli {
     /// Alone: one audit cycle (like `once --dry-run`).
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: list only the subscriptions due now, or only those that need a
+    /// person (the totals still count every one). For large fleets.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub only: Option<Only>,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -85,6 +90,10 @@ pub enum Command {
         /// An audit cycle: every read as usual, no renewal, no ledger write, no email.
         #[arg(long)]
         dry_run: bool,
+        /// List only the subscriptions due now, or only those that need a person (the
+        /// totals still count every one).
+        #[arg(long, value_enum, value_name = "WHICH")]
+        only: Option<Only>,
     },
     /// Renew one subscription now, by hand, through the same ledger as the daemon: it ignores
     /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
@@ -154,7 +163,15 @@ pub enum ApiView {
 /// Runs the parsed command line to its exit code.
 pub async fn run(cli: Cli) -> Exit {
     let config = cli.config.as_deref();
-    let (format, dry_run) = (cli.format, cli.dry_run);
+    let (format, dry_run, only) = (cli.format, cli.dry_run, cli.only);
+    if only.is_some() && !(dry_run && cli.command.is_none()) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: --only before the command applies to --dry-run alone; use `once --only …` (or `--dry-run --only …`)"
+        );
+        return Exit::Usage;
+    }
     if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. })) {
         use std::io::Write;
         let why = if matches!(cli.command, Some(Command::Forecast(_))) {
@@ -166,13 +183,16 @@ pub async fn run(cli: Cli) -> Exit {
         return Exit::Usage;
     }
     let result = match cli.command {
-        None if dry_run => with_config(config, async |cfg| cycle_cmd::once(cfg, format, true).await).await,
+        None if dry_run => {
+            with_config(config, async |cfg| cycle_cmd::once(cfg, format, true, only.unwrap_or_default()).await).await
+        }
         None => with_config(config, async |cfg| cycle_cmd::daemon(cfg, false).await).await,
         Some(Command::Run { dry_run: d }) => {
             with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run || d).await).await
         }
-        Some(Command::Once { dry_run: d }) => {
-            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d).await).await
+        Some(Command::Once { dry_run: d, only: o }) => {
+            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d, o.unwrap_or_default()).await)
+                .await
         }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
         Some(Command::Forecast(args)) => {
@@ -218,6 +238,17 @@ async fn with_config(
     init_tracing(cfg.log_format);
     cfg.warn_if_secret_readable();
     f(cfg).await
+}
+
+/// Writes to stdout through a buffer with `write`. A closed pipe (`| head`) ends the output
+/// quietly; any other write error (a full disk) is an error.
+pub(crate) fn emit_with(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}")),
+    }
 }
 
 /// Writes `text` to stdout. A closed pipe (`| head`) ends the output quietly; any other

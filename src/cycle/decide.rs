@@ -9,12 +9,12 @@ use futures_util::stream;
 
 use super::Cycle;
 use super::known::Known;
-use super::read;
 use crate::api::{RenewalPlan, Subscription};
 use crate::attempt::LedgerEntry;
 use crate::policy::{self, Blocked, Decision, Input};
 use crate::report::{Item, PlansError, RuleSource};
 use crate::rule::Rule;
+use crate::store::SeenSubscription;
 use crate::values::{Cents, EpochMs, SubscriptionId};
 
 /// `renewal-plans` as read in this cycle, per due subscription.
@@ -66,18 +66,22 @@ impl Cycle<'_> {
     pub(super) async fn decide_all(
         &self,
         subs: &[Subscription],
+        seen: Vec<SeenSubscription>,
         known: &Known,
         now: EpochMs,
     ) -> (Vec<Item>, Plans, Option<SubscriptionId>) {
-        // Most urgent first, each with its rule (looked up once).
-        let mut order: Vec<(&Subscription, RuleSource, Rule)> = subs
+        // Most urgent first, each with its rule (looked up once) and what is kept of it.
+        let mut order: Vec<(&Subscription, SeenSubscription, RuleSource, Rule)> = subs
             .iter()
-            .map(|s| {
+            .zip(seen)
+            .map(|(s, seen)| {
                 let (source, rule) = self.rule_of(known, &s.subscription_id);
-                (s, source, rule)
+                (s, seen, source, rule)
             })
             .collect();
-        order.sort_by_key(|(s, ..)| (s.active_until, s.subscription_id.clone()));
+        order.sort_unstable_by(|(a, ..), (b, ..)| {
+            a.active_until.cmp(&b.active_until).then_with(|| a.subscription_id.cmp(&b.subscription_id))
+        });
         let no_entries: Vec<LedgerEntry> = Vec::new();
         let decide = |s: &Subscription, rule: &Rule, plans: Option<&[RenewalPlan]>, spent: Cents, probe_balance| {
             let id = &s.subscription_id;
@@ -97,7 +101,8 @@ impl Cycle<'_> {
         };
         // First pass without plans: which are due? The balance probe (the most urgent one
         // waiting after a 402) is tried anyway, so it is due too.
-        let first: Vec<Decision> = order.iter().map(|(s, _, rule)| decide(s, rule, None, known.spent, false)).collect();
+        let first: Vec<Decision> =
+            order.iter().map(|(s, _, _, rule)| decide(s, rule, None, known.spent, false)).collect();
         let probe: Option<&SubscriptionId> = order
             .iter()
             .zip(&first)
@@ -107,7 +112,7 @@ impl Cycle<'_> {
         let due: Vec<SubscriptionId> = order
             .iter()
             .zip(&first)
-            .filter(|((s, _, rule), d)| {
+            .filter(|((s, _, _, rule), d)| {
                 **d == Decision::FetchPlans
                     || (is_probe(s) && decide(s, rule, None, known.spent, true) == Decision::FetchPlans)
             })
@@ -118,7 +123,7 @@ impl Cycle<'_> {
         let mut spent = known.spent;
         let items = order
             .into_iter()
-            .map(|(s, rule_source, rule)| {
+            .map(|(s, seen, rule_source, rule)| {
                 let (decision, plans_error) = match plans.get(&s.subscription_id) {
                     Some(Ok(p)) => (decide(s, &rule, Some(p), spent, is_probe(s)), None),
                     Some(Err(e)) => (Decision::FetchPlans, Some(e.clone())),
@@ -128,15 +133,7 @@ impl Cycle<'_> {
                     spent = Cents(spent.0.saturating_add(r.price.0));
                 }
                 let plans_offered = plans.get(&s.subscription_id).and_then(|p| p.as_ref().ok()).cloned();
-                Item {
-                    subscription: read::seen(s),
-                    rule_source,
-                    rule,
-                    decision,
-                    plans_error,
-                    plans_offered,
-                    outcome: None,
-                }
+                Item { subscription: seen, rule_source, rule, decision, plans_error, plans_offered, outcome: None }
             })
             .collect();
         (items, plans, probe.cloned())

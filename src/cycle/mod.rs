@@ -160,7 +160,7 @@ impl Cycle<'_> {
             tracing::warn!(subscription_id = %s.subscription_id, active_until = %s.active_until, "a managed subscription is no longer listed");
         }
         let (mut items, plans, probe) = tokio::select! {
-            decided = self.decide_all(&list.subscriptions, &known, read_at) => decided,
+            decided = self.decide_all(&list.subscriptions, seen, &known, read_at) => decided,
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
         let interrupted =

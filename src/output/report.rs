@@ -1,25 +1,79 @@
-//! The cycle report for people (table) and scripts (JSON): per subscription its id, label,
-//! network, status, expiry (UTC and relative), rule source, decision and reason, plan and
-//! price if due, and what the renewal came to; then the totals. `--dry-run` prints it as the
-//! audit; `once` prints it after acting.
+//! The cycle report for people (table) and scripts (JSON): the totals first, then per
+//! subscription its id, label, network, status, expiry (UTC and relative), rule source,
+//! decision and reason, plan and price if due, and what the renewal came to. `--dry-run`
+//! prints it as the audit; `once` prints it after acting. `--only due|attention` keeps the
+//! rows a person looks for in a large fleet ([`Only`]); the totals always count them all.
+//!
+//! The JSON document is written as it is serialized, row by row, with no tree of values in
+//! between: at 100,000 subscriptions the report costs the output's bytes, not a copy of it.
+
+use std::io::Write;
 
 use comfy_table::{Table, presets};
+use serde::Serialize;
+use serde::ser::Serializer;
 use serde_json::{Value, json};
 
-use super::{OutputFormat, pretty};
+use super::OutputFormat;
 use crate::attempt::RenewOutcome;
 use crate::policy::{Blocked, Decision, Skip};
-use crate::report::{CycleReport, Item, RuleSource};
+use crate::report::{CycleReport, Item, RuleSource, Totals};
 use crate::rule::format_duration_ms;
 use crate::values::text::clean_text;
-use crate::values::{EpochMs, relative};
+use crate::values::{EpochMs, SubscriptionId, relative};
 
-/// The report in `format`.
+/// Which subscriptions the report lists (`--only`); the totals always count every one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Every subscription read (the default, without `--only`).
+    #[default]
+    #[value(skip)]
+    All,
+    /// Those due now, renewable or not.
+    Due,
+    /// Those a person should look at (the `!` rows; exit code 3).
+    Attention,
+}
+
+impl Only {
+    fn keeps(self, i: &Item) -> bool {
+        match self {
+            Only::All => true,
+            Only::Due => i.is_due(),
+            Only::Attention => i.needs_attention(),
+        }
+    }
+
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Only::All => None,
+            Only::Due => Some("due"),
+            Only::Attention => Some("attention"),
+        }
+    }
+}
+
+/// The whole report in `format`, as one string (for the demo and tests; the commands
+/// [`write`] it).
 #[must_use]
 pub fn render(report: &CycleReport, format: OutputFormat) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and the JSON has only string keys.
+    let _ = write(report, format, Only::All, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes the report in `format` to `out`, listing the subscriptions `only` keeps.
+///
+/// # Errors
+/// What writing to `out` fails with (a closed pipe, say).
+pub fn write(report: &CycleReport, format: OutputFormat, only: Only, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
-        OutputFormat::Json => pretty(&json_doc(report)),
-        OutputFormat::Table => table(report),
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &Doc::new(report, only)).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        OutputFormat::Table => out.write_all(table(report, only).as_bytes()),
     }
 }
 
@@ -111,8 +165,13 @@ fn outcome_text(o: &RenewOutcome) -> String {
     }
 }
 
-fn table(report: &CycleReport) -> String {
+fn table(report: &CycleReport, only: Only) -> String {
     let now = report.read_at;
+    let mut out = totals_lines(report);
+    let listed = report.items.iter().filter(|i| only.keeps(i)).count();
+    if let Some(name) = only.name() {
+        out.push_str(&format!("--only {name}: {listed} of {} subscriptions listed\n", report.items.len()));
+    }
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     let mut header =
@@ -121,7 +180,7 @@ fn table(report: &CycleReport) -> String {
         header.push("OUTCOME");
     }
     t.set_header(header);
-    for i in &report.items {
+    for i in report.items.iter().filter(|i| only.keeps(i)) {
         let s = &i.subscription;
         let mut row = vec![
             s.subscription_id.to_string(),
@@ -142,7 +201,9 @@ fn table(report: &CycleReport) -> String {
         }
         t.add_row(row);
     }
-    let mut out = format!("{t}\n");
+    if listed > 0 {
+        out.push_str(&format!("{t}\n"));
+    }
     if report.items.iter().any(Item::needs_attention) {
         out.push_str("(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n");
     }
@@ -168,6 +229,12 @@ fn table(report: &CycleReport) -> String {
             e.renewal.attempt, e.subscription_id, e.state
         ));
     }
+    out
+}
+
+/// The totals line (and a dry run's forecast line), printed first.
+fn totals_lines(report: &CycleReport) -> String {
+    let mut out = String::new();
     let t = report.totals();
     let money = crate::values::Cents;
     if report.dry_run {
@@ -198,57 +265,171 @@ fn table(report: &CycleReport) -> String {
     out
 }
 
-fn json_doc(report: &CycleReport) -> Value {
-    let t = report.totals();
-    let items: Vec<Value> = report.items.iter().map(|i| item_json(i, report.read_at)).collect();
-    json!({
-        "dry_run": report.dry_run,
-        "read_at_ms": report.read_at.0,
-        "read_at": report.read_at.to_string(),
-        "subscriptions": items,
-        "malformed": report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect::<Vec<_>>(),
-        "not_objects": report.not_objects,
-        "unrecorded": report.unrecorded,
-        "vanished": report.vanished.iter().map(|v| json!({ "subscription_id": v.subscription_id, "active_until": v.active_until, "active_until_utc": v.active_until.to_rfc3339() })).collect::<Vec<_>>(),
-        "reconciled": report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect::<Vec<_>>(),
-        "unaccounted": report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect::<Vec<_>>(),
-        "interrupted": report.interrupted,
-        "totals": {
-            "subscriptions": t.subscriptions,
-            "due": t.due,
-            "renewable": t.renewable,
-            "needs_attention": t.attention,
-            "spend_cents": t.spend_cents,
-            "spent_cents": t.spent_cents,
-            "renewed": t.renewed,
-            "sent": t.sent,
-            "not_started": t.not_started,
-        },
-        "forecast": report.forecast.as_ref().map(|f| super::forecast::windows_json(&f.windows)),
-    })
+/// The JSON document, in the order a reader wants it: what was run, the totals, then the rows.
+#[derive(Serialize)]
+struct Doc<'a> {
+    dry_run: bool,
+    read_at_ms: i64,
+    read_at: String,
+    totals: TotalsJson,
+    forecast: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    only: Option<&'static str>,
+    subscriptions: Rows<'a>,
+    malformed: Vec<Value>,
+    not_objects: usize,
+    unrecorded: &'a [String],
+    vanished: Vec<Value>,
+    reconciled: Vec<Value>,
+    unaccounted: Vec<Value>,
+    interrupted: bool,
 }
 
-fn item_json(i: &Item, now: EpochMs) -> Value {
-    let s = &i.subscription;
-    let mut v = json!({
-        "subscription_id": s.subscription_id,
-        "label": s.label,
-        "network_label": s.network_label,
-        "status": s.status,
-        "active_until_ms": s.active_until.0,
-        "active_until": s.active_until.to_rfc3339(),
-        "expires_in_ms": s.active_until.since(now),
-        "rule_source": match i.rule_source { RuleSource::Row => "row", RuleSource::Defaults => "defaults" },
-        "rule": { "enabled": i.rule.enabled, "renew_before": format_duration_ms(i.rule.renew_before_ms), "plan": i.rule.plan.to_string(), "repeat_count": i.rule.repeat_count, "max_price_cents": i.rule.max_price_cents.map(|c| c.0) },
-        "decision": i.decision.reason(),
-        "detail": detail(i),
-        "needs_attention": i.needs_attention(),
-    });
-    if let Decision::Renew(r) = &i.decision {
-        v["renewal"] = json!({ "plan_id": r.plan_id, "repeat_count": r.repeat_count, "price_cents": r.price.0, "attempt": r.attempt, "expected_end_at_ms": r.expected_end_at.0 });
+impl<'a> Doc<'a> {
+    fn new(report: &'a CycleReport, only: Only) -> Self {
+        Doc {
+            dry_run: report.dry_run,
+            read_at_ms: report.read_at.0,
+            read_at: report.read_at.to_string(),
+            totals: TotalsJson::from(report.totals()),
+            forecast: report.forecast.as_ref().map(|f| super::forecast::windows_json(&f.windows)),
+            only: only.name(),
+            subscriptions: Rows { report, only },
+            malformed: report.malformed.iter().map(|m| json!({ "index": m.index, "subscription_id": m.subscription_id, "reason": m.reason })).collect(),
+            not_objects: report.not_objects,
+            unrecorded: &report.unrecorded,
+            vanished: report.vanished.iter().map(|v| json!({ "subscription_id": v.subscription_id, "active_until": v.active_until, "active_until_utc": v.active_until.to_rfc3339() })).collect(),
+            reconciled: report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect(),
+            unaccounted: report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect(),
+            interrupted: report.interrupted,
+        }
     }
-    if let Some(o) = &i.outcome {
-        v["outcome"] = json!({ "result": o.name(), "detail": outcome_text(o) });
+}
+
+/// `totals` in the JSON document.
+#[derive(Serialize)]
+struct TotalsJson {
+    subscriptions: usize,
+    due: usize,
+    renewable: usize,
+    needs_attention: usize,
+    spend_cents: i64,
+    spent_cents: i64,
+    renewed: usize,
+    sent: usize,
+    not_started: usize,
+}
+
+impl From<Totals> for TotalsJson {
+    fn from(t: Totals) -> Self {
+        TotalsJson {
+            subscriptions: t.subscriptions,
+            due: t.due,
+            renewable: t.renewable,
+            needs_attention: t.attention,
+            spend_cents: t.spend_cents,
+            spent_cents: t.spent_cents,
+            renewed: t.renewed,
+            sent: t.sent,
+            not_started: t.not_started,
+        }
     }
-    v
+}
+
+/// The rows `only` keeps, serialized one at a time.
+struct Rows<'a> {
+    report: &'a CycleReport,
+    only: Only,
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let now = self.report.read_at;
+        serializer.collect_seq(self.report.items.iter().filter(|i| self.only.keeps(i)).map(|i| Row::new(i, now)))
+    }
+}
+
+/// One subscription of `subscriptions[]`.
+#[derive(Serialize)]
+struct Row<'a> {
+    subscription_id: &'a SubscriptionId,
+    label: &'a Option<String>,
+    network_label: &'a Option<String>,
+    status: &'a str,
+    active_until_ms: i64,
+    active_until: Option<String>,
+    expires_in_ms: i64,
+    rule_source: &'static str,
+    rule: RuleJson,
+    decision: &'static str,
+    detail: String,
+    needs_attention: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewal: Option<RenewalJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<OutcomeJson>,
+}
+
+#[derive(Serialize)]
+struct RuleJson {
+    enabled: bool,
+    renew_before: String,
+    plan: String,
+    repeat_count: u32,
+    max_price_cents: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct RenewalJson<'a> {
+    plan_id: &'a crate::values::PlanId,
+    repeat_count: u32,
+    price_cents: i64,
+    attempt: u32,
+    expected_end_at_ms: i64,
+}
+
+#[derive(Serialize)]
+struct OutcomeJson {
+    result: &'static str,
+    detail: String,
+}
+
+impl<'a> Row<'a> {
+    fn new(i: &'a Item, now: EpochMs) -> Self {
+        let s = &i.subscription;
+        Row {
+            subscription_id: &s.subscription_id,
+            label: &s.label,
+            network_label: &s.network_label,
+            status: &s.status,
+            active_until_ms: s.active_until.0,
+            active_until: s.active_until.to_rfc3339(),
+            expires_in_ms: s.active_until.since(now),
+            rule_source: match i.rule_source {
+                RuleSource::Row => "row",
+                RuleSource::Defaults => "defaults",
+            },
+            rule: RuleJson {
+                enabled: i.rule.enabled,
+                renew_before: format_duration_ms(i.rule.renew_before_ms),
+                plan: i.rule.plan.to_string(),
+                repeat_count: i.rule.repeat_count,
+                max_price_cents: i.rule.max_price_cents.map(|c| c.0),
+            },
+            decision: i.decision.reason(),
+            detail: detail(i),
+            needs_attention: i.needs_attention(),
+            renewal: match &i.decision {
+                Decision::Renew(r) => Some(RenewalJson {
+                    plan_id: &r.plan_id,
+                    repeat_count: r.repeat_count,
+                    price_cents: r.price.0,
+                    attempt: r.attempt,
+                    expected_end_at_ms: r.expected_end_at.0,
+                }),
+                _ => None,
+            },
+            outcome: i.outcome.as_ref().map(|o| OutcomeJson { result: o.name(), detail: outcome_text(o) }),
+        }
+    }
 }

@@ -117,6 +117,10 @@ struct Inner {
     faults: Vec<Fault>,
     calls: Vec<CallRecord>,
     seq: u64,
+    /// The `op=subscriptions` success body for `state` as it is, built by the first read
+    /// after a change (every mutable access clears it): a large list is served at the
+    /// network's speed, as a real gateway serving it from memory would.
+    subscriptions_body: Option<axum::body::Bytes>,
 }
 
 /// State shared by the HTTP handlers and the [`Simulator`] handle.
@@ -139,8 +143,25 @@ impl Shared {
     /// Runs `f` on the state with the simulator's "now" (wall clock + offset), in ms.
     fn with_state<T>(&self, f: impl FnOnce(&mut SimState, i64) -> T) -> T {
         let mut inner = self.lock();
+        inner.subscriptions_body = None;
         let now = EpochMs::now().0.saturating_add(inner.state.settings.clock_offset_ms);
         f(&mut inner.state, now)
+    }
+
+    /// The request latency setting, in ms (a read: the cached list stays).
+    fn latency_ms(&self) -> u64 {
+        self.lock().state.settings.latency_ms
+    }
+
+    /// The `op=subscriptions` success body, from the cache when the state has not changed.
+    fn subscriptions_body(&self) -> axum::body::Bytes {
+        let mut inner = self.lock();
+        if let Some(b) = &inner.subscriptions_body {
+            return b.clone();
+        }
+        let body = ops::subscriptions_body(&inner.state);
+        inner.subscriptions_body = Some(body.clone());
+        body
     }
 
     fn state(&self) -> SimState {
@@ -217,7 +238,13 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             api_key: cfg.api_key,
-            inner: Mutex::new(Inner { state: cfg.state, faults: Vec::new(), calls: Vec::new(), seq: 0 }),
+            inner: Mutex::new(Inner {
+                state: cfg.state,
+                faults: Vec::new(),
+                calls: Vec::new(),
+                seq: 0,
+                subscriptions_body: None,
+            }),
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
             held: AtomicU64::new(0),

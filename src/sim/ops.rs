@@ -64,9 +64,7 @@ pub fn apply(
         "plans" => {
             json!({ "plans": state.plans.iter().filter(|p| p.active).map(|p| plan_json(state, p)).collect::<Vec<_>>() })
         }
-        "subscriptions" => {
-            json!({ "subscriptions": state.subscriptions.iter().filter(|s| !s.foreign).map(|s| sub_json(state, s)).collect::<Vec<_>>() })
-        }
+        "subscriptions" => json!({ "subscriptions": listed(state) }),
         "renewal-plans" => renewal_plans(state, req)?,
         "available-networks" => available_networks(state, req)?,
         "purchase" => purchase(state, now, req)?,
@@ -268,6 +266,18 @@ fn plan_json(state: &SimState, p: &SimPlan) -> Value {
         v["network"] = json!({ "name": n.name, "city": n.city, "country": n.country, "networkType": n.network_type });
     }
     v
+}
+
+/// The subscriptions `op=subscriptions` lists: the key owner's (not the foreign ones).
+fn listed(state: &SimState) -> Vec<Value> {
+    state.subscriptions.iter().filter(|s| !s.foreign).map(|s| sub_json(state, s)).collect()
+}
+
+/// The whole `op=subscriptions` success body, serialized: what the server caches.
+pub(super) fn subscriptions_body(state: &SimState) -> axum::body::Bytes {
+    let body = json!({ "ok": true, "subscriptions": listed(state) });
+    // A `Value` of strings and integers always serializes.
+    axum::body::Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// A subscription in the reference's shape, credentials and protocol URLs included.

@@ -39,16 +39,20 @@ pub fn looks_secret(token: &str) -> bool {
 /// after a secret keyword (`password: x`).
 #[must_use]
 pub fn clean_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
     let mut after_keyword = false;
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|tok| !tok.is_empty())
-        .map(|tok| {
-            let secret = after_keyword || looks_secret(tok);
-            after_keyword = is_secret_keyword(tok);
-            if secret { REDACTED } else { tok }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    for tok in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|tok| !tok.is_empty()) {
+        // Every secret form and every keyword has a `:`, `=` or `/`: a word without one is
+        // plain (the common case, checked without allocating).
+        let marked = tok.contains([':', '=', '/']);
+        let secret = after_keyword || (marked && looks_secret(tok));
+        after_keyword = marked && is_secret_keyword(tok);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(if secret { REDACTED } else { tok });
+    }
+    out
 }
 
 /// Text safe for a terminal line: control characters (escapes, newlines, bells) become

@@ -607,9 +607,11 @@ async fn the_dry_run_prints_the_next_7_days_under_its_totals() {
     let mut cmd = bin();
     cmd.arg("--config").arg(&cfg).arg("--dry-run");
     let ran = run(cmd).await;
-    let last = ran.stdout.lines().last().unwrap_or_default();
+    // The totals come first, the forecast line right under them.
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert!(lines[0].starts_with("2 subscriptions: "), "{}", ran.stdout);
     assert_eq!(
-        last, "forecast, next 7 days: about 2 renewals, 24.00 (details: proxy-renewd forecast)",
+        lines[1], "forecast, next 7 days: about 2 renewals, 24.00 (details: proxy-renewd forecast)",
         "{}",
         ran.stdout
     );

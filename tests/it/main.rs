@@ -21,6 +21,7 @@ mod policy;
 mod post_once;
 mod retries;
 mod rules;
+mod scale;
 mod secrets;
 mod simulator;
 mod smtp;
