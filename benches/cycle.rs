@@ -63,6 +63,7 @@ async fn main() {
         "proxy-renewd once: {total} subscriptions, {due} due, {latency} ms per request, max_concurrency {concurrency}"
     );
     let started = Instant::now();
+    let started_ms = EpochMs::now().0;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-renewd"))
         .args(["once", "--format", "json", "--config"])
         .arg(&config)
@@ -93,5 +94,18 @@ async fn main() {
     println!("  renewal-plans:  {}", calls.iter().filter(|c| c.op == "renewal-plans").count());
     println!("  renew:          {} ({renewed} applied)", calls.iter().filter(|c| c.op == "renew").count());
     println!("peak concurrent:  {}", sim.stats().peak_in_flight);
+    let at = |op: &str, last: bool| {
+        let t = calls.iter().filter(|c| c.op == op).map(|c| c.at_ms - started_ms);
+        if last { t.max() } else { t.min() }.unwrap_or(-1)
+    };
+    println!(
+        "timeline (ms from start, when the simulator answered): subscriptions {}, renewal-plans {}..{}, renew {}..{}, exit {}",
+        at("subscriptions", false),
+        at("renewal-plans", false),
+        at("renewal-plans", true),
+        at("renew", false),
+        at("renew", true),
+        wall.as_millis()
+    );
     assert_eq!(renewed, due, "every due subscription renewed exactly once");
 }

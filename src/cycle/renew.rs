@@ -59,8 +59,10 @@ impl Cycle<'_> {
             .collect();
         // A stable sort: the probe goes last, the rest keep their urgency order.
         jobs.sort_by_key(|(_, i)| probe == Some(&i.subscription.subscription_id));
-        // Started most urgent first (`buffered` keeps the order); once the balance runs short
-        // (a 402), the rest are not started: the next cycle tries again.
+        // Started most urgent first (the stream is pulled in order); once the balance runs
+        // short (a 402), the rest are not started: the next cycle tries again. They finish in
+        // any order (`buffer_unordered`): a slow one does not hold the finished ones' slots,
+        // so `max_concurrency` stay in flight.
         let balance_short = AtomicBool::new(false);
         let (balance_short, renewer, committed) = (&balance_short, &renewer, &committed);
         let results: Vec<(usize, Option<Item>)> = stream::iter(jobs)
@@ -86,7 +88,7 @@ impl Cycle<'_> {
                 }
                 (n, Some(item))
             })
-            .buffered(self.max_concurrency.max(1))
+            .buffer_unordered(self.max_concurrency.max(1))
             .collect()
             .await;
         let mut interrupted = false;

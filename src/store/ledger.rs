@@ -316,7 +316,7 @@ impl Store {
 
 /// Records how attempt `id` ended, inside `tx`.
 pub(super) async fn settle_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     id: i64,
     s: &Settlement,
     now: EpochMs,
@@ -329,7 +329,7 @@ pub(super) async fn settle_in(
         .bind(s.retry_at.map(|t| t.0))
         .bind(now.0)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map(drop)
 }

@@ -44,6 +44,39 @@ pub struct Store {
     path: String,
     /// The file's identity when it was opened (device, inode): see [`Store::check_file`].
     file_id: Option<(u64, u64)>,
+    /// One write transaction at a time in this process (shared by clones): writers queue
+    /// here, in order, instead of contending for SQLite's write lock, whose busy handler
+    /// sleeps 1, 2, 5 … 100 ms between tries. Another process's lock is still waited for
+    /// by the busy timeout.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction ([`Store::write_tx`]) with this process's writer turn: used as the
+/// connection (`&mut *tx`), ended by [`WriteTx::commit`] or, rolled back, by dropping it.
+pub(crate) struct WriteTx {
+    // Dropped first: the rollback of an uncommitted transaction happens inside the turn.
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Commits, then gives the turn to the next writer.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -123,7 +156,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
         let file_id = file_id(std::path::Path::new(&path));
-        let store = Store { pool, path, file_id };
+        let store = Store { pool, path, file_id, writer: std::sync::Arc::default() };
         // Make "not a database" show up now, not at the first query.
         sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
         Ok(store)
@@ -193,8 +226,10 @@ impl Store {
     }
 
     /// A write transaction holding the write lock from its first statement.
-    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.err(e))
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.err(e))?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

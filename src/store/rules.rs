@@ -157,7 +157,7 @@ impl Store {
 }
 
 async fn upsert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     id: &SubscriptionId,
     rule: &Rule,
     now: EpochMs,
@@ -179,7 +179,7 @@ async fn upsert(
     .bind(rule.note.as_deref())
     .bind(now.0)
     .bind(now.0)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map(drop)
 }

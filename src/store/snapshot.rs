@@ -74,27 +74,33 @@ impl Store {
         seen: &[SeenSubscription],
         now: EpochMs,
     ) -> Result<Vec<SeenSubscription>, StoreError> {
+        // All rows in one statement, as one JSON array (`[id, status, activeUntil, label,
+        // networkLabel, userNote]` each): one round trip to SQLite instead of one per row.
+        let rows: Vec<(&str, &str, i64, Option<&str>, Option<&str>, Option<&str>)> = seen
+            .iter()
+            .map(|s| {
+                let id = s.subscription_id.as_str();
+                let (label, network, note) = (s.label.as_deref(), s.network_label.as_deref(), s.user_note.as_deref());
+                (id, s.status.as_str(), s.active_until.0, label, network, note)
+            })
+            .collect();
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
         let mut tx = self.write_tx().await?;
-        for s in seen {
-            sqlx::query(
-                "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
-                   label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
-                   last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
-            )
-            .bind(s.subscription_id.as_str())
-            .bind(&s.status)
-            .bind(s.active_until.0)
-            .bind(s.label.as_deref())
-            .bind(s.network_label.as_deref())
-            .bind(s.user_note.as_deref())
-            .bind(now.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
+        sqlx::query(
+            "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2, ?2
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
+               label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
+               last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
+        )
+        .bind(json)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
         let gone: Vec<Raw> = sqlx::query_as(
             "UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL
              RETURNING subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms",
