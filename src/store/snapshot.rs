@@ -61,6 +61,10 @@ struct Raw {
     gone_since_ms: Option<i64>,
 }
 
+/// One row of [`Store::record_poll`]'s JSON: id, status, activeUntil, label, networkLabel,
+/// userNote.
+type SnapshotJsonRow<'a> = (&'a str, &'a str, i64, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
 impl Store {
     /// Records one complete poll: upserts every listed subscription and marks the ones no
     /// longer listed as gone (once). One transaction. Returns the subscriptions this poll
@@ -76,7 +80,7 @@ impl Store {
     ) -> Result<Vec<SeenSubscription>, StoreError> {
         // All rows in one statement, as one JSON array (`[id, status, activeUntil, label,
         // networkLabel, userNote]` each): one round trip to SQLite instead of one per row.
-        let rows: Vec<(&str, &str, i64, Option<&str>, Option<&str>, Option<&str>)> = seen
+        let rows: Vec<SnapshotJsonRow<'_>> = seen
             .iter()
             .map(|s| {
                 let id = s.subscription_id.as_str();
