@@ -406,7 +406,10 @@ impl Client {
         if resp.content_length().is_some_and(|n| n > limit_bytes) {
             return Err(Failure::TooLarge { op, status, limit_bytes });
         }
-        let mut body = Vec::new();
+        // Sized once from Content-Length (at most the cap): a 60 MB list is not copied through
+        // every doubling of a growing buffer.
+        let expected = resp.content_length().unwrap_or(0).min(limit_bytes);
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_failure(op, &e))? {
             if (body.len() + chunk.len()) as u64 > limit_bytes {
                 return Err(Failure::TooLarge { op, status, limit_bytes });

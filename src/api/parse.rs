@@ -48,6 +48,14 @@ impl<'a> Body<'a> {
     /// with its reason, non-object entries are counted, the others are kept. Only an unusable
     /// envelope (not an object, `ok` not `true`, no `subscriptions` array) fails the read.
     pub(super) fn subscription_list(&self) -> Result<SubscriptionList, Failure> {
+        // The common case first: a well-formed answer, typed in one pass. Anything it refuses
+        // (one bad entry, a non-object, a duplicate key, trailing bytes) is read again below,
+        // entry by entry, and gets exactly that reading's result.
+        if let Ok(whole) = serde_json::from_slice::<WholeList>(self.bytes)
+            && whole.ok
+        {
+            return Ok(SubscriptionList { subscriptions: whole.subscriptions, malformed: Vec::new(), not_objects: 0 });
+        }
         let b = self.bytes;
         let members = match object_members(b) {
             Ok(m) => m,
@@ -88,6 +96,14 @@ impl<'a> Body<'a> {
         }
         Ok(list)
     }
+}
+
+/// A `subscriptions` answer in which every entry parses (the fast path of
+/// [`Body::subscription_list`]); other members are ignored, as on the slow path.
+#[derive(serde::Deserialize)]
+struct WholeList {
+    ok: bool,
+    subscriptions: Vec<Subscription>,
 }
 
 /// The `subscriptionId` of an entry that did not parse, when it is a valid id.

@@ -114,6 +114,17 @@ pub struct Subscription {
     pub rotate: Option<Rotate>,
 }
 
+impl Subscription {
+    /// Drops the secret fields (credentials, protocol URLs, rotation), keeping the rest:
+    /// for a holder that needs only the public fields, once the client has learned the
+    /// secrets to redact. At 100,000 subscriptions they are most of the list's memory.
+    pub fn forget_secrets(&mut self) {
+        self.credentials = None;
+        self.protocols = None;
+        self.rotate = None;
+    }
+}
+
 /// `subscriptions[].credentials`: the proxy login. Both fields are secret.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Credentials {

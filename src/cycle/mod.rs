@@ -134,7 +134,7 @@ impl Cycle<'_> {
             () = self.cancel.cancelled() => return Err(CycleError::Cancelled),
         };
         self.on_read_success(read_at).await;
-        let list = read::without_duplicates(list);
+        let mut list = read::without_duplicates(list);
         tracing::info!(
             subscriptions = list.subscriptions.len(),
             malformed = list.malformed.len(),
@@ -142,6 +142,9 @@ impl Cycle<'_> {
             "subscriptions read"
         );
         let seen: Vec<SeenSubscription> = list.subscriptions.iter().map(read::seen).collect();
+        // `seen` kept the public fields and the client learned the secrets: nothing after
+        // this needs them, and they are most of the list's memory.
+        list.subscriptions.iter_mut().for_each(crate::api::Subscription::forget_secrets);
         let gone = match (self.store, self.dry_run) {
             (Some(store), false) => store.record_poll(&seen, read_at).await?,
             _ => Vec::new(),

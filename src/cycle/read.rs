@@ -13,10 +13,15 @@ use crate::values::text::{REDACTED, clean_text};
 /// subscription, differing copies (two expiries for one id) are set aside as malformed, since
 /// each would look like a period of its own to the ledger.
 pub(super) fn without_duplicates(mut list: SubscriptionList) -> SubscriptionList {
-    let mut seen: HashMap<SubscriptionId, usize> = HashMap::new();
+    let mut seen: HashMap<&SubscriptionId, usize> = HashMap::with_capacity(list.subscriptions.len());
     for s in &list.subscriptions {
-        *seen.entry(s.subscription_id.clone()).or_default() += 1;
+        *seen.entry(&s.subscription_id).or_default() += 1;
     }
+    if seen.len() == list.subscriptions.len() {
+        // No id listed twice (the usual case): the list as it is, not copied.
+        return list;
+    }
+    let seen: HashMap<SubscriptionId, usize> = seen.into_iter().map(|(id, n)| (id.clone(), n)).collect();
     let mut kept: Vec<Subscription> = Vec::new();
     let mut conflicting: HashSet<SubscriptionId> = HashSet::new();
     for s in std::mem::take(&mut list.subscriptions) {
