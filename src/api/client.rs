@@ -21,8 +21,10 @@ use super::types::{
 };
 use crate::values::{NetworkId, SubscriptionId};
 
-/// Default cap on one response body: 64 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// Default cap on one response body: 512 MiB. A `subscriptions` entry of the reference's
+/// shape is about 600 bytes, so 250,000 subscriptions (150 MB) fit with room for long notes
+/// (about 850,000 at that size); the cap only stops a runaway answer.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How reads are retried. Writes are never retried.
 #[derive(Debug, Clone, PartialEq, Eq)]

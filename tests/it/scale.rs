@@ -64,3 +64,28 @@ async fn without_only_every_row_is_listed_and_only_needs_a_dry_run_or_once() {
     }
     assert!(sim.calls().is_empty(), "a usage error reads nothing");
 }
+
+#[tokio::test]
+async fn the_default_answer_cap_takes_250000_subscriptions_of_the_references_size() {
+    // What one entry of the simulator's list (the reference's shape, credentials and
+    // protocol URLs included) weighs, from a real answer.
+    let sim = sim_with(world(&[DAY; 100])).await;
+    let body = reqwest::Client::new()
+        .get(format!("{}api/proxy?op=subscriptions", sim.base_url()))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let per_entry = body.len() as u64 / 100;
+    let cap = proxy_renewd::api::client::DEFAULT_MAX_RESPONSE_BYTES;
+    assert!(cap >= 250_000 * per_entry * 2, "{cap} bytes for 250,000 entries of {per_entry} bytes, with room");
+    // And the configuration's default is that cap.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\n", sim.base_url())).unwrap();
+    let cfg = proxy_renewd::config::Config::load(Some(&path)).unwrap();
+    assert_eq!(cfg.api().unwrap().client.max_response_bytes, cap);
+}
