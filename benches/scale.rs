@@ -108,6 +108,19 @@ fn median(cmd: &[&str], runs: u64) -> Run {
     Run { rss_kib, ..all[all.len() / 2] }
 }
 
+/// A simulator serving `state`, its `subscriptions` list already built (a real gateway
+/// serves it from memory; the simulator builds it at the first read after a change).
+fn start(runtime: &tokio::runtime::Runtime, state: SimState) -> Simulator {
+    runtime.block_on(async {
+        let sim = Simulator::start(SimConfig { state, ..SimConfig::sample() }).await.expect("the simulator starts");
+        let url = format!("{}api/proxy?op=subscriptions", sim.base_url());
+        let got = reqwest::Client::new().get(url).header("x-api-key", KEY).send().await;
+        assert!(got.is_ok_and(|r| r.status().is_success()), "the simulator answers");
+        sim.clear_calls();
+        sim
+    })
+}
+
 fn config(dir: &Path, name: &str, sim: &Simulator, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
@@ -183,9 +196,7 @@ fn main() {
     let sizes: &[usize] = if large { &[1_000, 10_000, 100_000] } else { &[1_000, 10_000] };
     let mut rss_audit = Vec::new();
     for &n in sizes {
-        let sim = runtime
-            .block_on(Simulator::start(SimConfig { state: world(n, 0, 0), ..SimConfig::sample() }))
-            .expect("the simulator starts");
+        let sim = start(&runtime, world(n, 0, 0));
         let cfg = config(dir.path(), &format!("audit{n}"), &sim, "");
         let cfg = cfg.to_str().expect("a UTF-8 path");
         let url = format!("{}api/proxy?op=subscriptions", sim.base_url());
@@ -242,9 +253,7 @@ fn main() {
     // The cycle against its latency floor.
     let (total, due, latency) = (10_000, 1_000, 20);
     for concurrency in [8u64, 32] {
-        let sim = runtime
-            .block_on(Simulator::start(SimConfig { state: world(total, due, latency), ..SimConfig::sample() }))
-            .expect("the simulator starts");
+        let sim = start(&runtime, world(total, due, latency));
         let cfg = config(dir.path(), &format!("cycle{concurrency}"), &sim, &format!("max_concurrency = {concurrency}"));
         let run = run_once(&[BIN, "once", "--format", "json", "--config", cfg.to_str().expect("UTF-8")]);
         let calls = sim.calls();
@@ -273,7 +282,7 @@ fn main() {
     }
 
     // The idle daemon after its first cycle.
-    let sim = runtime.block_on(Simulator::start(SimConfig::sample())).expect("the simulator starts");
+    let sim = start(&runtime, SimConfig::sample().state);
     let cfg = config(dir.path(), "idle", &sim, "");
     let mut daemon = Command::new(BIN)
         .args(["run", "--config"])
@@ -310,9 +319,7 @@ fn main() {
     // 250,000 subscriptions with the default configuration.
     if large {
         let n = 250_000;
-        let sim = runtime
-            .block_on(Simulator::start(SimConfig { state: world(n, 0, 0), ..SimConfig::sample() }))
-            .expect("the simulator starts");
+        let sim = start(&runtime, world(n, 0, 0));
         let cfg = config(dir.path(), "big", &sim, "");
         let run = run_once(&[BIN, "--dry-run", "--format", "json", "--config", cfg.to_str().expect("UTF-8")]);
         verdicts.add(

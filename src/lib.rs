@@ -21,7 +21,7 @@
 //! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
 //!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
 //! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot,
-//!   holds.
+//!   holds; one writer at a time per process, the renewals' writes in group commits.
 //!
 //! **Deciding**, pure:
 //! - [`policy`]: the decision for one subscription (ok, skip, renew with which plan at what

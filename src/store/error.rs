@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// What went wrong with the database, and what to do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The file cannot be opened or created (missing directory, permissions).

@@ -1,8 +1,8 @@
 //! The ledger table: attempts committed before `renew` is sent, and their outcomes.
 //!
-//! [`Store::begin_attempt`] is the "no row, no request" gate: it inserts the `sending` row in
-//! its own committed transaction and fails with [`StoreError::Conflict`] when another process
-//! holds the same period key.
+//! [`Store::begin_attempt`] is the "no row, no request" gate: it returns once the `sending`
+//! row is committed (durably, in a group commit with the other renewals' writes: `group.rs`)
+//! and fails with [`StoreError::Conflict`] when another process holds the same period key.
 
 use sqlx::FromRow;
 
@@ -84,10 +84,22 @@ impl Store {
     /// written and nothing may be sent.
     #[tracing::instrument(skip_all, fields(subscription_id = %a.subscription_id, attempt = a.renewal.attempt))]
     pub async fn begin_attempt(&self, a: &NewAttempt, now: EpochMs) -> Result<i64, StoreError> {
+        match self.grouped(super::group::Job::Begin { attempt: a.clone(), now }).await? {
+            super::group::Done::Begin(id) => Ok(id),
+            super::group::Done::Outcome(_) => unreachable!("a Begin job answers Begin"),
+        }
+    }
+
+    /// Inserts the `sending` row of `a` inside a transaction (the caller commits).
+    pub(super) async fn insert_attempt(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        a: &NewAttempt,
+        now: EpochMs,
+    ) -> Result<i64, StoreError> {
         let (id, r) = (&a.subscription_id, &a.renewal);
         let what = format!("ledger attempt ({id}, {}, {})", r.active_until_before.0, r.attempt);
-        let mut tx = self.write_tx().await?;
-        let id: i64 = sqlx::query_scalar(
+        sqlx::query_scalar(
             "INSERT INTO ledger (subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
                                  expected_end_at_ms, state, origin, created_at_ms, updated_at_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?) RETURNING id",
@@ -103,11 +115,9 @@ impl Store {
         .bind(a.origin.as_str())
         .bind(now.0)
         .bind(now.0)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
-        .map_err(|e| StoreError::from_sqlx(&self.path, &what, e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(id)
+        .map_err(|e| StoreError::from_sqlx(&self.path, &what, e))
     }
 
     /// Records how attempt `id` ended.

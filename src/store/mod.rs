@@ -8,10 +8,13 @@
 //! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
 //! busy timeout, and write transactions that take the write lock up front (`BEGIN
 //! IMMEDIATE`), since a plain `BEGIN` that upgrades later fails with `database is locked`.
+//! Within one process those transactions take turns ([`Store::write_tx`] queues), and the
+//! writes of renewals in flight share one commit (`group.rs`).
 //! Queries are checked at run time (`query_as` + `FromRow`), so a build needs no database.
 //! Driver errors become [`StoreError`]s that say what to do.
 
 mod error;
+mod group;
 mod holds;
 mod ledger;
 mod outbox;
@@ -49,6 +52,8 @@ pub struct Store {
     /// sleeps 1, 2, 5 … 100 ms between tries. Another process's lock is still waited for
     /// by the busy timeout.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The renewals' writes waiting for the next group commit (`group.rs`).
+    queue: group::Queue,
 }
 
 /// A write transaction ([`Store::write_tx`]) with this process's writer turn: used as the
@@ -156,7 +161,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
         let file_id = file_id(std::path::Path::new(&path));
-        let store = Store { pool, path, file_id, writer: std::sync::Arc::default() };
+        let store = Store { pool, path, file_id, writer: std::sync::Arc::default(), queue: group::Queue::default() };
         // Make "not a database" show up now, not at the first query.
         sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
         Ok(store)

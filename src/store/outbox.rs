@@ -90,9 +90,29 @@ impl Store {
         now: EpochMs,
         repeat_interval_ms: i64,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.write_tx().await?;
+        let job = super::group::Job::Outcome {
+            alerts: alerts.to_vec(),
+            settle: settle.map(|(id, s)| (id, s.clone())),
+            now,
+            repeat_interval_ms,
+        };
+        match self.grouped(job).await? {
+            super::group::Done::Outcome(n) => Ok(n),
+            super::group::Done::Begin(_) => unreachable!("an Outcome job answers Outcome"),
+        }
+    }
+
+    /// [`Store::enqueue_alerts`] inside a transaction (the caller commits).
+    pub(super) async fn enqueue_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        alerts: &[Alert],
+        settle: Option<(i64, &Settlement)>,
+        now: EpochMs,
+        repeat_interval_ms: i64,
+    ) -> Result<usize, StoreError> {
         if let Some((id, s)) = settle {
-            super::ledger::settle_in(&mut tx, id, s, now).await.map_err(|e| self.err(e))?;
+            super::ledger::settle_in(tx, id, s, now).await.map_err(|e| self.err(e))?;
         }
         let mut queued = 0;
         for a in alerts {
@@ -127,7 +147,6 @@ impl Store {
             .map_err(|e| self.err(e))?;
             queued += 1;
         }
-        tx.commit().await.map_err(|e| self.err(e))?;
         Ok(queued)
     }
 

@@ -360,3 +360,60 @@ async fn the_ledger_rebuild_of_migration_4_keeps_every_row() {
     assert_eq!((e.origin, e.error.as_deref(), e.created_at.0, e.updated_at.0), (Origin::Manual, Some("short"), 10, 20));
     assert_eq!(e.retry_at, None);
 }
+
+#[tokio::test]
+async fn renewals_written_at_once_commit_together_and_a_taken_period_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(&dir)).await.unwrap();
+    let period = 1_762_592_000_000;
+    store.begin_attempt(&attempt("taken", period, 1), EpochMs(1)).await.unwrap();
+    // Another process holds the write lock for a moment: every write below queues meanwhile.
+    let mut holder = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let sub = if i == 7 { "taken".to_owned() } else { format!("sub{i}") };
+        tasks.spawn(async move { (sub.clone(), store.begin_attempt(&attempt(&sub, period, 1), EpochMs(2)).await) });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let mut ids = std::collections::HashSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (sub, result) = joined.unwrap();
+        if sub == "taken" {
+            assert!(result.as_ref().is_err_and(StoreError::is_conflict), "{result:?}");
+            continue;
+        }
+        let row = result.unwrap();
+        // Answered only once committed: another connection sees the row at once.
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM ledger WHERE id = ?").bind(row).fetch_one(&mut holder).await.unwrap();
+        assert_eq!(state, "sending", "{sub}");
+        ids.insert(row);
+    }
+    assert_eq!(ids.len(), 19, "one row each, the taken period's neighbours unharmed");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger").fetch_one(&mut holder).await.unwrap();
+    assert_eq!(rows, 20);
+}
+
+#[tokio::test]
+async fn a_lock_held_past_the_busy_timeout_fails_every_queued_renewal_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(&url(&dir), Duration::from_millis(300)).await.unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let store = store.clone();
+        tasks.spawn(async move { store.begin_attempt(&attempt(&format!("sub{i}"), 1, 1), EpochMs(2)).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let e = joined.unwrap().unwrap_err();
+        assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+    }
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger").fetch_one(&mut holder).await.unwrap();
+    assert_eq!(rows, 0, "nothing was written, so nothing may be sent");
+    store.begin_attempt(&attempt("sub0", 1, 1), EpochMs(3)).await.unwrap();
+}
