@@ -387,6 +387,9 @@ fn no_eligible_plan() {
         matches!(c.decide(), Decision::Blocked(Blocked::NoEligiblePlan { offered: 2, .. })),
         "zero duration and negative price are not eligible"
     );
+    // The edge: a plan that costs nothing (a full-discount offer) is eligible.
+    c.plans = Some(vec![plan("pfree", 30, 0)]);
+    assert!(matches!(c.decide(), Decision::Renew(r) if r.price == Cents(0)), "{:?}", c.decide());
     let mut c = Case::due();
     c.rule.plan = PlanChoice::Plan(PlanId::parse("gone").unwrap());
     assert_eq!(c.decide().reason(), "no-eligible-plan");
