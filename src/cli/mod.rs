@@ -164,14 +164,6 @@ pub enum ApiView {
 pub async fn run(cli: Cli) -> Exit {
     let config = cli.config.as_deref();
     let (format, dry_run, only) = (cli.format, cli.dry_run, cli.only);
-    if only.is_some() && !(dry_run && cli.command.is_none()) {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: --only before the command applies to --dry-run alone; use `once --only …` (or `--dry-run --only …`)"
-        );
-        return Exit::Usage;
-    }
     if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. })) {
         use std::io::Write;
         let why = if matches!(cli.command, Some(Command::Forecast(_))) {
@@ -180,6 +172,14 @@ pub async fn run(cli: Cli) -> Exit {
             "this command would act for real"
         };
         let _ = writeln!(std::io::stderr(), "error: --dry-run applies to `run` and `once` (or no command) only; {why}");
+        return Exit::Usage;
+    }
+    if only.is_some() && !(matches!(cli.command, Some(Command::Once { .. })) || (dry_run && cli.command.is_none())) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: --only lists the rows of a cycle's report: use it with --dry-run alone or with `once` (`proxy-renewd --dry-run --only attention`, `proxy-renewd once --only due`)"
+        );
         return Exit::Usage;
     }
     let result = match cli.command {
@@ -191,8 +191,8 @@ pub async fn run(cli: Cli) -> Exit {
             with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run || d).await).await
         }
         Some(Command::Once { dry_run: d, only: o }) => {
-            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d, o.unwrap_or_default()).await)
-                .await
+            let only = o.or(only).unwrap_or_default();
+            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d, only).await).await
         }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
         Some(Command::Forecast(args)) => {

@@ -204,8 +204,12 @@ fn table(report: &CycleReport, only: Only) -> String {
     if listed > 0 {
         out.push_str(&format!("{t}\n"));
     }
-    if report.items.iter().any(Item::needs_attention) {
-        out.push_str("(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n");
+    if report.items.iter().filter(|i| only.keeps(i)).any(Item::needs_attention) {
+        out.push_str(if report.dry_run {
+            "(!: needs a person; the DETAIL column says why)\n"
+        } else {
+            "(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n"
+        });
     }
     for m in &report.malformed {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);

@@ -23,6 +23,7 @@ async fn the_audit_prints_its_totals_first_and_lists_only_what_is_asked() {
     assert!(ran.stdout.contains("--only due: 2 of 3 subscriptions listed"), "{}", ran.stdout);
     assert!(ran.stdout.contains("sub0") && ran.stdout.contains("sub1"), "{}", ran.stdout);
     assert!(!ran.stdout.contains("sub2"), "sub2 is not due: {}", ran.stdout);
+    assert!(ran.stdout.contains("(!: needs a person; the DETAIL column says why)"), "an audit has no OUTCOME column");
 
     let mut cmd = bin_for(&sim);
     cmd.args(["--dry-run", "--only", "attention", "--format", "json"]);
@@ -55,7 +56,12 @@ async fn without_only_every_row_is_listed_and_only_needs_a_dry_run_or_once() {
     assert!(doc.get("only").is_none());
     sim.clear_calls();
 
-    for args in [vec!["--only", "due"], vec!["--only", "due", "history"], vec!["--dry-run", "--only", "everything"]] {
+    for args in [
+        vec!["--only", "due"],
+        vec!["--only", "due", "history"],
+        vec!["--only", "due", "run"],
+        vec!["--dry-run", "--only", "everything"],
+    ] {
         let mut cmd = bin_for(&sim);
         cmd.args(&args);
         let ran = run(cmd).await;
@@ -63,6 +69,12 @@ async fn without_only_every_row_is_listed_and_only_needs_a_dry_run_or_once() {
         assert!(ran.stderr.contains("--only"), "{args:?}: {}", ran.stderr);
     }
     assert!(sim.calls().is_empty(), "a usage error reads nothing");
+    // `--dry-run --only due once` is `once --dry-run --only due`, as `--dry-run once` is.
+    let mut cmd = bin_for(&sim);
+    cmd.args(["--dry-run", "--only", "due", "--format", "json", "once"]);
+    let doc: serde_json::Value = serde_json::from_str(&run(cmd).await.stdout).unwrap();
+    assert_eq!(doc["only"], "due");
+    assert_eq!(doc["subscriptions"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
