@@ -23,6 +23,17 @@ pub enum RuleSource {
     Defaults,
 }
 
+impl RuleSource {
+    /// `row` or `defaults`, as the report prints it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSource::Row => "row",
+            RuleSource::Defaults => "defaults",
+        }
+    }
+}
+
 /// One subscription in a cycle.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -126,8 +137,8 @@ impl CycleReport {
     }
 }
 
-/// Counts for the totals line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Counts for the totals line (and, serialized, the report's `totals` object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Totals {
     /// Subscriptions read.
     pub subscriptions: usize,
@@ -136,6 +147,7 @@ pub struct Totals {
     /// Due and renewable.
     pub renewable: usize,
     /// Needing a person.
+    #[serde(rename = "needs_attention")]
     pub attention: usize,
     /// Sum of the renewable ones' prices, in cents.
     pub spend_cents: i64,

@@ -251,15 +251,9 @@ pub(crate) fn emit_with(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::
     }
 }
 
-/// Writes `text` to stdout. A closed pipe (`| head`) ends the output quietly; any other
-/// write error (a full disk) is an error.
+/// Writes `text` to stdout, as [`emit_with`] does.
 pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}")),
-    }
+    emit_with(|out| out.write_all(text.as_bytes()))
 }
 
 /// The error and its causes on one line, `a: b: c`.

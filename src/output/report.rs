@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::OutputFormat;
 use crate::attempt::RenewOutcome;
 use crate::policy::{Blocked, Decision, Skip};
-use crate::report::{CycleReport, Item, RuleSource, Totals};
+use crate::report::{CycleReport, Item, Totals};
 use crate::rule::format_duration_ms;
 use crate::values::text::clean_text;
 use crate::values::{EpochMs, SubscriptionId, relative};
@@ -189,10 +189,7 @@ fn table(report: &CycleReport, only: Only) -> String {
             s.status.clone(),
             s.active_until.to_string(),
             relative(s.active_until, now),
-            match i.rule_source {
-                RuleSource::Row => "row".into(),
-                RuleSource::Defaults => "defaults".into(),
-            },
+            i.rule_source.as_str().into(),
             format!("{}{}", i.decision.reason(), if i.needs_attention() { " !" } else { "" }),
             detail(i),
         ];
@@ -275,7 +272,7 @@ struct Doc<'a> {
     dry_run: bool,
     read_at_ms: i64,
     read_at: String,
-    totals: TotalsJson,
+    totals: Totals,
     forecast: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     only: Option<&'static str>,
@@ -295,7 +292,7 @@ impl<'a> Doc<'a> {
             dry_run: report.dry_run,
             read_at_ms: report.read_at.0,
             read_at: report.read_at.to_string(),
-            totals: TotalsJson::from(report.totals()),
+            totals: report.totals(),
             forecast: report.forecast.as_ref().map(|f| super::forecast::windows_json(&f.windows)),
             only: only.name(),
             subscriptions: Rows { report, only },
@@ -306,36 +303,6 @@ impl<'a> Doc<'a> {
             reconciled: report.reconciled.iter().map(|r| json!({ "ledger_id": r.ledger_id, "subscription_id": r.subscription_id, "state": r.settlement.state.as_str() })).collect(),
             unaccounted: report.unaccounted.iter().map(|e| json!({ "ledger_id": e.id, "subscription_id": e.subscription_id, "state": e.state.as_str() })).collect(),
             interrupted: report.interrupted,
-        }
-    }
-}
-
-/// `totals` in the JSON document.
-#[derive(Serialize)]
-struct TotalsJson {
-    subscriptions: usize,
-    due: usize,
-    renewable: usize,
-    needs_attention: usize,
-    spend_cents: i64,
-    spent_cents: i64,
-    renewed: usize,
-    sent: usize,
-    not_started: usize,
-}
-
-impl From<Totals> for TotalsJson {
-    fn from(t: Totals) -> Self {
-        TotalsJson {
-            subscriptions: t.subscriptions,
-            due: t.due,
-            renewable: t.renewable,
-            needs_attention: t.attention,
-            spend_cents: t.spend_cents,
-            spent_cents: t.spent_cents,
-            renewed: t.renewed,
-            sent: t.sent,
-            not_started: t.not_started,
         }
     }
 }
@@ -409,10 +376,7 @@ impl<'a> Row<'a> {
             active_until_ms: s.active_until.0,
             active_until: s.active_until.to_rfc3339(),
             expires_in_ms: s.active_until.since(now),
-            rule_source: match i.rule_source {
-                RuleSource::Row => "row",
-                RuleSource::Defaults => "defaults",
-            },
+            rule_source: i.rule_source.as_str(),
             rule: RuleJson {
                 enabled: i.rule.enabled,
                 renew_before: format_duration_ms(i.rule.renew_before_ms),

@@ -156,8 +156,7 @@ impl Store {
         periods: &[(SubscriptionId, EpochMs)],
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let keys: Vec<(&str, i64)> = periods.iter().map(|(id, t)| (id.as_str(), t.0)).collect();
-        let json = serde_json::to_string(&keys)
-            .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
+        let json = self.to_json(&keys)?;
         let rows = sqlx::query_as(concat!(
             select_ledger!(),
             " WHERE (subscription_id, active_until_before_ms) IN

@@ -241,6 +241,11 @@ impl Store {
         &self.pool
     }
 
+    /// `value` as JSON text, for a JSON column or a `json_each` parameter.
+    pub(crate) fn to_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })
+    }
+
     pub(crate) fn err(&self, e: sqlx::Error) -> StoreError {
         StoreError::from_sqlx(&self.path, "", e)
     }

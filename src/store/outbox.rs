@@ -131,8 +131,7 @@ impl Store {
             if recent > 0 {
                 continue;
             }
-            let payload = serde_json::to_string(a)
-                .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
+            let payload = self.to_json(a)?;
             sqlx::query(
                 "INSERT INTO outbox (kind, subscription_id, period_ms, payload, created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
             )

@@ -88,8 +88,7 @@ impl Store {
                 (id, s.status.as_str(), s.active_until.0, label, network, note)
             })
             .collect();
-        let json = serde_json::to_string(&rows)
-            .map_err(|e| StoreError::Other { path: self.path.clone(), detail: e.to_string() })?;
+        let json = self.to_json(&rows)?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
