@@ -8,47 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use proxy_renewd::sim::{SimConfig, SimState, Simulator};
+use proxy_renewd::sim::{SimConfig, Simulator};
 use proxy_renewd::values::EpochMs;
 
-const DAY: i64 = 86_400_000;
+mod common;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn world(total: usize, due: usize, latency_ms: u64) -> SimState {
-    let now = EpochMs::now().0;
-    let mut s = SimState::sample(now);
-    let template = s.subscriptions[1].clone();
-    s.subscriptions = (0..total)
-        .map(|i| {
-            let mut sub = template.clone();
-            sub.id = format!("bench{i:06}");
-            // The first `due` expire within a day; the rest in 10 to 40 days.
-            sub.active_until_ms =
-                if i < due { now + DAY / 2 + i as i64 } else { now + 10 * DAY + (i as i64 % 30) * DAY };
-            sub.port = 10_000 + (i % 50_000) as u16;
-            sub.renewal_plan_ids = vec!["k17m3q5v7n9p1r2t4w6y8z0a".into(), "q2w4e6r8t0y2u4i6o8p0a2s4".into()];
-            sub
-        })
-        .collect();
-    s.balance_cents = i64::MAX / 4;
-    s.settings.latency_ms = latency_ms;
-    s
-}
+use common::{env, warm, world};
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// One `subscriptions` read, so that the simulator's cached list is built; not counted.
-async fn warm(sim: &Simulator) {
-    let url = format!("{}api/proxy?op=subscriptions", sim.base_url());
-    let got = reqwest::Client::new().get(url).header("x-api-key", "rk_sim_key").send().await;
-    assert!(got.is_ok_and(|r| r.status().is_success()), "the simulator answers");
-    sim.clear_calls();
 }
 
 #[tokio::main]
