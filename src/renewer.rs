@@ -6,7 +6,7 @@
 //! row stays `sending`, which the next start treats as `unknown`: never a blind retry.
 
 use crate::alert::Alert;
-use crate::api::{Client, Failure, PostError, RenewRequest};
+use crate::api::{Client, PostError, RenewRequest};
 use crate::attempt::{LedgerState, NewAttempt, Origin, RenewOutcome, RenewalTerms, Settlement};
 use crate::policy::{MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS};
 use crate::store::{Hold, Store};
@@ -199,12 +199,7 @@ fn failed(ledger_id: i64, e: PostError, now: EpochMs) -> (RenewOutcome, Settleme
             },
         ),
         PostError::OutcomeUnknown(failure) => {
-            let status = match failure {
-                Failure::Server { status, .. }
-                | Failure::Malformed { status, .. }
-                | Failure::TooLarge { status, .. } => Some(status),
-                _ => None,
-            };
+            let status = failure.status();
             (
                 RenewOutcome::Unknown { ledger_id, status, message: message.clone() },
                 Settlement {

@@ -218,14 +218,26 @@ impl Client {
     /// Remembers the proxy credentials and rotation paths of `list` as secrets to keep out of
     /// error texts.
     fn learn(&self, list: &SubscriptionList) {
+        self.learn_all(&list.subscriptions);
+    }
+
+    /// [`Client::learn`] for any subscriptions (a purchase's, a switched one).
+    fn learn_all(&self, subscriptions: &[Subscription]) {
+        let logins = subscriptions
+            .iter()
+            .flat_map(|s| s.credentials.iter().flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()]));
+        let paths = subscriptions
+            .iter()
+            .flat_map(|s| s.rotate.iter().filter_map(|r| r.rotate_path.as_ref()).map(ExposeSecret::expose_secret));
+        self.learn_secrets(logins.chain(paths));
+    }
+
+    /// Remembers `secrets` (those of at least 4 characters) to keep out of error texts.
+    fn learn_secrets<'s>(&self, secrets: impl IntoIterator<Item = &'s str>) {
         let mut learned = self.learned.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for s in &list.subscriptions {
-            let logins = s.credentials.iter().flat_map(|c| [c.username.expose_secret(), c.password.expose_secret()]);
-            let paths = s.rotate.iter().filter_map(|r| r.rotate_path.as_ref()).map(ExposeSecret::expose_secret);
-            for secret in logins.chain(paths) {
-                if secret.len() >= 4 {
-                    learned.insert(secret.to_owned());
-                }
+        for secret in secrets {
+            if secret.len() >= 4 {
+                learned.insert(secret.to_owned());
             }
         }
     }
@@ -254,7 +266,9 @@ impl Client {
     /// effect, or outcome unknown.
     pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchase, PostError> {
         let raw: RawPurchase = self.post(Op::Purchase, req, |b| b.envelope()?.whole()).await?;
-        Ok(raw.normalise())
+        let purchase = raw.normalise();
+        self.learn_all(&purchase.subscriptions);
+        Ok(purchase)
     }
 
     /// `POST op=renew`: extends a subscription; sent once, never retried.
@@ -272,7 +286,10 @@ impl Client {
     /// As [`Client::renew`].
     pub async fn change_credentials(&self, id: &SubscriptionId) -> Result<NewCredentials, PostError> {
         let body = serde_json::json!({ "subscriptionId": id });
-        self.post(Op::ChangeCredentials, &body, |b| b.envelope()?.whole()).await
+        let new: NewCredentials = self.post(Op::ChangeCredentials, &body, |b| b.envelope()?.whole()).await?;
+        // Redacted from every later error text at once, as the old ones are.
+        self.learn_secrets([new.password.expose_secret(), new.vpn.expose_secret()]);
+        Ok(new)
     }
 
     /// `POST op=switch-network`: moves `id` to `target`; sent once.
@@ -282,6 +299,7 @@ impl Client {
     pub async fn switch_network(&self, id: &SubscriptionId, target: &NetworkId) -> Result<Subscription, PostError> {
         let body = serde_json::json!({ "subscriptionId": id, "targetNetwork": target });
         let env: SubscriptionEnvelope = self.post(Op::SwitchNetwork, &body, |b| b.envelope()?.whole()).await?;
+        self.learn_all(std::slice::from_ref(&env.subscription));
         Ok(env.subscription)
     }
 

@@ -238,6 +238,18 @@ fn status_advice(status: u16) -> &'static str {
 }
 
 impl Failure {
+    /// The HTTP status of an answer that was received but not usable (5xx, malformed, too
+    /// large); `None` when no answer came (connect, timeout, broken transport).
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Server { status, .. } | Failure::Malformed { status, .. } | Failure::TooLarge { status, .. } => {
+                Some(*status)
+            }
+            Failure::Connect { .. } | Failure::Timeout { .. } | Failure::Transport { .. } => None,
+        }
+    }
+
     /// Worth retrying for a read: transport trouble and 5xx, not a malformed or huge answer.
     #[must_use]
     pub fn is_transient(&self) -> bool {

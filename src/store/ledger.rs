@@ -8,6 +8,7 @@ use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::attempt::{LedgerEntry, LedgerState, NewAttempt, RenewalTerms, Settlement};
+use crate::purchase::PurchaseState;
 use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 #[derive(FromRow)]
@@ -267,7 +268,8 @@ impl Store {
 
     /// What counts against the budget since `since`: the expected price of every attempt
     /// that was or may have been charged ([`LedgerState::counts_as_spend`]: sending,
-    /// succeeded, unknown).
+    /// succeeded, unknown), and the total of every purchase that was or may have been made
+    /// ([`PurchaseState::counts_as_spend`]).
     ///
     /// # Errors
     /// [`StoreError`] from the database.
@@ -275,7 +277,9 @@ impl Store {
     pub async fn spend_since(&self, since: EpochMs) -> Result<Cents, StoreError> {
         // Summed per state, and the states chosen here, so that the rule lives in one place.
         let per_state: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ? GROUP BY state",
+            "SELECT 'ledger:' || state, coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ?1 GROUP BY state
+             UNION ALL
+             SELECT 'purchase:' || state, coalesce(sum(price_cents), 0) FROM purchases WHERE created_at_ms >= ?1 GROUP BY state",
         )
         .bind(since.0)
         .fetch_all(self.pool())
@@ -283,20 +287,32 @@ impl Store {
         .map_err(|e| self.err(e))?;
         let mut sum = 0_i64;
         for (state, cents) in per_state {
-            let state: LedgerState = state
-                .parse()
-                .map_err(|e: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger: {e}") })?;
-            if state.counts_as_spend() {
+            if self.counts_as_spend(&state)? {
                 sum = sum.saturating_add(cents);
             }
         }
         Ok(Cents(sum))
     }
+
+    /// Whether a `ledger:STATE` or `purchase:STATE` row counts against the budget.
+    fn counts_as_spend(&self, state: &str) -> Result<bool, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt { path: self.path.clone(), detail: e };
+        match state.split_once(':') {
+            Some(("ledger", s)) => {
+                s.parse::<LedgerState>().map(LedgerState::counts_as_spend).map_err(|e| corrupt(format!("ledger: {e}")))
+            }
+            Some(("purchase", s)) => s
+                .parse::<PurchaseState>()
+                .map(PurchaseState::counts_as_spend)
+                .map_err(|e| corrupt(format!("purchases: {e}"))),
+            _ => Err(corrupt(format!("spend row of unknown origin {state:?}"))),
+        }
+    }
 }
 
 impl Store {
-    /// Every attempt created at or after `since` that counts against the budget (the rows
-    /// [`Store::spend_since`] sums), as (created at, price in cents), oldest first: the
+    /// Every attempt and purchase created at or after `since` that counts against the budget
+    /// (the rows [`Store::spend_since`] sums), as (created at, price in cents), oldest first: the
     /// forecast rolls the 24 h window forward with them.
     ///
     /// # Errors
@@ -304,7 +320,10 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn spend_rows_since(&self, since: EpochMs) -> Result<Vec<(EpochMs, Cents)>, StoreError> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, created_at_ms, price_cents FROM ledger WHERE created_at_ms >= ? ORDER BY created_at_ms, id",
+            "SELECT 'ledger:' || state, created_at_ms, price_cents FROM ledger WHERE created_at_ms >= ?1
+             UNION ALL
+             SELECT 'purchase:' || state, created_at_ms, price_cents FROM purchases WHERE created_at_ms >= ?1
+             ORDER BY 2",
         )
         .bind(since.0)
         .fetch_all(self.pool())
@@ -312,10 +331,7 @@ impl Store {
         .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(rows.len());
         for (state, at, cents) in rows {
-            let state: LedgerState = state
-                .parse()
-                .map_err(|e: String| StoreError::Corrupt { path: self.path.clone(), detail: format!("ledger: {e}") })?;
-            if state.counts_as_spend() {
+            if self.counts_as_spend(&state)? {
                 out.push((EpochMs(at), Cents(cents)));
             }
         }

@@ -1,9 +1,9 @@
 //! All SQL lives here: [`Store`] opens the SQLite database (creating it and running the
 //! embedded migrations on first use), and its methods read and write rules (`rules.rs`), the
-//! renewal ledger (`ledger.rs`), the alert outbox (`outbox.rs`), holds (`holds.rs`) and the
-//! subscription snapshot (`snapshot.rs`). It speaks in the plain types of
-//! [`crate::values`], [`crate::rule`], [`crate::attempt`] and [`crate::alert`], and knows
-//! nothing of HTTP or the provider client.
+//! renewal ledger (`ledger.rs`), the purchases ledger (`purchases.rs`), the alert outbox
+//! (`outbox.rs`), holds (`holds.rs`) and the subscription snapshot (`snapshot.rs`). It speaks
+//! in the plain types of [`crate::values`], [`crate::rule`], [`crate::attempt`],
+//! [`crate::purchase`] and [`crate::alert`], and knows nothing of HTTP or the provider client.
 //!
 //! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
 //! busy timeout, and write transactions that take the write lock up front (`BEGIN
@@ -18,6 +18,7 @@ mod group;
 mod holds;
 mod ledger;
 mod outbox;
+mod purchases;
 mod rules;
 mod snapshot;
 
@@ -31,6 +32,7 @@ use sqlx::{Sqlite, Transaction};
 pub use error::StoreError;
 pub use holds::Hold;
 pub use outbox::{DEAD_AFTER_REFUSALS, LOGGED_ONLY, OutboxRow, RecipientState, delivery_backoff_ms};
+pub use purchases::{Begun, PurchaseSettlement};
 pub use rules::RuleRow;
 pub use snapshot::{ReadFailures, SeenSubscription, SnapshotRow};
 

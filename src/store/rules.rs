@@ -156,7 +156,8 @@ impl Store {
     }
 }
 
-async fn upsert(
+/// Stores `rule` for `id` inside `tx`, replacing any earlier one.
+pub(super) async fn upsert(
     tx: &mut sqlx::SqliteConnection,
     id: &SubscriptionId,
     rule: &Rule,

@@ -90,20 +90,7 @@ impl Store {
             .collect();
         let json = self.to_json(&rows)?;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-                    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2, ?2
-             FROM json_each(?1) WHERE true
-             ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
-               label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
-               last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
-        )
-        .bind(json)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
+        upsert_seen(&mut tx, json, now).await.map_err(|e| self.err(e))?;
         let gone: Vec<Raw> = sqlx::query_as(
             "UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL
              RETURNING subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms",
@@ -115,6 +102,22 @@ impl Store {
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         gone.into_iter().map(|r| self.snapshot_row(r).map(|row| row.seen)).collect()
+    }
+
+    /// Records one subscription as just seen (after `switch-network` answered with it),
+    /// without a whole poll: nothing is marked gone.
+    ///
+    /// # Errors
+    /// [`StoreError`]: read-only, locked, …
+    #[tracing::instrument(skip_all, fields(subscription_id = %s.subscription_id))]
+    pub async fn record_seen(&self, s: &SeenSubscription, now: EpochMs) -> Result<(), StoreError> {
+        let (label, network, note) = (s.label.as_deref(), s.network_label.as_deref(), s.user_note.as_deref());
+        let row: SnapshotJsonRow<'_> =
+            (s.subscription_id.as_str(), s.status.as_str(), s.active_until.0, label, network, note);
+        let json = self.to_json(&[row])?;
+        let mut tx = self.write_tx().await?;
+        upsert_seen(&mut tx, json, now).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Every subscription ever seen, by id.
@@ -256,4 +259,22 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
     }
+}
+
+/// Upserts the rows of `json` (an array of [`SnapshotJsonRow`]s) as seen at `now`, inside `tx`.
+async fn upsert_seen(tx: &mut sqlx::SqliteConnection, json: String, now: EpochMs) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2, ?2
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
+               label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
+               last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
+        )
+    .bind(json)
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await
+    .map(drop)
 }
