@@ -25,7 +25,7 @@ pub enum AlertKind {
     InsufficientBalance,
     /// 409: sold out, inactive plan or network, or invalid state.
     Unavailable,
-    /// A renewal may or may not have been applied.
+    /// A renewal or a purchase may or may not have been applied.
     UnknownOutcome,
     /// An unknown outcome after which `activeUntil` moved, but not by what the attempt
     /// expected: held for a person.

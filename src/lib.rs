@@ -14,14 +14,16 @@
 //! - [`attempt`]: a renewal attempt as the ledger records it: its terms, states, settlement
 //!   and outcome.
 //! - [`alert`]: what an alert is: its kind and its secret-free fields.
+//! - [`purchase`]: a purchase as the purchases ledger records it: terms, states, the rule for
+//!   the new subscriptions, outcome.
 //!
 //! **Edges** (configuration, the provider, the database):
 //! - [`api`]: the provider client, one method per op, with errors that keep "refused,
 //!   nothing happened" apart from "outcome unknown".
 //! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
 //!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
-//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, outbox, snapshot,
-//!   holds; one writer at a time per process, the renewals' writes in group commits.
+//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, purchases, outbox,
+//!   snapshot, holds; one writer at a time per process, the renewals' writes in group commits.
 //!
 //! **Deciding**, pure:
 //! - [`policy`]: the decision for one subscription (ok, skip, renew with which plan at what
@@ -33,6 +35,8 @@
 //!
 //! **Acting**:
 //! - [`renewer`]: one renewal: the ledger row first, then `renew`, then the outcome.
+//! - [`purchaser`]: one purchase: the row first, then `purchase` once, then the outcome; the
+//!   evidence for settling one whose answer was lost.
 //! - [`alerts`]: which alerts an outcome or a cycle calls for; the digest email; delivery
 //!   from the outbox.
 //! - [`metrics`]: Prometheus metrics and health, told by the cycle and the client.
@@ -67,6 +71,8 @@ pub mod lock;
 pub mod metrics;
 pub mod output;
 pub mod policy;
+pub mod purchase;
+pub mod purchaser;
 pub mod reconcile;
 pub mod renewer;
 pub mod report;

@@ -4,6 +4,7 @@
 //! Commands print data to stdout and diagnostics to stderr; an error is one line,
 //! `error: …`, that says what to fix.
 
+mod account_cmd;
 mod alerts_cmd;
 mod api_cmd;
 mod cycle_cmd;
@@ -11,6 +12,7 @@ mod demo;
 mod forecast_cmd;
 mod health_cmd;
 mod history_cmd;
+mod purchase_cmd;
 mod renew_cmd;
 mod rules_cmd;
 mod sim_cmd;
@@ -99,6 +101,28 @@ pub enum Command {
     /// due dates, caps and the budget, refuses while an attempt may be in flight, lifts a
     /// hold, and asks for confirmation on a terminal (else pass --yes).
     Renew(renew_cmd::RenewArgs),
+    /// Buy subscriptions of a plan (op=purchase): SPENDS MONEY, the plan's price × repeat count ×
+    /// quantity (shown before, and asked on a terminal; elsewhere pass --yes).
+    ///
+    /// Preview it first, sending nothing: `proxy-renewd purchase PLAN_ID --quantity N
+    /// --repeat-count N --dry-run` (plans and prices: `proxy-renewd api plans`). The purchase
+    /// is recorded before it is sent and sent once, never retried; it counts against the daily
+    /// budget. When its answer is lost, its outcome is unknown: the next purchase of the same
+    /// plan is refused (unless --force) until `proxy-renewd purchase reconcile` has shown the
+    /// subscriptions that appeared and a person settled it. The new subscriptions follow
+    /// [defaults] unless --no-auto-renew, --renew-before or --renew-plan say otherwise.
+    /// Exit 0 bought, 1 nothing bought (refused, not confirmed, over --max-price-cents),
+    /// 3 outcome unknown.
+    Purchase(purchase_cmd::PurchaseArgs),
+    /// Move one subscription to another network (op=switch-network; costs nothing). The
+    /// network must be one of `proxy-renewd api networks SUB_ID`; asks on a terminal (else
+    /// --yes); sent once. Exit 0 moved, 1 refused, 3 outcome unknown.
+    SwitchNetwork(account_cmd::SwitchNetworkArgs),
+    /// New proxy password and VPN id for one subscription (op=change-credentials; costs
+    /// nothing, but every client using the old password stops working). Printed once, to
+    /// standard output only: never logged, stored or emailed. Asks on a terminal (else --yes);
+    /// sent once. Exit 0 changed, 1 refused, 3 outcome unknown.
+    ChangeCredentials(account_cmd::ChangeCredentialsArgs),
     /// What the next renewals will cost, and by when: the money to have on the account.
     ///
     /// Every renewal the rules will make in the next N days (30 by default), as the daemon's
@@ -164,14 +188,18 @@ pub enum ApiView {
 pub async fn run(cli: Cli) -> Exit {
     let config = cli.config.as_deref();
     let (format, dry_run, only) = (cli.format, cli.dry_run, cli.only);
-    if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. })) {
+    if dry_run && !matches!(cli.command, None | Some(Command::Run { .. } | Command::Once { .. } | Command::Purchase(_)))
+    {
         use std::io::Write;
         let why = if matches!(cli.command, Some(Command::Forecast(_))) {
             "`forecast` reads only and needs no --dry-run"
         } else {
             "this command would act for real"
         };
-        let _ = writeln!(std::io::stderr(), "error: --dry-run applies to `run` and `once` (or no command) only; {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: --dry-run applies to `run`, `once` (or no command) and `purchase` only; {why}"
+        );
         return Exit::Usage;
     }
     if only.is_some() && !(matches!(cli.command, Some(Command::Once { .. })) || (dry_run && cli.command.is_none())) {
@@ -195,6 +223,15 @@ pub async fn run(cli: Cli) -> Exit {
             with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d, only).await).await
         }
         Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
+        Some(Command::Purchase(args)) => {
+            with_config(config, async |cfg| purchase_cmd::run(cfg, args, format, dry_run).await).await
+        }
+        Some(Command::SwitchNetwork(args)) => {
+            with_config(config, async |cfg| account_cmd::switch_network(cfg, args, format).await).await
+        }
+        Some(Command::ChangeCredentials(args)) => {
+            with_config(config, async |cfg| account_cmd::change_credentials(cfg, args, format).await).await
+        }
         Some(Command::Forecast(args)) => {
             with_config(config, async |cfg| forecast_cmd::run(cfg, args, format).await).await
         }
@@ -321,4 +358,19 @@ impl std::io::Write for LossyStderr {
         let _ = std::io::stderr().flush();
         Ok(())
     }
+}
+
+/// Asks `question` on the terminal (y/N); without one, refuses and says to pass `--yes` to
+/// `verb`.
+pub(crate) fn confirm(question: &str, verb: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{question} Not confirmed: no terminal to ask on; pass --yes to {verb}");
+    }
+    let mut err = std::io::stderr();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

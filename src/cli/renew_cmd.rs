@@ -3,8 +3,6 @@
 //! making). It ignores due dates, caps and the budget, which are the daemon's limits, not a
 //! person's; it lifts a hold.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::{Context, bail};
 
 use super::{Exit, emit};
@@ -129,7 +127,7 @@ async fn renew(
         terms.price,
         terms.expected_end_at
     );
-    if !args.yes && !confirm(&question)? {
+    if !args.yes && !super::confirm(&question, "renew")? {
         return Ok(None);
     }
     if store.clear_hold(id).await? {
@@ -176,17 +174,4 @@ fn refusal_text(id: &SubscriptionId, why: &ManualRefusal) -> String {
         ),
         ManualRefusal::Ledger(other) => format!("{id} cannot be renewed now: {other:?}"),
     }
-}
-
-/// Asks on the terminal; without one, refuses and says to pass `--yes`.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("{question} Not confirmed: no terminal to ask on; pass --yes to renew");
-    }
-    let mut err = std::io::stderr();
-    write!(err, "{question} [y/N] ")?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

@@ -18,6 +18,7 @@ mod decide;
 mod forecast;
 mod known;
 mod outage;
+mod purchases;
 mod read;
 mod renew;
 
@@ -193,6 +194,7 @@ impl Cycle<'_> {
         };
         let raised = alerts::for_cycle(&report, self.config.alerts.lapse_warning_ms, &known.alerted);
         self.raise(&raised, self.clock.now()).await;
+        self.raise_open_purchases(&list.subscriptions, read_at).await;
         self.raise_weekly_forecast(&report).await;
         self.deliver().await;
         if let (Some(store), false) = (self.store, self.dry_run)

@@ -19,6 +19,7 @@ mod lapse;
 mod metrics;
 mod policy;
 mod post_once;
+mod purchase;
 mod retries;
 mod rules;
 mod scale;
