@@ -343,14 +343,14 @@ async fn reconcile_in(
     format: OutputFormat,
 ) -> anyhow::Result<Exit> {
     let store = app.store().context("purchase reconcile needs the database")?;
-    let all = store.purchases(false, u32::MAX).await?;
-    let targets: Vec<&PurchaseEntry> = match args.id {
+    let targets: Vec<PurchaseEntry> = match args.id {
         Some(id) => vec![
-            all.iter()
-                .find(|p| p.id == id)
+            store
+                .purchase(id)
+                .await?
                 .with_context(|| format!("no purchase {id}; `proxy-renewd purchase reconcile` lists the open ones"))?,
         ],
-        None => all.iter().filter(|p| p.state.is_open()).collect(),
+        None => store.purchases(true, u32::MAX).await?,
     };
     if targets.is_empty() {
         emit(&match format {
@@ -361,10 +361,10 @@ async fn reconcile_in(
     }
     let list = app.client().subscriptions().await.context("cannot read subscriptions")?;
     let now = app.clock().now();
-    let claimed: HashSet<&SubscriptionId> =
-        all.iter().filter(|p| p.state == PurchaseState::Done).flat_map(|p| &p.subscription_ids).collect();
+    let purchased = store.purchased_ids().await?;
+    let claimed: HashSet<&SubscriptionId> = purchased.iter().collect();
     let found: Vec<(&PurchaseEntry, Vec<Appeared>)> =
-        targets.into_iter().map(|p| (p, appeared(p, &list.subscriptions, &claimed, now))).collect();
+        targets.iter().map(|p| (p, appeared(p, &list.subscriptions, &claimed, now))).collect();
     if args.applied || args.not_applied {
         let (entry, seen) = &found[0];
         return settle(app, store, entry, seen, args.applied, ids, format).await;

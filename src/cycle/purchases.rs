@@ -22,16 +22,18 @@ impl Cycle<'_> {
     /// `listed` since it was sent.
     pub(super) async fn raise_open_purchases(&self, listed: &[Subscription], now: EpochMs) {
         let Some(store) = self.store else { return };
-        let all = match store.purchases(false, u32::MAX).await {
-            Ok(all) => all,
+        let read = async {
+            Ok::<_, crate::store::StoreError>((store.purchases(true, u32::MAX).await?, store.purchased_ids().await?))
+        };
+        let (open, claimed) = match read.await {
+            Ok(read) => read,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the purchases ledger");
                 return;
             }
         };
-        let claimed: HashSet<&SubscriptionId> =
-            all.iter().filter(|p| p.state == PurchaseState::Done).flat_map(|p| &p.subscription_ids).collect();
-        let open = all.iter().filter(|p| match p.state {
+        let claimed: HashSet<&SubscriptionId> = claimed.iter().collect();
+        let open = open.iter().filter(|p| match p.state {
             PurchaseState::Unknown => true,
             PurchaseState::Sending => now.0.saturating_sub(p.updated_at.0) > STALE_SENDING_MS,
             _ => false,

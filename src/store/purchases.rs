@@ -183,6 +183,26 @@ impl Store {
         rows.into_iter().map(|r| self.purchase_row(r)).collect()
     }
 
+    /// The subscription ids every `done` purchase created: what no other purchase may claim.
+    /// Reads only that column (a row's `known_before` can hold every id of a large fleet).
+    ///
+    /// # Errors
+    /// [`StoreError`] from the database, or `Corrupt` for an id that does not parse.
+    pub async fn purchased_ids(&self) -> Result<std::collections::HashSet<SubscriptionId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT j.value FROM purchases p, json_each(p.subscription_ids) j WHERE p.state = 'done'",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.err(e))?;
+        ids.iter()
+            .map(|s| {
+                SubscriptionId::parse(s)
+                    .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("purchases: {e}") })
+            })
+            .collect()
+    }
+
     /// One purchase by id.
     ///
     /// # Errors

@@ -201,6 +201,7 @@ async fn switch_network_and_change_credentials_faults_say_refused_or_unknown() {
         ("change-credentials", vec!["change-credentials", "sub0", "--yes", "--format", "json"]),
     ] {
         for (kind, code, applied) in [
+            (FaultKind::StatusBefore { status: 402 }, 1, false),
             (FaultKind::StatusBefore { status: 409 }, 1, false),
             (FaultKind::StatusBefore { status: 400 }, 1, false),
             (FaultKind::StatusAfter { status: 500 }, 3, true),
@@ -338,4 +339,19 @@ async fn two_concurrent_purchases_of_one_plan_record_one_and_block_the_other() {
         )
         .await;
     assert!(missing.unwrap_err().to_string().contains("no purchase 99"));
+}
+
+#[tokio::test]
+async fn a_purchase_that_cannot_be_recorded_is_not_sent() {
+    use sqlx::Connection;
+    let (sim, s) = spawn(&[10 * DAY], "").await;
+    // Another process holds the write lock past the busy timeout (5 s).
+    let mut holder = sqlx::SqliteConnection::connect(&s.config().database_url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder).await.unwrap();
+    let r = cli(&s, &["purchase", NL_30D, "--yes"]).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("locked") && r.stderr.contains("nothing was sent"), "{}", r.stderr);
+    assert!(sim.calls_of("purchase").is_empty(), "no row, no request");
+    assert!(s.store.purchases(false, 10).await.unwrap().is_empty());
 }
