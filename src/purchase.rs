@@ -163,6 +163,10 @@ impl RuleOverrides {
     }
 }
 
+/// A `sending` purchase row younger than this (5 minutes, in ms) may be a `purchase`
+/// command sending right now; an older one belongs to a process that died mid-request.
+pub const STALE_SENDING_MS: i64 = 5 * 60_000;
+
 /// One row of the purchases ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseEntry {
@@ -240,5 +244,14 @@ impl PurchaseOutcome {
             PurchaseOutcome::Blocked { .. } => "blocked",
             PurchaseOutcome::NotRecorded { .. } => "not-recorded",
         }
+    }
+}
+
+impl PurchaseEntry {
+    /// Sending, and recently: a `purchase` command may be waiting for its answer right now,
+    /// so nobody may settle it yet ([`STALE_SENDING_MS`]).
+    #[must_use]
+    pub fn may_be_in_flight(&self, now: EpochMs) -> bool {
+        self.state == PurchaseState::Sending && now.0.saturating_sub(self.updated_at.0) <= STALE_SENDING_MS
     }
 }

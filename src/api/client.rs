@@ -229,10 +229,18 @@ impl Client {
         let paths = subscriptions
             .iter()
             .flat_map(|s| s.rotate.iter().filter_map(|r| r.rotate_path.as_ref()).map(ExposeSecret::expose_secret));
-        self.learn_secrets(logins.chain(paths));
+        // The VPN id (vless) and the shadowsocks key are the userinfo of their URLs: the
+        // login and password are learned above, these are not otherwise listed.
+        let vpn = subscriptions.iter().flat_map(|s| {
+            s.protocols.iter().flat_map(|p| [p.vless.as_ref(), p.shadowsocks.as_ref()]).flatten().flat_map(|url| {
+                url_userinfo(url.expose_secret()).into_iter().flat_map(|u| std::iter::once(u).chain(u.split(':')))
+            })
+        });
+        self.learn_secrets(logins.chain(paths).chain(vpn));
     }
 
     /// Remembers `secrets` (those of at least 4 characters) to keep out of error texts.
+    /// Adds one entry per distinct secret: about three per subscription of a fleet.
     fn learn_secrets<'s>(&self, secrets: impl IntoIterator<Item = &'s str>) {
         let mut learned = self.learned.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for secret in secrets {
@@ -528,8 +536,23 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
+/// The userinfo of `scheme://userinfo@host…` (percent-encoding kept), if any.
+fn url_userinfo(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    authority.rsplit_once('@').map(|(userinfo, _)| userinfo)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_userinfo_of_a_protocol_url_is_found() {
+        assert_eq!(super::url_userinfo("vless://0f1e-2d3c@gw.example:443?type=tcp"), Some("0f1e-2d3c"));
+        assert_eq!(super::url_userinfo("ss://u:p@gw.example:1"), Some("u:p"));
+        assert_eq!(super::url_userinfo("http://gw.example/a@b"), None, "an @ in the path is not userinfo");
+        assert_eq!(super::url_userinfo("no scheme"), None);
+    }
+
     use super::*;
 
     #[test]

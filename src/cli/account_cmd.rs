@@ -35,7 +35,8 @@ pub struct ChangeCredentialsArgs {
     /// Do not ask for confirmation (needed when not on a terminal).
     #[arg(long)]
     pub yes: bool,
-    /// With --format json: include the new password and VPN id (the table always shows them).
+    /// Needed with --format json, which then includes the new password and VPN id (the table
+    /// always shows them).
     #[arg(long)]
     pub show_secrets: bool,
 }
@@ -46,10 +47,14 @@ fn failed(id: &SubscriptionId, e: &PostError, check: &str, format: OutputFormat)
     let (result, text, exit) = if e.had_no_effect() {
         ("refused", format!("{id}: refused, nothing changed: {e}"), Exit::Error)
     } else {
+        let failure = match e {
+            PostError::OutcomeUnknown(f) => f.to_string(),
+            other => other.to_string(),
+        };
         (
             "unknown",
             format!(
-                "{id}: outcome unknown, the provider may have applied it ({e}); do not repeat it now: check with `{check}`"
+                "{id}: outcome unknown, the provider may have applied it ({failure}); do not repeat it now: check with `{check}`"
             ),
             Exit::Attention,
         )
@@ -113,12 +118,14 @@ async fn switch(
         Some(store) => store.record_seen(&crate::cycle::seen(&moved), app.clock().now()).await.err(),
         None => None,
     };
-    emit(&match format {
+    let summary = format!("{id}: moved from {old} to {now_label}\n");
+    let text = match format {
         OutputFormat::Json => pretty(&json!({
             "subscription_id": id, "result": "done", "old_network_label": old, "new_network_label": now_label,
         })),
-        OutputFormat::Table => format!("{id}: moved from {old} to {now_label}\n"),
-    })?;
+        OutputFormat::Table => summary.clone(),
+    };
+    super::emit_after_acting(&text, &summary);
     if let Some(e) = unrecorded {
         tracing::warn!(error = %e, "the snapshot could not be updated; the next cycle will");
     }
@@ -142,6 +149,14 @@ pub(super) async fn change_credentials(
     format: OutputFormat,
 ) -> anyhow::Result<Exit> {
     let id = SubscriptionId::parse(&args.id)?;
+    if format == OutputFormat::Json && !args.show_secrets {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: `--format json change-credentials` would change the password without showing it: add --show-secrets (or use the table output)"
+        );
+        return Ok(Exit::Usage);
+    }
     // No database: a password is never written to one, and nothing else needs it.
     let api = cfg.api()?;
     let client = Client::new(api.client).context("cannot set up the provider client")?;
@@ -166,20 +181,25 @@ async fn rotate(
         Err(e) => return failed(id, &e, "proxy-renewd api subscriptions --show-secrets", format),
     };
     tracing::info!(subscription_id = %id, "credentials changed");
-    emit(&match format {
-        OutputFormat::Json if args.show_secrets => pretty(&json!({
-            "subscription_id": id, "result": "done",
-            "password": new.password.expose_secret(), "vpn": new.vpn.expose_secret(),
-        })),
+    let text = match format {
         OutputFormat::Json => pretty(&json!({
             "subscription_id": id, "result": "done",
-            "hint": "the new password and VPN id are left out: pass --show-secrets to include them",
+            "password": new.password.expose_secret(), "vpn": new.vpn.expose_secret(),
         })),
         OutputFormat::Table => format!(
             "{id}: credentials changed\npassword: {}\nvpn: {}\n",
             new.password.expose_secret(),
             new.vpn.expose_secret()
         ),
-    })?;
+    };
+    if let Err(e) = emit(&text) {
+        // Changed and not shown: never to stderr (a log), so say where to read them.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {e}; the credentials of {id} WERE changed: read the new ones with `proxy-renewd api subscriptions --show-secrets`"
+        );
+        return Ok(Exit::Attention);
+    }
     Ok(Exit::Ok)
 }

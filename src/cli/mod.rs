@@ -293,6 +293,16 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
     emit_with(|out| out.write_all(text.as_bytes()))
 }
 
+/// Prints what a POST did, after it was sent: a failure to write stdout must not turn "done"
+/// into an error exit (a script would act again), so it is reported on stderr with `summary`
+/// (which holds no secret) and the command keeps the outcome's exit code.
+pub(crate) fn emit_after_acting(text: &str, summary: &str) {
+    if let Err(e) = emit(text) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "warning: {e}; what happened: {}", summary.trim_end());
+    }
+}
+
 /// The error and its causes on one line, `a: b: c`.
 fn one_line(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");

@@ -18,7 +18,7 @@ use crate::purchase::{PurchaseEntry, PurchaseOutcome, PurchaseState, PurchaseTer
 use crate::purchaser::{Appeared, Purchaser, appeared, joined};
 use crate::rule::{PlanChoice, check_coupon, parse_duration_ms};
 use crate::store::{PurchaseSettlement, Store};
-use crate::values::{PlanId, SubscriptionId};
+use crate::values::{EpochMs, PlanId, SubscriptionId};
 
 /// The most subscriptions one purchase may ask for (the provider's own limit is lower or
 /// equal; this only stops a typo such as `--quantity 10000`).
@@ -94,7 +94,7 @@ pub struct ReconcileArgs {
     pub not_applied: bool,
     /// With --applied: exactly these subscription ids (comma-separated), from the list of
     /// those that appeared.
-    #[arg(long, value_name = "ID,…", value_delimiter = ',', requires = "applied")]
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', requires = "applied", conflicts_with = "not_applied")]
     pub ids: Vec<String>,
 }
 
@@ -109,6 +109,12 @@ fn parse_coupon(s: &str) -> Result<String, String> {
 /// Runs `purchase` (or `purchase reconcile`).
 pub(super) async fn run(cfg: Config, args: PurchaseArgs, format: OutputFormat, dry_run: bool) -> anyhow::Result<Exit> {
     if let Some(PurchaseAction::Reconcile(r)) = &args.action {
+        if dry_run && (r.applied || r.not_applied) {
+            eprintln_lossy(
+                "error: --dry-run does not apply to settling a purchase (`purchase reconcile ID --applied|--not-applied` writes the ledger); without them, `purchase reconcile` only reads",
+            );
+            return Ok(Exit::Usage);
+        }
         return reconcile(cfg, r, format).await;
     }
     let plan_id = PlanId::parse(args.plan_id.as_deref().unwrap_or_default())?;
@@ -135,7 +141,7 @@ pub(super) async fn run(cfg: Config, args: PurchaseArgs, format: OutputFormat, d
         OutputFormat::Json => pretty(&outcome_json(&outcome, &terms)),
         OutputFormat::Table => outcome_text(&outcome),
     };
-    emit(&text)?;
+    super::emit_after_acting(&text, &outcome_text(&outcome));
     if let Some(what) = unrecorded {
         bail!(
             "the database could not be written ({what}): the purchase stays open and blocks the next one of this plan; check it with `proxy-renewd purchase reconcile`"
@@ -169,7 +175,10 @@ fn terms<'p>(plans: &'p [Plan], plan_id: &PlanId, args: &PurchaseArgs) -> anyhow
         args.coupon_code.clone(),
     )
     .with_context(|| {
-        format!("plan {plan_id}: the total of {} × {} does not fit in cents", args.quantity, args.repeat_count)
+        format!(
+            "plan {plan_id}: {} × repeat count {} is too large (its total or duration does not fit)",
+            args.quantity, args.repeat_count
+        )
     })?;
     Ok((plan, terms))
 }
@@ -299,7 +308,7 @@ fn terms_json(t: &PurchaseTerms) -> Value {
         "quantity": t.quantity,
         "repeat_count": t.repeat_count,
         "coupon": t.coupon_code.is_some(),
-        "price_cents": t.price.0,
+        "total_cents": t.price.0,
         "duration_ms": t.duration_ms,
     })
 }
@@ -329,7 +338,9 @@ fn outcome_json(o: &PurchaseOutcome, terms: &PurchaseTerms) -> Value {
 
 /// `purchase reconcile [ID] [--applied [--ids …] | --not-applied]`.
 async fn reconcile(cfg: Config, args: &ReconcileArgs, format: OutputFormat) -> anyhow::Result<Exit> {
-    let ids = args.ids.iter().map(|s| SubscriptionId::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut ids = args.ids.iter().map(|s| SubscriptionId::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut once = HashSet::new();
+    ids.retain(|id| once.insert(id.clone()));
     let app = App::build(cfg, Mode::Manual).await?;
     let result = reconcile_in(&app, args, &ids, format).await;
     app.close().await;
@@ -373,7 +384,7 @@ async fn reconcile_in(
         OutputFormat::Json => {
             pretty(&json!({ "open": found.iter().map(|(p, a)| entry_json(p, a)).collect::<Vec<_>>() }))
         }
-        OutputFormat::Table => found.iter().map(|(p, a)| entry_text(p, a)).collect::<String>(),
+        OutputFormat::Table => found.iter().map(|(p, a)| entry_text(p, a, now)).collect::<String>(),
     })?;
     Ok(if found.iter().any(|(p, _)| p.state.is_open()) { Exit::Attention } else { Exit::Ok })
 }
@@ -389,6 +400,13 @@ async fn settle(
 ) -> anyhow::Result<Exit> {
     if !entry.state.is_open() {
         bail!("purchase {} is {}, not open: nothing to settle", entry.id, entry.state);
+    }
+    if entry.may_be_in_flight(app.clock().now()) {
+        bail!(
+            "purchase {} is being sent right now (recorded {}): wait for its answer; a row still `sending` after 5 minutes belongs to a process that died, and can be settled then",
+            entry.id,
+            entry.updated_at
+        );
     }
     let chosen: Vec<SubscriptionId> = if !applied {
         Vec::new()
@@ -435,7 +453,7 @@ async fn settle(
     Ok(Exit::Ok)
 }
 
-fn entry_text(p: &PurchaseEntry, seen: &[Appeared]) -> String {
+fn entry_text(p: &PurchaseEntry, seen: &[Appeared], now: EpochMs) -> String {
     let t = &p.terms;
     let mut out = format!(
         "purchase {}: plan {} × repeat count {}, quantity {}, {}, recorded {}: {}\n",
@@ -447,6 +465,10 @@ fn entry_text(p: &PurchaseEntry, seen: &[Appeared]) -> String {
     if !p.state.is_open() {
         let ids = if p.subscription_ids.is_empty() { "none".into() } else { joined(&p.subscription_ids) };
         out.push_str(&format!("  subscriptions: {ids}\n"));
+        return out;
+    }
+    if p.may_be_in_flight(now) {
+        out.push_str("  being sent right now: wait for its answer (it can be settled once 5 minutes old)\n");
         return out;
     }
     let fitting = seen.iter().filter(|a| a.fits).count();
@@ -491,4 +513,9 @@ fn entry_json(p: &PurchaseEntry, seen: &[Appeared]) -> Value {
             "fits": a.fits,
         })).collect::<Vec<_>>(),
     })
+}
+
+fn eprintln_lossy(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }

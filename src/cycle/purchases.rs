@@ -9,13 +9,8 @@ use std::collections::HashSet;
 use super::Cycle;
 use crate::alert::{Alert, AlertKind};
 use crate::api::Subscription;
-use crate::purchase::PurchaseState;
 use crate::purchaser::appeared;
 use crate::values::{EpochMs, SubscriptionId};
-
-/// A `sending` purchase row older than this (5 minutes, in ms) belongs to a process that died
-/// mid-request; a younger one may be a `purchase` command sending right now.
-pub const STALE_SENDING_MS: i64 = 5 * 60_000;
 
 impl Cycle<'_> {
     /// Warns about, and raises an alert for, every open purchase, with what appeared in
@@ -33,11 +28,7 @@ impl Cycle<'_> {
             }
         };
         let claimed: HashSet<&SubscriptionId> = claimed.iter().collect();
-        let open = open.iter().filter(|p| match p.state {
-            PurchaseState::Unknown => true,
-            PurchaseState::Sending => now.0.saturating_sub(p.updated_at.0) > STALE_SENDING_MS,
-            _ => false,
-        });
+        let open = open.iter().filter(|p| p.state.is_open() && !p.may_be_in_flight(now));
         let mut raised = Vec::new();
         for p in open {
             let seen = appeared(p, listed, &claimed, now);

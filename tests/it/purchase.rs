@@ -40,7 +40,7 @@ async fn a_purchase_moves_the_balance_by_the_total_it_shows_and_records_the_new_
     let preview =
         cli(&s, &["purchase", NL_30D, "--quantity", "2", "--repeat-count", "3", "--dry-run", "--format", "json"]).await;
     assert_eq!(preview.code, 0, "{}", preview.stderr);
-    let total = json(&preview)["would_buy"]["price_cents"].as_i64().expect("a total");
+    let total = json(&preview)["would_buy"]["total_cents"].as_i64().expect("a total");
     assert_eq!(total, 1200 * 3 * 2);
     assert!(sim.calls_of("purchase").is_empty(), "a dry run sends nothing");
     assert_eq!(sim.state().balance_cents, before);
@@ -198,7 +198,7 @@ async fn switch_network_moves_only_to_an_available_network_and_updates_the_snaps
 async fn switch_network_and_change_credentials_faults_say_refused_or_unknown() {
     for (op, args) in [
         ("switch-network", vec!["switch-network", "sub0", BERLIN, "--yes", "--format", "json"]),
-        ("change-credentials", vec!["change-credentials", "sub0", "--yes", "--format", "json"]),
+        ("change-credentials", vec!["change-credentials", "sub0", "--yes", "--format", "json", "--show-secrets"]),
     ] {
         for (kind, code, applied) in [
             (FaultKind::StatusBefore { status: 402 }, 1, false),
@@ -240,10 +240,9 @@ async fn a_new_password_appears_once_on_stdout_and_nowhere_else() {
         }
     }
     let hidden = cli(&s, &["change-credentials", "sub0", "--yes", "--format", "json"]).await;
-    assert_eq!(hidden.code, 0);
-    let newer = sim.state().subscriptions[0].clone();
-    let out = json(&hidden);
-    assert!(out.get("password").is_none() && !hidden.stdout.contains(&newer.password), "{}", hidden.stdout);
+    assert_eq!(hidden.code, 2, "JSON without --show-secrets would throw the new password away: {}", hidden.stderr);
+    assert!(hidden.stderr.contains("--show-secrets"), "{}", hidden.stderr);
+    assert_eq!(sim.calls_of("change-credentials").len(), 1, "and nothing was sent");
     let shown = json(&cli(&s, &["change-credentials", "sub0", "--yes", "--format", "json", "--show-secrets"]).await);
     assert_eq!(shown["password"], sim.state().subscriptions[0].password.as_str());
 }
@@ -262,6 +261,17 @@ async fn the_client_redacts_a_new_password_from_the_next_error_at_once() {
     );
     let e = s.client.renewal_plans(&id).await.expect_err("a 500");
     assert!(!format!("{e} {e:?}").contains(&password), "{e}");
+    // The VPN id of a listed subscription is only inside its vless URL: learned from it.
+    sim.clear_faults();
+    s.client.subscriptions().await.unwrap();
+    let vpn = sim.state().subscriptions[0].vpn.clone();
+    sim.fault(
+        "renewal-plans",
+        crate::helpers::canned(500, format!("{{\"ok\":false,\"error\":\"vpn {vpn} down\"}}")),
+        5,
+    );
+    let e = s.client.renewal_plans(&id).await.expect_err("a 500");
+    assert!(!format!("{e} {e:?}").contains(&vpn), "{e}");
 }
 
 #[tokio::test]
@@ -354,4 +364,36 @@ async fn a_purchase_that_cannot_be_recorded_is_not_sent() {
     assert!(r.stderr.contains("locked") && r.stderr.contains("nothing was sent"), "{}", r.stderr);
     assert!(sim.calls_of("purchase").is_empty(), "no row, no request");
     assert!(s.store.purchases(false, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_purchase_in_flight_cannot_be_settled_and_dry_run_settles_nothing() {
+    use proxy_renewd::purchase::{PurchaseTerms, RuleOverrides};
+    use proxy_renewd::values::{Cents, EpochMs, PlanId};
+    let (sim, s) = spawn(&[10 * DAY], "").await;
+    let terms = PurchaseTerms::of_plan(PlanId::parse(NL_30D).unwrap(), Cents(1200), 30 * DAY, 1, 1, None).unwrap();
+    s.store.begin_purchase(&terms, &RuleOverrides::default(), &[], false, EpochMs::now()).await.unwrap();
+    let listed = cli(&s, &["purchase", "reconcile"]).await;
+    assert!(listed.stdout.contains("being sent right now"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("--not-applied"), "no advice to settle what may be in flight: {}", listed.stdout);
+    let r = cli(&s, &["purchase", "reconcile", "1", "--not-applied"]).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("being sent right now"), "{}", r.stderr);
+    let dry = cli(&s, &["--dry-run", "purchase", "reconcile", "1", "--not-applied"]).await;
+    assert_eq!(dry.code, 2, "{}", dry.stderr);
+    assert_eq!(s.store.purchase(1).await.unwrap().unwrap().state, PurchaseState::Sending, "nothing settled");
+    assert!(sim.calls_of("purchase").is_empty());
+}
+
+#[tokio::test]
+async fn a_purchase_made_keeps_its_exit_code_when_stdout_cannot_be_written() {
+    let (sim, s) = spawn(&[10 * DAY], "").await;
+    let mut cmd = bin();
+    cmd.arg("--config").arg(s.config_path()).args(["purchase", NL_30D, "--yes"]);
+    cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap()).stderr(std::process::Stdio::piped());
+    let out = cmd.spawn().unwrap().wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "bought: exit 0, not an error a script would retry: {stderr}");
+    assert!(stderr.contains("what happened: purchase 1 done"), "{stderr}");
+    assert_eq!(sim.calls_of("purchase").len(), 1);
 }
