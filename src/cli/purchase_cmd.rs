@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::rules_cmd::{parse_coupon, parse_plan};
 use super::{Exit, emit};
 use crate::api::{Client, Plan};
 use crate::app::{App, Mode};
@@ -16,7 +17,7 @@ use crate::config::Config;
 use crate::output::{OutputFormat, duration_ms, pretty};
 use crate::purchase::{PurchaseEntry, PurchaseOutcome, PurchaseState, PurchaseTerms, RuleOverrides};
 use crate::purchaser::{Appeared, Purchaser, appeared, joined};
-use crate::rule::{PlanChoice, check_coupon, parse_duration_ms};
+use crate::rule::{PlanChoice, parse_duration_ms};
 use crate::store::{PurchaseSettlement, Store};
 use crate::values::{EpochMs, PlanId, SubscriptionId};
 
@@ -96,14 +97,6 @@ pub struct ReconcileArgs {
     /// those that appeared.
     #[arg(long, value_name = "ID,…", value_delimiter = ',', requires = "applied", conflicts_with = "not_applied")]
     pub ids: Vec<String>,
-}
-
-fn parse_plan(s: &str) -> Result<PlanChoice, String> {
-    s.parse().map_err(|e| format!("{e}; or one of cheapest, best-value, longest"))
-}
-
-fn parse_coupon(s: &str) -> Result<String, String> {
-    check_coupon(s).map(|()| s.to_owned())
 }
 
 /// Runs `purchase` (or `purchase reconcile`).

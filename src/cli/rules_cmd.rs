@@ -70,11 +70,13 @@ pub struct SetArgs {
 /// Notes are cut to this many characters.
 const MAX_NOTE_CHARS: usize = 500;
 
-fn parse_plan(s: &str) -> Result<PlanChoice, String> {
+/// `--plan` / `--renew-plan`: a plan choice, with the keywords in the error.
+pub(super) fn parse_plan(s: &str) -> Result<PlanChoice, String> {
     s.parse().map_err(|e| format!("{e}; or one of cheapest, best-value, longest"))
 }
 
-fn parse_coupon(s: &str) -> Result<String, String> {
+/// `--coupon-code`: a coupon [`check_coupon`] accepts.
+pub(super) fn parse_coupon(s: &str) -> Result<String, String> {
     check_coupon(s).map(|()| s.to_owned())
 }
 
