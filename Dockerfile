@@ -9,7 +9,8 @@
 # --- build: the Rust toolchain image; dependencies cached in their own layer -------------
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+# config.example.toml: config errors quote its examples (include_str!).
+COPY Cargo.toml Cargo.lock build.rs config.example.toml ./
 COPY migrations ./migrations
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \

@@ -212,41 +212,60 @@ pub async fn run(cli: Cli) -> Exit {
     }
     let result = match cli.command {
         None if dry_run => {
-            with_config(config, async |cfg| cycle_cmd::once(cfg, format, true, only.unwrap_or_default()).await).await
+            with_config(config, Access::Reads, async |cfg| {
+                cycle_cmd::once(cfg, format, true, only.unwrap_or_default()).await
+            })
+            .await
         }
-        None => with_config(config, async |cfg| cycle_cmd::daemon(cfg, false).await).await,
+        None => with_config(config, Access::Acts, async |cfg| cycle_cmd::daemon(cfg, false).await).await,
         Some(Command::Run { dry_run: d }) => {
-            with_config(config, async |cfg| cycle_cmd::daemon(cfg, dry_run || d).await).await
+            with_config(config, Access::acts_unless(dry_run || d), async |cfg| {
+                cycle_cmd::daemon(cfg, dry_run || d).await
+            })
+            .await
         }
         Some(Command::Once { dry_run: d, only: o }) => {
             let only = o.or(only).unwrap_or_default();
-            with_config(config, async |cfg| cycle_cmd::once(cfg, format, dry_run || d, only).await).await
+            with_config(config, Access::acts_unless(dry_run || d), async |cfg| {
+                cycle_cmd::once(cfg, format, dry_run || d, only).await
+            })
+            .await
         }
-        Some(Command::Renew(args)) => with_config(config, async |cfg| renew_cmd::run(cfg, args, format).await).await,
+        Some(Command::Renew(args)) => {
+            with_config(config, Access::Acts, async |cfg| renew_cmd::run(cfg, args, format).await).await
+        }
         Some(Command::Purchase(args)) => {
-            with_config(config, async |cfg| purchase_cmd::run(cfg, args, format, dry_run).await).await
+            with_config(config, Access::acts_unless(dry_run || args.dry_run), async |cfg| {
+                purchase_cmd::run(cfg, args, format, dry_run).await
+            })
+            .await
         }
         Some(Command::SwitchNetwork(args)) => {
-            with_config(config, async |cfg| account_cmd::switch_network(cfg, args, format).await).await
+            with_config(config, Access::Acts, async |cfg| account_cmd::switch_network(cfg, args, format).await).await
         }
         Some(Command::ChangeCredentials(args)) => {
-            with_config(config, async |cfg| account_cmd::change_credentials(cfg, args, format).await).await
+            with_config(config, Access::Acts, async |cfg| account_cmd::change_credentials(cfg, args, format).await)
+                .await
         }
         Some(Command::Forecast(args)) => {
-            with_config(config, async |cfg| forecast_cmd::run(cfg, args, format).await).await
+            with_config(config, Access::Reads, async |cfg| forecast_cmd::run(cfg, args, format).await).await
         }
-        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(&cfg, args).await).await,
+        Some(Command::Health(args)) => {
+            with_config(config, Access::Reads, async |cfg| health_cmd::run(&cfg, args).await).await
+        }
         Some(Command::History(args)) => {
-            with_config(config, async |cfg| history_cmd::run(&cfg, args, format).await).await
+            with_config(config, Access::Reads, async |cfg| history_cmd::run(&cfg, args, format).await).await
         }
         Some(Command::Api { view, show_secrets }) => {
-            with_config(config, async |cfg| api_cmd::run(&cfg, view, format, show_secrets).await).await
+            with_config(config, Access::Reads, async |cfg| api_cmd::run(&cfg, view, format, show_secrets).await).await
         }
         Some(Command::Alerts { action }) => {
-            with_config(config, async |cfg| alerts_cmd::run(&cfg, action, format).await).await
+            let access = Access::acts_unless(matches!(action, alerts_cmd::AlertsAction::List { .. }));
+            with_config(config, access, async |cfg| alerts_cmd::run(&cfg, action, format).await).await
         }
         Some(Command::Rules { action }) => {
-            with_config(config, async |cfg| rules_cmd::run(&cfg, action, format).await).await
+            let access = Access::acts_unless(matches!(action, rules_cmd::RulesAction::List));
+            with_config(config, access, async |cfg| rules_cmd::run(&cfg, action, format).await).await
         }
         Some(Command::Sim(args)) => {
             init_tracing(LogFormat::Auto);
@@ -266,13 +285,43 @@ pub async fn run(cli: Cli) -> Exit {
     })
 }
 
-/// Loads the config, sets up logging as `[log] format` says, and runs `f` with it.
+/// What a command does with the configuration it is given: on a first run (no config file,
+/// no `PROXY_RENEWD_*` variable) a command that would create or change state refuses, and a
+/// read-only view says so on stderr and goes on with the built-in defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Creates or changes state: a database row, a renewal, a purchase, an email.
+    Acts,
+    /// Reads only.
+    Reads,
+}
+
+impl Access {
+    /// [`Access::Reads`] when `reads_only`, else [`Access::Acts`].
+    fn acts_unless(reads_only: bool) -> Access {
+        if reads_only { Access::Reads } else { Access::Acts }
+    }
+}
+
+/// Loads the config, sets up logging as `[log] format` says, checks a first run against
+/// `access`, and runs `f` with it.
 async fn with_config(
     path: Option<&std::path::Path>,
+    access: Access,
     f: impl AsyncFnOnce(Config) -> anyhow::Result<Exit>,
 ) -> anyhow::Result<Exit> {
     let cfg = Config::load(path)?;
     init_tracing(cfg.log_format);
+    if cfg.is_unconfigured() {
+        let help = Config::first_run_help();
+        if access == Access::Acts {
+            anyhow::bail!(
+                "{help}. This command would create or change state with the built-in defaults only, so it did nothing"
+            );
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "note: {help}. Showing what the built-in defaults give.");
+    }
     cfg.warn_if_secret_readable();
     f(cfg).await
 }

@@ -133,6 +133,12 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
         RulesAction::Remove { id } => Some(SubscriptionId::parse(id)?),
         RulesAction::List => None,
     };
+    // A list never creates the database: none yet means no rules yet.
+    if matches!(action, RulesAction::List)
+        && crate::store::database_file(&cfg.database_url)?.is_some_and(|f| !f.exists())
+    {
+        return list_rows(Vec::new(), cfg, format);
+    }
     let store = Store::open(&cfg.database_url).await?;
     let result = match (action, id) {
         (RulesAction::List, _) => list(&store, cfg, format).await,
@@ -145,7 +151,10 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
 }
 
 async fn list(store: &Store, cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
-    let rows = store.rules().await?;
+    list_rows(store.rules().await?, cfg, format)
+}
+
+fn list_rows(rows: Vec<crate::store::RuleRow>, cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
     let text = match format {
         OutputFormat::Json => {
             let doc = json!({

@@ -117,14 +117,15 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
             .email
             .as_ref()
             .map(|e| {
-                check_email(e, &bad, &figment).map(|email| Email { instance: raw.alerts.instance.clone(), ..email })
+                check_email(e, &bad, &figment, file.as_deref())
+                    .map(|email| Email { instance: raw.alerts.instance.clone(), ..email })
             })
             .transpose()?,
     };
     let server_listen = match &raw.server {
         Some(s) => {
             let addr = s.listen.parse::<SocketAddr>().map_err(|e| {
-                bad("server.listen", format!("{:?} is not an address like 127.0.0.1:9187 ({e})", s.listen))
+                bad("server.listen", format!("{:?} is not an address like 127.0.0.1:10117 ({e})", s.listen))
             })?;
             if addr.port() == 0 {
                 return Err(bad("server.listen", "needs a port: Prometheus must know where to scrape".into()));
@@ -180,6 +181,7 @@ fn check_email(
     e: &super::RawEmail,
     bad: &impl Fn(&str, String) -> ConfigError,
     figment: &Figment,
+    file: Option<&std::path::Path>,
 ) -> Result<Email, ConfigError> {
     let smtp_url = match (&e.smtp_url, &e.smtp_url_file) {
         (Some(_), Some(_)) => {
@@ -187,8 +189,7 @@ fn check_email(
         }
         (Some(u), None) => u.expose_secret().trim().to_owned(),
         (None, Some(path)) => {
-            let path = credential_path(path);
-            super::read_secret_file(&path).map_err(|problem| bad("alerts.email.smtp_url_file", problem))?
+            super::read_credential(path, file).map_err(|problem| bad("alerts.email.smtp_url_file", problem))?
         }
         (None, None) => {
             return Err(ConfigError::Invalid {
@@ -223,7 +224,7 @@ fn check_email(
     }
     let ca_pem = match &e.ca_file {
         Some(path) => {
-            let path = credential_path(path);
+            let path = credential_path(path, file);
             let pem = std::fs::read(&path)
                 .map_err(|err| bad("alerts.email.ca_file", format!("cannot read {}: {err}", path.display())))?;
             if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {

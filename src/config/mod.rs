@@ -202,6 +202,31 @@ impl Config {
         check::check(raw, file, figment)
     }
 
+    /// No config file was found or named, and no `PROXY_RENEWD_*` variable (other than
+    /// `PROXY_RENEWD_CONFIG` and `PROXY_RENEWD_LOG__*`) sets a key: every value is a built-in
+    /// default, which is a first run, not a configuration.
+    #[must_use]
+    pub fn is_unconfigured(&self) -> bool {
+        self.file.is_none() && !environment_configures()
+    }
+
+    /// What a first run is told: where the config file was looked for, and how to start.
+    #[must_use]
+    pub fn first_run_help() -> String {
+        let cwd = std::env::current_dir().ok();
+        let looked: Vec<String> = DEFAULT_PATHS
+            .iter()
+            .map(|p| match (&cwd, Path::new(p).is_relative()) {
+                (Some(dir), true) => dir.join(p).display().to_string(),
+                _ => (*p).to_owned(),
+            })
+            .collect();
+        format!(
+            "no config file found: none named by --config or ${ENV_PREFIX}CONFIG, none at {}, and no {ENV_PREFIX}* variable set. To start: `proxy-renewd demo` shows it at work against a built-in simulator (no config needed); then copy config.example.toml (in the source tree, or /usr/share/doc/proxy-renewd/ from the Debian package) to /etc/proxy-renewd/config.toml or ./proxy-renewd.toml, set [api] base_url and key_file, or pass --config PATH",
+            looked.join(" or ")
+        )
+    }
+
     /// ` in FILE` / ` from PROXY_RENEWD_X__Y` / ` (default)`, or empty when not set.
     #[must_use]
     pub fn origin(&self, key: &str) -> String {
@@ -271,7 +296,7 @@ impl Config {
             (Some(_), Some(_)) => return Err(self.invalid("api.key", "both key and key_file are set: keep one")),
             (Some(k), None) => k.expose_secret().trim().to_owned(),
             (None, Some(path)) => {
-                read_secret_file(&credential_path(path)).map_err(|problem| self.invalid("api.key_file", problem))?
+                read_credential(path, self.file.as_deref()).map_err(|problem| self.invalid("api.key_file", problem))?
             }
             (None, None) => {
                 return Err(not_set(
@@ -290,13 +315,28 @@ impl Config {
     /// once logging is set up.
     pub fn warn_if_secret_readable(&self) {
         let Some(file) = &self.file else { return };
+        // An SMTP URL is a secret only when it holds a password (`smtp://user:pass@host`);
+        // one that cannot be parsed is treated as one.
+        let smtp_password =
+            |u: &SecretString| Url::parse(u.expose_secret().trim()).map_or(true, |u| u.password().is_some());
         let holds_secret = self.origin("api.key").starts_with(" in ")
-            || self.raw.alerts.email.as_ref().is_some_and(|e| e.smtp_url.is_some())
+            || self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url.as_ref()).is_some_and(smtp_password)
                 && self.origin("alerts.email.smtp_url").starts_with(" in ");
         if holds_secret && others_can_read(file) {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or move the key to key_file / {}API__KEY", ENV_PREFIX);
         }
     }
+}
+
+/// Does a non-empty `PROXY_RENEWD_*` variable set a key (a container configured by its
+/// environment alone)? `PROXY_RENEWD_CONFIG` names a file, and `[log]` changes nothing that
+/// matters, so neither counts.
+fn environment_configures() -> bool {
+    std::env::vars_os().any(|(name, value)| {
+        let name = name.to_string_lossy();
+        name.strip_prefix(ENV_PREFIX)
+            .is_some_and(|key| key != "CONFIG" && !key.starts_with("LOG__") && !value.is_empty())
+    })
 }
 
 /// The most bytes a config file may hold.
@@ -385,11 +425,41 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                 Kind::InvalidType(_, expected) => format!("invalid type, expected {expected} (the value is not shown)"),
                 _ => "invalid value (not shown)".to_owned(),
             };
+            let problem = match (&e.kind, example(&key)) {
+                (Kind::UnknownField(..), _) | (_, None) => problem,
+                (_, Some((section, line))) => format!("{problem}; the right form, e.g. `{line}` under [{section}]"),
+            };
             let origin = e.metadata.as_ref().map_or(String::new(), |md| format!(" {}", origin_of(md, &key)));
             format!("{key}{origin}: {problem}")
         })
         .collect();
     ConfigError::Parse(described.join("; "))
+}
+
+/// `config.example.toml`, the documented example of every key; the source of the examples
+/// that config errors quote.
+const EXAMPLE_TOML: &str = include_str!("../../config.example.toml");
+
+/// The example line for the dotted `key` in `config.example.toml` (commented out or not), with
+/// its section: `("defaults", "renew_before = \"3d\"")`.
+fn example(key: &str) -> Option<(&'static str, &'static str)> {
+    let (section, leaf) = key.rsplit_once('.')?;
+    let mut current = "";
+    for line in EXAMPLE_TOML.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name;
+            continue;
+        }
+        let assignment = line.strip_prefix("# ").unwrap_or(line);
+        if current == section
+            && let Some((k, _)) = assignment.split_once(" = ")
+            && k == leaf
+        {
+            return Some((current, assignment));
+        }
+    }
+    None
 }
 
 /// Where `key` was set, for messages.
@@ -453,13 +523,37 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
     Ok(text.trim().to_owned())
 }
 
-/// A relative credential path is looked up in `$CREDENTIALS_DIRECTORY` (systemd's
-/// `LoadCredential=`) when that is set.
-fn credential_path(path: &Path) -> PathBuf {
-    match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if path.is_relative() => Path::new(&dir).join(path),
-        _ => path.to_path_buf(),
+/// Where a credential file (`key_file`, `smtp_url_file`, `ca_file`) is read from. A relative
+/// path is looked up in `$CREDENTIALS_DIRECTORY` when systemd's `LoadCredential=` sets it,
+/// else beside the config file: so `proxy-renewd` run by hand against the installed service's
+/// `/etc/proxy-renewd/config.toml` reads `/etc/proxy-renewd/api-key`, the very file the unit
+/// hands over. Without a config file, relative to the working directory.
+fn credential_path(path: &Path, config_file: Option<&Path>) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
     }
+    match std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        Some(dir) => Path::new(&dir).join(path),
+        None => match config_file.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.join(path),
+            None => path.to_path_buf(),
+        },
+    }
+}
+
+/// Reads the credential file `path` (as [`credential_path`] finds it); a failure says where a
+/// relative path was looked for.
+fn read_credential(path: &Path, config_file: Option<&Path>) -> Result<String, String> {
+    let found = credential_path(path, config_file);
+    read_secret_file(&found).map_err(|problem| {
+        if path.is_relative() {
+            format!(
+                "{problem} (a relative path is read from $CREDENTIALS_DIRECTORY when systemd sets it, else from the config file's directory)"
+            )
+        } else {
+            problem
+        }
+    })
 }
 
 #[cfg(test)]
@@ -499,6 +593,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("both"), "{err}");
+    }
+
+    #[test]
+    fn a_type_error_quotes_the_right_form() {
+        let err = load_str("[defaults]\nrenew_before = 3\n").unwrap_err().to_string();
+        assert!(
+            err.contains("defaults.renew_before") && err.contains("`renew_before = \"3d\"` under [defaults]"),
+            "{err}"
+        );
+        let err = load_str("[api]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("`timeout = \"30s\"` under [api]"), "{err}");
+        let err = load_str("[defaults]\nrepeat_count = \"two\"\n").unwrap_err().to_string();
+        assert!(err.contains("`repeat_count = 1` under [defaults]"), "{err}");
+        // Unknown keys list the known ones instead.
+        let err = load_str("[defaults]\nrenew_befor = \"3d\"\n").unwrap_err().to_string();
+        assert!(!err.contains("the right form"), "{err}");
+    }
+
+    #[test]
+    fn every_key_has_an_example() {
+        fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+            if let serde_json::Value::Object(m) = v {
+                for (k, v) in m {
+                    leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                }
+            } else if !prefix.is_empty() {
+                out.push(prefix.to_owned());
+            }
+        }
+        let mut keys = Vec::new();
+        let full = toml::from_str::<RawConfig>(EXAMPLE_TOML).expect("config.example.toml parses");
+        leaves("", &serde_json::to_value(full).unwrap(), &mut keys);
+        let missing: Vec<_> = keys.iter().filter(|k| example(k).is_none()).collect();
+        assert!(missing.is_empty(), "keys without an example line in config.example.toml: {missing:?}");
+        assert_eq!(example("nope.nothing"), None);
     }
 
     #[test]

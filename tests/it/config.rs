@@ -30,7 +30,7 @@ fn the_example_loads_with_every_section() {
     assert_eq!((cfg.reconcile_after_ms, cfg.max_spend_per_day), (600_000, Some(Cents(20_000))));
     let email = cfg.alerts.email.as_ref().unwrap();
     assert_eq!((email.from.as_str(), email.to.len()), ("proxy-renewd <renewd@example.com>", 1));
-    assert_eq!(cfg.server_listen.unwrap().port(), 9187);
+    assert_eq!(cfg.server_listen.unwrap().port(), 10117);
     let debug = format!("{cfg:?} {api:?}");
     assert!(!debug.contains("rk_your_long_lived_api_key") && !debug.contains("user:pass"), "{debug}");
 }
@@ -126,5 +126,18 @@ async fn a_secret_in_a_file_others_can_read_draws_a_warning() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(out.stderr.contains("other users can read it"), warned, "mode {mode:o}: {}", out.stderr);
         assert!(!out.stderr.contains("rk_1234567"));
+    }
+    // An SMTP URL is a secret only when it holds a password.
+    let email = "[alerts.email]\nfrom = \"r@example.com\"\nto = [\"ops@example.com\"]\n";
+    for (url, warned) in [("smtp://relay.example.com:25", false), ("smtp://u:hunter2pass@relay.example.com:587", true)]
+    {
+        std::fs::write(&path, format!("{email}smtp_url = \"{url}\"\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut cmd = bin();
+        cmd.args(["rules", "list", "--config"]).arg(&path).env("PROXY_RENEWD_DATABASE__URL", &db);
+        let out = run(cmd).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stderr.contains("other users can read it"), warned, "{url}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2pass"));
     }
 }

@@ -11,6 +11,7 @@ mod cycle;
 mod daemon;
 mod database;
 mod demo;
+mod first_run;
 mod fixtures;
 mod forecast;
 mod helpers;
