@@ -12,6 +12,7 @@ mod demo;
 mod forecast_cmd;
 mod health_cmd;
 mod history_cmd;
+mod manual_cmd;
 mod purchase_cmd;
 mod renew_cmd;
 mod rules_cmd;
@@ -163,6 +164,21 @@ pub enum Command {
     /// The daemon against the built-in simulator, no config needed: audit, one real cycle,
     /// the ledger, the alert email it would send, and the audit after.
     Demo(demo::DemoArgs),
+    /// Shell completions on standard output, generated from these very options, e.g.
+    /// `proxy-renewd completions bash > /usr/share/bash-completion/completions/proxy-renewd`
+    /// (the Debian package installs them for bash, zsh and fish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on standard output (`proxy-renewd manpage | man -l -`), or with
+    /// --dir one page per command (proxy-renewd.1, proxy-renewd-rules-set.1, …) into DIR.
+    Manpage {
+        /// Write one page per command into this existing directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `api` views.
@@ -271,6 +287,8 @@ pub async fn run(cli: Cli) -> Exit {
             init_tracing(LogFormat::Auto);
             sim_cmd::run(args).await
         }
+        Some(Command::Completions { shell }) => manual_cmd::completions(shell),
+        Some(Command::Manpage { dir }) => manual_cmd::manpage(dir.as_deref()),
         Some(Command::Demo(args)) => {
             // The demo prints what matters; its warnings would only repeat it.
             init_tracing_with("error", LogFormat::Auto);

@@ -18,6 +18,7 @@ mod group;
 mod holds;
 mod ledger;
 mod outbox;
+mod owner;
 mod purchases;
 mod rules;
 mod snapshot;
@@ -113,6 +114,7 @@ impl Store {
         store.migrate().await?;
         // The schema goes into the main file now, not only into the WAL.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.map_err(|e| store.err(e))?;
+        owner::keep_owner(std::path::Path::new(&store.path));
         Ok(store)
     }
 
@@ -143,6 +145,7 @@ impl Store {
     pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
         let opts = base_options(url, BUSY_TIMEOUT)?.read_only(true).create_if_missing(false);
         let store = Store::connect(opts, 2, BUSY_TIMEOUT).await?;
+        owner::keep_owner(std::path::Path::new(&store.path));
         store.check_schema_current().await?;
         Ok(store)
     }

@@ -135,6 +135,12 @@ async fn the_installed_layout_works_by_hand_without_credentials_directory() {
     let state = root.path().join("var/lib/proxy-renewd");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::create_dir_all(&state).unwrap();
+    // The state directory belongs to the service user (here `nobody`, when the test runs as
+    // root): what root creates in it must end up that user's too.
+    let as_root = rustix::process::geteuid().is_root();
+    if as_root {
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    }
     let config = etc.join("config.toml");
     std::fs::write(
         &config,
@@ -171,6 +177,22 @@ async fn the_installed_layout_works_by_hand_without_credentials_directory() {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["ledger"][0]["subscription_id"], "sub0", "{doc}");
     assert_eq!(files_in(elsewhere.path()), Vec::<String>::new(), "nothing written in the working directory");
+    let out = run(by_hand(&["once"])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        let owners: Vec<(String, u32)> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().uid())
+            })
+            .collect();
+        assert!(owners.iter().any(|(name, _)| name == "proxy-renewd.db.lock"), "{owners:?}");
+        assert!(owners.iter().all(|(_, uid)| *uid == 65534), "root left files the service cannot open: {owners:?}");
+    } else {
+        eprintln!("not root: the hand-over of root-created database files is not exercised");
+    }
 
     // Under systemd, $CREDENTIALS_DIRECTORY wins: a wrong key there is used and refused.
     let creds = tempfile::tempdir().unwrap();
