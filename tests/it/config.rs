@@ -36,6 +36,24 @@ fn the_example_loads_with_every_section() {
 }
 
 #[test]
+fn the_packages_conffile_loads_and_holds_no_secret() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/config.toml");
+    let cfg = Config::load(Some(&path)).unwrap();
+    assert_eq!(cfg.raw.api.key_file.as_deref(), Some(std::path::Path::new("api-key")));
+    assert!(cfg.raw.api.key.is_none() && cfg.alerts.email.is_none());
+    assert_eq!(cfg.database_url, "sqlite:///var/lib/proxy-renewd/proxy-renewd.db");
+    // Until base_url is set, the service says which key to set.
+    let err = cfg.api().expect_err("no base_url yet").to_string();
+    assert!(err.contains("api.base_url"), "{err}");
+    // The units hand over the key file the conffile names, from where postinst says to put it.
+    let unit =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/proxy-renewd.service"))
+            .unwrap();
+    assert!(unit.contains("LoadCredential=api-key:/etc/proxy-renewd/api-key"), "{unit}");
+    assert!(unit.contains("ExecStart=/usr/bin/proxy-renewd --config /etc/proxy-renewd/config.toml run"), "{unit}");
+}
+
+#[test]
 fn omitted_caps_mean_no_cap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");

@@ -18,6 +18,7 @@ mod helpers;
 mod hostile;
 mod lapse;
 mod metrics;
+mod packaging;
 mod policy;
 mod post_once;
 mod purchase;
