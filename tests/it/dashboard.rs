@@ -5,6 +5,8 @@
 //! `_count`; counters as `_total`). An expression that names no `proxy_renewd_` metric fails
 //! too, unless it is one of [`NO_METRIC_OK`]. With promtool (CI has it), every dashboard query
 //! must also parse as PromQL, and the rules scan must find as many rules as promtool does.
+//! The dashboard must import anywhere: every datasource is the `${DS_PROMETHEUS}` input and
+//! every query follows the `job` and `instance` variables.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -359,4 +361,58 @@ async fn every_metric_the_dashboard_and_the_rules_name_is_exported_by_a_real_scr
     let all: Vec<Query> = dashboard.into_iter().chain(rules).collect();
     let found = problems(&all, &names);
     assert!(found.is_empty(), "queries naming what /metrics does not export:\n{}", found.join("\n"));
+}
+
+/// Every datasource reference in the dashboard (panels, targets, variables): all must be the
+/// `${DS_PROMETHEUS}` input, so the file imports on any Grafana, not only the one it came from.
+fn datasources(v: &serde_json::Value, at: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                if k == "datasource" && child["type"] != "grafana" {
+                    out.push((at.to_owned(), child.clone()));
+                }
+                datasources(child, &format!("{at}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                datasources(child, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_dashboard_imports_on_any_grafana_with_job_and_instance_variables() {
+    let doc: serde_json::Value = serde_json::from_str(&repo_file(DASHBOARD)).expect("the dashboard is JSON");
+    assert_eq!(doc["__inputs"][0]["name"], "DS_PROMETHEUS", "{DASHBOARD}: the datasource input");
+    assert_eq!(doc["__inputs"][0]["pluginId"], "prometheus");
+    assert!(doc["schemaVersion"].as_u64().is_some_and(|v| (36..=41).contains(&v)), "{DASHBOARD}: schemaVersion");
+    assert!(doc["id"].is_null(), "{DASHBOARD}: an exported dashboard has no id (Grafana assigns one)");
+    let mut refs = Vec::new();
+    datasources(&doc, "dashboard", &mut refs);
+    assert!(refs.len() > 20, "{refs:#?}");
+    let ours = serde_json::json!({"type": "prometheus", "uid": "${DS_PROMETHEUS}"});
+    let wrong: Vec<_> = refs.iter().filter(|(_, ds)| *ds != ours).collect();
+    assert!(wrong.is_empty(), "{DASHBOARD}: datasources other than ${{DS_PROMETHEUS}}: {wrong:#?}");
+    let vars: Vec<&str> =
+        doc["templating"]["list"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(vars, ["job", "instance"]);
+    let mut ids: Vec<u64> = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = doc["panels"].as_array().unwrap().iter().collect();
+    while let Some(p) = stack.pop() {
+        stack.extend(p["panels"].as_array().into_iter().flatten());
+        ids.push(p["id"].as_u64().unwrap_or_else(|| panic!("{DASHBOARD}: panel {} has no id", p["title"])));
+        for t in p["targets"].as_array().into_iter().flatten().filter_map(|t| t["expr"].as_str()) {
+            assert!(
+                t.contains(r#"job=~"$job", instance=~"$instance""#),
+                "{DASHBOARD}: panel {}: {t} ignores $job/$instance",
+                p["title"]
+            );
+        }
+    }
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "{DASHBOARD}: panel ids repeat: {ids:?}");
 }
