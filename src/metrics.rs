@@ -30,6 +30,7 @@ pub struct Metrics {
     registry: Registry,
     expiry: Family<Labels, FloatGauge>,
     subscriptions: Family<Labels, Gauge>,
+    attention: Gauge,
     renewals: Family<Labels, Counter>,
     spend: Counter,
     api_requests: Family<Labels, Counter>,
@@ -78,6 +79,7 @@ impl Metrics {
         let m = Metrics {
             expiry: Family::default(),
             subscriptions: Family::default(),
+            attention: Gauge::default(),
             renewals: Family::default(),
             spend: Counter::default(),
             api_requests: Family::default(),
@@ -104,6 +106,11 @@ impl Metrics {
             "proxy_renewd_subscriptions",
             "Subscriptions by status and the last cycle's decision",
             m.subscriptions.clone(),
+        );
+        registry.register(
+            "proxy_renewd_subscriptions_needing_attention",
+            "What needs a person after the last cycle: the --dry-run totals' needing attention (exit code 3)",
+            m.attention.clone(),
         );
         registry.register(
             "proxy_renewd_renewals",
@@ -167,6 +174,11 @@ impl Metrics {
         registry.register("proxy_renewd_build_info", "The running version", build);
         for outcome in ["succeeded", "refused", "unknown", "reconciled", "ambiguous", "failed"] {
             let _ = m.renewals.get_or_create(&labels(&[("outcome", outcome)]));
+        }
+        // The refusals `contrib/prometheus-rules.yml` alerts on, at 0 from the start: a series
+        // born at 1 has no increase() for Prometheus, and the first 402 would go unnoticed.
+        for status in ["402", "409"] {
+            let _ = m.api_requests.get_or_create(&labels(&[("op", Op::Renew.as_str()), ("status", status)]));
         }
         Metrics { registry, ..m }
     }
@@ -283,6 +295,7 @@ impl CycleObserver for Metrics {
                 self.forecast_renewals.get_or_create(&l).set(i64::try_from(w.renewals).unwrap_or(i64::MAX));
             }
         }
+        self.attention.set(i64::try_from(report.totals().attention).unwrap_or(i64::MAX));
         let elapsed = report.finished_at.since(report.read_at).max(0);
         self.cycle_duration.observe(elapsed as f64 / 1000.0);
         self.last_cycle.set(seconds(report.finished_at));
@@ -313,6 +326,18 @@ impl crate::api::client::Observer for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alerted_refusals_and_attention_are_exported_at_zero_before_any_cycle() {
+        let text = Metrics::new().encode();
+        for series in [
+            "proxy_renewd_api_requests_total{op=\"renew\",status=\"402\"} 0",
+            "proxy_renewd_api_requests_total{op=\"renew\",status=\"409\"} 0",
+            "proxy_renewd_subscriptions_needing_attention 0",
+        ] {
+            assert!(text.lines().any(|l| l == series), "{series} missing from\n{text}");
+        }
+    }
 
     #[test]
     fn healthz_says_why_the_last_cycle_failed() {

@@ -9,6 +9,7 @@ mod config;
 mod curl;
 mod cycle;
 mod daemon;
+mod dashboard;
 mod database;
 mod demo;
 mod first_run;
