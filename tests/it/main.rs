@@ -11,6 +11,7 @@ mod cycle;
 mod daemon;
 mod database;
 mod demo;
+mod docs;
 mod fixtures;
 mod forecast;
 mod helpers;
