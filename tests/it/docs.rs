@@ -180,7 +180,7 @@ fn registered_names() -> Vec<String> {
     names
 }
 
-/// What `/metrics` serves once the daemon has done a real cycle against the simulator, made a
+/// What `/metrics` serves once the daemon has done a cycle against the simulator, made a
 /// request and delivered an alert: the library's [`Metrics`](proxy_renewd::metrics::Metrics)
 /// (the registry `server` encodes) fed through its public observer traits, so that every
 /// family has a sample and so its `# TYPE` line (an empty family prints nothing).
@@ -189,7 +189,9 @@ async fn exposition_after_a_cycle() -> String {
     use proxy_renewd::report::CycleObserver;
     const DAY: i64 = 86_400_000;
     let (_sim, setup) = crate::helpers::spawn(&[DAY, 40 * DAY], "").await;
-    let report = setup.cycle().await;
+    // An audit cycle: it forecasts (a real one forecasts only with an observer attached).
+    let report = setup.cycle_with(true).await;
+    assert!(report.forecast.is_some(), "the audit cycle made no forecast");
     let m = proxy_renewd::metrics::Metrics::new();
     m.cycle_started();
     m.cycle_done(&report);
@@ -204,7 +206,8 @@ async fn every_exported_metric_is_in_metrics_md() {
     let families = exported_families(&exposition);
     assert!(
         families.iter().any(|(n, t)| n == "proxy_renewd_renewals" && t == "counter")
-            && families.iter().any(|(n, t)| n == "proxy_renewd_subscription_expiry_timestamp_seconds" && t == "gauge"),
+            && families.iter().any(|(n, t)| n == "proxy_renewd_subscription_expiry_timestamp_seconds" && t == "gauge")
+            && families.iter().any(|(n, t)| n == "proxy_renewd_forecast_renewals" && t == "gauge"),
         "the exposition's # TYPE lines were not found:\n{exposition}"
     );
     let page = read("docs/metrics.md");
@@ -266,7 +269,9 @@ fn parse_help(text: &str) -> Help {
                     help.commands.push(name.to_owned());
                 }
             }
-            "Options" if trimmed.starts_with('-') => {
+            // A flag's line is indented by 2 (`-h, --help`) or 6 (`      --config`); its
+            // description and possible values (`- table: …`) by more.
+            "Options" if trimmed.starts_with('-') && line.len() - line.trim_start().len() <= 6 => {
                 let Some(at) = trimmed.find("--") else { continue };
                 let name: String =
                     trimmed[at + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
@@ -379,6 +384,11 @@ fn the_help_parser_reads_commands_flags_and_descriptions() {
     let short =
         parse_help("Options:\n      --max-age <DURATION>  The oldest a last cycle may be\n  -h, --help  Print help\n");
     assert_eq!(short.flags[0], ("max-age".to_owned(), "The oldest a last cycle may be".to_owned()));
+    // Possible values and wrapped descriptions are not flags, even when they name one.
+    let values = parse_help(
+        "Options:\n      --format <FORMAT>\n          Output\n\n          Possible values:\n          - table: --dry-run too\n          --only with once\n",
+    );
+    assert_eq!(values.flags, [("format".to_owned(), "Output".to_owned())]);
 }
 
 #[test]
