@@ -12,6 +12,7 @@ mod daemon;
 mod dashboard;
 mod database;
 mod demo;
+mod docs;
 mod first_run;
 mod fixtures;
 mod forecast;
