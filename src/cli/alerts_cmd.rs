@@ -1,13 +1,12 @@
 //! `proxy-renewd alerts test | list [--pending]`: try the email transport, or show the outbox.
 
 use clap::Subcommand;
-use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::{Exit, emit};
 use crate::alerts::email::Mailer;
 use crate::config::Config;
-use crate::output::{OutputFormat, pretty};
+use crate::output::{Columns, Fit, OutputFormat, fit, pretty};
 use crate::store::{self, OutboxRow, Store};
 
 /// `alerts` actions.
@@ -95,11 +94,11 @@ async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> 
                     Some(t) => format!("dead-lettered since {t}: it gets no alerts; fix [alerts.email] to"),
                     None => format!("refused {} time{}", r.failures, if r.failures == 1 { "" } else { "s" }),
                 };
-                out.push_str(&format!(
+                out.push_str(&fit::wrap(&format!(
                     "recipient {}: {state} (last: {})\n",
                     r.address,
                     r.last_error.as_deref().unwrap_or("-")
-                ));
+                )));
             }
             out
         }
@@ -133,11 +132,19 @@ fn row_json(r: &OutboxRow) -> serde_json::Value {
 }
 
 fn table(rows: &[OutboxRow]) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(vec!["ID", "CREATED (UTC)", "KIND", "SUBSCRIPTION", "STATE", "WHAT HAPPENED", "LAST ERROR"]);
+    // Narrow: the last error goes first, then what happened wraps, then the creation time;
+    // the ids and the kind stay whole.
+    let mut t = Columns::new(&[
+        ("ID", Fit::Whole),
+        ("CREATED (UTC)", Fit::Optional { rank: 2 }),
+        ("KIND", Fit::Whole),
+        ("SUBSCRIPTION", Fit::Whole),
+        ("STATE", Fit::Wrap { rank: 3, min: 10 }),
+        ("WHAT HAPPENED", Fit::Wrap { rank: 1, min: 16 }),
+        ("LAST ERROR", Fit::Optional { rank: 0 }),
+    ]);
     for r in rows {
-        t.add_row(vec![
+        t.row(vec![
             r.id.to_string(),
             r.created_at.to_string(),
             r.alert.kind.as_str().into(),
@@ -147,5 +154,5 @@ fn table(rows: &[OutboxRow]) -> String {
             r.last_error.as_deref().map(|e| e.chars().take(60).collect()).unwrap_or_default(),
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }

@@ -1,12 +1,11 @@
 //! `proxy-renewd history [--subscription ID] [--limit N]`: the ledger, newest first.
 
-use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::{Exit, emit};
 use crate::attempt::LedgerEntry;
 use crate::config::Config;
-use crate::output::{OutputFormat, pretty};
+use crate::output::{Columns, Fit, OutputFormat, pretty};
 use crate::store::{self, Store};
 use crate::values::SubscriptionId;
 
@@ -64,25 +63,25 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
 }
 
 pub(super) fn table(entries: &[LedgerEntry]) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(vec![
-        "ID",
-        "CREATED (UTC)",
-        "SUBSCRIPTION",
-        "PERIOD (activeUntil)",
-        "ATTEMPT",
-        "PLAN",
-        "PRICE",
-        "STATE",
-        "HTTP",
-        "NEW EXPIRY",
-        "ORIGIN",
-        "ERROR",
+    // Narrow: the origin and the attempt go, the error wraps, then the period, the HTTP status,
+    // the creation time and the plan go; the ids, state, price and new expiry stay.
+    let mut t = Columns::new(&[
+        ("ID", Fit::Whole),
+        ("CREATED (UTC)", Fit::Optional { rank: 5 }),
+        ("SUBSCRIPTION", Fit::Whole),
+        ("PERIOD (activeUntil)", Fit::Optional { rank: 3 }),
+        ("ATTEMPT", Fit::Optional { rank: 1 }),
+        ("PLAN", Fit::Optional { rank: 6 }),
+        ("PRICE", Fit::Whole),
+        ("STATE", Fit::Whole),
+        ("HTTP", Fit::Optional { rank: 4 }),
+        ("NEW EXPIRY", Fit::Wrap { rank: 7, min: 10 }),
+        ("ORIGIN", Fit::Optional { rank: 0 }),
+        ("ERROR", Fit::Wrap { rank: 2, min: 20 }),
     ]);
     for e in entries {
         let a = &e.renewal;
-        t.add_row(vec![
+        t.row(vec![
             e.id.to_string(),
             e.created_at.to_string(),
             e.subscription_id.to_string(),
@@ -101,7 +100,7 @@ pub(super) fn table(entries: &[LedgerEntry]) -> String {
             e.error.as_deref().map(short_error).unwrap_or_default(),
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }
 
 /// The provider's own words first (they say what happened), then the start of the rest.

@@ -5,12 +5,11 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use comfy_table::{Table, presets};
 use serde_json::{Value, json};
 
 use super::{Exit, emit};
 use crate::config::Config;
-use crate::output::OutputFormat;
+use crate::output::{Columns, Fit, OutputFormat};
 use crate::rule::{PlanChoice, Rule, check_coupon, format_duration_ms, parse_duration_ms};
 use crate::store::{RuleRow, Store};
 use crate::values::text::printable;
@@ -155,24 +154,23 @@ async fn list(store: &Store, cfg: &Config, format: OutputFormat) -> anyhow::Resu
             crate::output::pretty(&doc)
         }
         OutputFormat::Table => {
-            let mut t = Table::new();
-            t.load_style(presets::NOTHING);
-            t.set_header(vec![
-                "SUBSCRIPTION",
-                "ENABLED",
-                "RENEW BEFORE",
-                "PLAN",
-                "REPEAT",
-                "MAX PRICE",
-                "COUPON",
-                "NOTE",
-                "UPDATED (UTC)",
+            // Narrow: the note wraps first, then the update time and the coupon are left out.
+            let mut t = Columns::new(&[
+                ("SUBSCRIPTION", Fit::Whole),
+                ("ENABLED", Fit::Whole),
+                ("RENEW BEFORE", Fit::Wrap { rank: 3, min: 6 }),
+                ("PLAN", Fit::Whole),
+                ("REPEAT", Fit::Whole),
+                ("MAX PRICE", Fit::Wrap { rank: 3, min: 5 }),
+                ("COUPON", Fit::Optional { rank: 2 }),
+                ("NOTE", Fit::Wrap { rank: 0, min: 10 }),
+                ("UPDATED (UTC)", Fit::Optional { rank: 1 }),
             ]);
-            t.add_row(rule_cells("(defaults)", &cfg.defaults, String::new()));
+            t.row(rule_cells("(defaults)", &cfg.defaults, String::new()));
             for r in &rows {
-                t.add_row(rule_cells(r.subscription_id.as_str(), &r.rule, r.updated_at.to_string()));
+                t.row(rule_cells(r.subscription_id.as_str(), &r.rule, r.updated_at.to_string()));
             }
-            format!("{t}\n")
+            t.render()
         }
     };
     emit(&text)?;

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod lapse;
 mod metrics;
+mod output;
 mod policy;
 mod post_once;
 mod purchase;
