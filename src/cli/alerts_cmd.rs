@@ -27,12 +27,12 @@ pub enum AlertsAction {
 
 pub(super) async fn run(cfg: &Config, action: AlertsAction, format: OutputFormat) -> anyhow::Result<Exit> {
     match action {
-        AlertsAction::Test => test(cfg).await,
+        AlertsAction::Test => test(cfg, format).await,
         AlertsAction::List { pending, limit } => list(cfg, pending, limit, format).await,
     }
 }
 
-async fn test(cfg: &Config) -> anyhow::Result<Exit> {
+async fn test(cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
     let Some(email) = &cfg.alerts.email else {
         anyhow::bail!("no [alerts.email] in the configuration: add smtp_url, from and to (see config.example.toml)");
     };
@@ -44,21 +44,30 @@ async fn test(cfg: &Config) -> anyhow::Result<Exit> {
     for to in mailer.recipients() {
         match mailer.send_to(&to, "[proxy-renewd] test message", body, email).await {
             Ok(answer) => {
-                emit(&format!("sent to {to}: the SMTP server answered {answer}\n"))?;
-                accepted.push(to);
+                if format == OutputFormat::Table {
+                    emit(&format!("sent to {to}: the SMTP server answered {answer}\n"))?;
+                }
+                accepted.push((to, answer.to_string()));
             }
-            Err(e) => refused.push(format!("{to}: {}", e.text)),
+            Err(e) => refused.push((to, e.text)),
         }
+    }
+    if format == OutputFormat::Json {
+        emit(&pretty(&json!({
+            "accepted": accepted.iter().map(|(to, answer)| json!({ "to": to, "answer": answer })).collect::<Vec<_>>(),
+            "refused": refused.iter().map(|(to, error)| json!({ "to": to, "error": error })).collect::<Vec<_>>(),
+        })))?;
     }
     // An address that takes the test message is alive again (revives a dead-lettered one).
     if !accepted.is_empty() && store::database_file(&cfg.database_url)?.is_some_and(|f| f.exists()) {
         let store = Store::open(&cfg.database_url).await?;
-        for to in &accepted {
+        for (to, _) in &accepted {
             store.record_recipient(to, None, crate::values::EpochMs::now()).await?;
         }
         store.close().await;
     }
     if !refused.is_empty() {
+        let refused: Vec<String> = refused.iter().map(|(to, e)| format!("{to}: {e}")).collect();
         anyhow::bail!("the test message was not accepted: {}", refused.join("; "));
     }
     Ok(Exit::Ok)

@@ -235,7 +235,7 @@ pub async fn run(cli: Cli) -> Exit {
         Some(Command::Forecast(args)) => {
             with_config(config, async |cfg| forecast_cmd::run(cfg, args, format).await).await
         }
-        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(&cfg, args).await).await,
+        Some(Command::Health(args)) => with_config(config, async |cfg| health_cmd::run(&cfg, args, format).await).await,
         Some(Command::History(args)) => {
             with_config(config, async |cfg| history_cmd::run(&cfg, args, format).await).await
         }

@@ -136,7 +136,7 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
     let result = match (action, id) {
         (RulesAction::List, _) => list(&store, cfg, format).await,
         (RulesAction::Set(args), Some(id)) => set(&store, cfg, &id, &args, format).await,
-        (RulesAction::Remove { .. }, Some(id)) => remove(&store, &id).await,
+        (RulesAction::Remove { .. }, Some(id)) => remove(&store, &id, format).await,
         _ => unreachable!("ids are parsed above for the actions that take one"),
     };
     store.close().await;
@@ -188,10 +188,18 @@ async fn set(
     // hold: storing a row would stop [defaults] changes from reaching it.
     if args.only_enable() && cfg.defaults.enabled && store.rule(id).await?.is_none() {
         let lifted = store.clear_hold(id).await?;
-        emit(&if lifted {
-            format!("hold lifted for {id}; it follows [defaults], which renew it automatically\n")
-        } else {
-            format!("{id} follows [defaults], which renew it automatically; nothing to change\n")
+        emit(&match format {
+            OutputFormat::Json => crate::output::pretty(&json!({
+                "action": if lifted { "hold-lifted" } else { "none" },
+                "subscription_id": id,
+                "follows": "defaults",
+            })),
+            OutputFormat::Table if lifted => {
+                format!("hold lifted for {id}; it follows [defaults], which renew it automatically\n")
+            }
+            OutputFormat::Table => {
+                format!("{id} follows [defaults], which renew it automatically; nothing to change\n")
+            }
         })?;
         return Ok(Exit::Ok);
     }
@@ -214,12 +222,17 @@ async fn set(
     Ok(Exit::Ok)
 }
 
-async fn remove(store: &Store, id: &SubscriptionId) -> anyhow::Result<Exit> {
-    if store.remove_rule(id).await? {
-        emit(&format!("rule removed for {id}; it now follows [defaults]\n"))?;
-    } else {
-        emit(&format!("no rule for {id}; nothing removed\n"))?;
-    }
+async fn remove(store: &Store, id: &SubscriptionId, format: OutputFormat) -> anyhow::Result<Exit> {
+    let removed = store.remove_rule(id).await?;
+    emit(&match format {
+        OutputFormat::Json => crate::output::pretty(&json!({
+            "action": if removed { "removed" } else { "none" },
+            "subscription_id": id,
+            "follows": "defaults",
+        })),
+        OutputFormat::Table if removed => format!("rule removed for {id}; it now follows [defaults]\n"),
+        OutputFormat::Table => format!("no rule for {id}; nothing removed\n"),
+    })?;
     Ok(Exit::Ok)
 }
 

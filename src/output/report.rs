@@ -89,44 +89,47 @@ pub fn detail(i: &Item) -> String {
         Decision::Skip(Skip::Disabled) => "rule disabled".into(),
         Decision::FetchPlans => "due".into(),
         Decision::Renew(r) => format!("plan {} × {}, {}, to {}", r.plan_id, r.repeat_count, r.price, r.expected_end_at),
-        Decision::Blocked(b) => match b {
-            Blocked::Malformed { active_until } => {
-                format!("activeUntil {} is not a plausible ms expiry", active_until.0)
-            }
-            Blocked::ExpiringUnmanaged { expires_in_ms } => {
-                format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
-            }
-            Blocked::OnHold => {
-                let id = &i.subscription.subscription_id;
-                format!(
-                    "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
-                )
-            }
-            Blocked::Regressed { paid_until } => {
-                format!(
-                    "activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again"
-                )
-            }
-            Blocked::InFlight { attempt, state, .. } => {
-                format!("attempt {attempt} is {state}; waiting for reconciliation")
-            }
-            Blocked::AlreadyRenewed { attempt, .. } => {
-                format!("attempt {attempt} succeeded; waiting for activeUntil to move")
-            }
-            Blocked::Refused { status, .. } => {
-                format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::Backoff { status, until } => {
-                format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
-            Blocked::OverPriceCap { plan_id, price, cap } => {
-                format!("plan {plan_id} costs {price}, over the cap {cap}")
-            }
-            Blocked::OverBudget { plan_id, price, spent, budget } => {
-                format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
-            }
-        },
+        Decision::Blocked(b) => blocked(b, &i.subscription.subscription_id),
+    }
+}
+
+/// Why a due subscription `id` cannot be renewed now, in a few words.
+#[must_use]
+pub fn blocked(b: &Blocked, id: &SubscriptionId) -> String {
+    match b {
+        Blocked::Malformed { active_until } => {
+            format!("activeUntil {} is not a plausible ms expiry", active_until.0)
+        }
+        Blocked::ExpiringUnmanaged { expires_in_ms } => {
+            format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
+        }
+        Blocked::OnHold => {
+            format!(
+                "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
+            )
+        }
+        Blocked::Regressed { paid_until } => {
+            format!("activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again")
+        }
+        Blocked::InFlight { attempt, state, .. } => {
+            format!("attempt {attempt} is {state}; waiting for reconciliation")
+        }
+        Blocked::AlreadyRenewed { attempt, .. } => {
+            format!("attempt {attempt} succeeded; waiting for activeUntil to move")
+        }
+        Blocked::Refused { status, .. } => {
+            format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
+        }
+        Blocked::Backoff { status, until } => {
+            format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
+        }
+        Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
+        Blocked::OverPriceCap { plan_id, price, cap } => {
+            format!("plan {plan_id} costs {price}, over the cap {cap}")
+        }
+        Blocked::OverBudget { plan_id, price, spent, budget } => {
+            format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
+        }
     }
 }
 

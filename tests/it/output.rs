@@ -118,3 +118,135 @@ async fn the_sample_tables_are_wider_than_100_without_a_limit_and_rows_stay_whol
         assert!(ids(line).len() == 1 && line.starts_with(' '), "{line:?} in\n{}", out.stdout);
     }
 }
+
+/// A config for `sim` (and `extra`) in a temp dir, with no process holding its database.
+fn config_file(sim: &proxy_renewd::sim::Simulator, extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let toml = format!(
+        "[api]\nbase_url = \"{}\"\nkey = \"{}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[database]\nurl = \"sqlite://{}\"\n{extra}",
+        sim.base_url(),
+        crate::helpers::KEY,
+        dir.path().join("renewd.db").display()
+    );
+    std::fs::write(&path, toml).unwrap();
+    (dir, path)
+}
+
+async fn json_of(config: &std::path::Path, args: &[&str]) -> (Ran, serde_json::Value) {
+    let mut cmd = bin();
+    cmd.arg("--config").arg(config).arg("--format").arg("json").args(args);
+    let out = run(cmd).await;
+    let doc = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document ({e}):\n{}\n{}", out.stdout, out.stderr));
+    (out, doc)
+}
+
+#[tokio::test]
+async fn every_printing_command_honours_format_json() {
+    let smtp = crate::smtp::SmtpServer::start();
+    let sim = sim_with(SimState::sample(EpochMs::now().0)).await;
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n",
+        smtp.url()
+    );
+    let (_dir, config) = config_file(&sim, &email);
+    let sub = "s01b2f6m1k4n8p3r5t7v9x0z";
+    let plan = "k17m3q5v7n9p1r2t4w6y8z0a";
+    let net = "b1c2d3e4f5g6h7j8k9m0n1p2";
+    // (command, its exit code, a key its document has)
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--dry-run"], 3, "totals"),
+        (&["once", "--dry-run"], 3, "totals"),
+        (&["once"], 3, "totals"),
+        (&["health"], 0, "healthy"),
+        (&["history"], 0, "ledger"),
+        (&["history", "--subscription", sub], 0, "ledger"),
+        (&["rules", "set", sub, "--note", "json"], 0, "rule"),
+        (&["rules", "set", "s05b2f6m1k4n8p3r5t7v9x0z", "--enable"], 0, "action"),
+        (&["rules", "list"], 0, "rules"),
+        (&["rules", "remove", sub], 0, "action"),
+        (&["rules", "remove", sub], 0, "action"),
+        (&["alerts", "list"], 0, "alerts"),
+        (&["alerts", "test"], 0, "accepted"),
+        (&["forecast"], 3, "totals"),
+        (&["forecast", "--offline"], 3, "totals"),
+        (&["renew", "s05b2f6m1k4n8p3r5t7v9x0z", "--yes"], 0, "result"),
+        (&["purchase", plan, "--dry-run"], 0, "would_buy"),
+        (&["purchase", plan, "--yes"], 0, "result"),
+        (&["purchase", "reconcile"], 0, "open"),
+        (&["switch-network", sub, net, "--yes"], 0, "result"),
+        (&["change-credentials", sub, "--yes", "--show-secrets"], 0, "result"),
+        (&["api", "plans"], 0, "plans"),
+        (&["api", "subscriptions"], 0, "subscriptions"),
+        (&["api", "renewal-plans", sub], 0, "renewalPlans"),
+        (&["api", "networks", sub], 0, "networks"),
+    ];
+    for (args, code, key) in cases {
+        let (out, doc) = json_of(&config, args).await;
+        assert_eq!(out.code, *code, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(doc.get(*key).is_some(), "{args:?}: no {key:?} in {doc:#}");
+    }
+    // The same key twice: removed, then nothing to remove.
+    let (_, doc) = json_of(&config, &["rules", "remove", sub]).await;
+    assert_eq!(doc["action"], "none", "{doc:#}");
+    let tests = smtp.messages().iter().filter(|m| crate::smtp::subject(m) == "[proxy-renewd] test message").count();
+    assert_eq!(tests, 1, "alerts test sent one message");
+}
+
+#[tokio::test]
+async fn renew_answers_json_with_fields_not_a_debug_dump() {
+    let sim = sim_with(SimState::sample(EpochMs::now().0)).await;
+    let (_dir, config) = config_file(&sim, "");
+    let (out, doc) = json_of(&config, &["renew", "s05b2f6m1k4n8p3r5t7v9x0z", "--yes"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(doc["result"], "succeeded", "{doc:#}");
+    assert!(doc["ledger_id"].is_i64() && doc["end_at_ms"].is_i64(), "{doc:#}");
+    let end = doc["end_at"].as_str().expect("an ISO time");
+    assert!(end.ends_with('Z') && end.contains('T'), "{end}");
+    assert!(doc["detail"].as_str().unwrap().starts_with("renewed; activeUntil is now "), "{doc:#}");
+    // A refusal: the status and the provider's words, as fields.
+    let (out, doc) = json_of(&config, &["renew", "s03b2f6m1k4n8p3r5t7v9x0z", "--yes"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(doc["result"], "refused", "{doc:#}");
+    assert_eq!(doc["http_status"], 409, "{doc:#}");
+    for text in [out.stdout.as_str(), out.stderr.as_str()] {
+        for debug in ["Succeeded {", "Refused {", "EpochMs(", "Some(", "ledger_id:"] {
+            assert!(!text.contains(debug), "a Debug dump ({debug}) in:\n{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_in_json_says_why_it_is_unhealthy_and_still_exits_1() {
+    let sim = sim_with(SimState::sample(EpochMs::now().0)).await;
+    let (_dir, config) = config_file(&sim, "");
+    let (out, doc) = json_of(&config, &["health"]).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    assert!(doc["reason"].as_str().unwrap().contains("no database yet"), "{doc:#}");
+    assert!(out.stderr.contains("error: unhealthy"), "{}", out.stderr);
+    let (out, _) = json_of(&config, &["once"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let (out, doc) = json_of(&config, &["health", "--max-age", "1ms"]).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    assert!(doc["last_cycle_at_ms"].is_i64() && doc["max_age_ms"] == 1, "{doc:#}");
+}
+
+#[tokio::test]
+async fn alerts_test_in_json_lists_who_accepted_and_who_refused() {
+    let smtp = crate::smtp::SmtpServer::rejecting_typos();
+    let sim = sim_with(SimState::sample(EpochMs::now().0)).await;
+    let email = format!(
+        "[alerts.email]\nsmtp_url = \"{}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\", \"typo@example.com\"]\n",
+        smtp.url()
+    );
+    let (_dir, config) = config_file(&sim, &email);
+    let (out, doc) = json_of(&config, &["alerts", "test"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(doc["accepted"][0]["to"], "ops@example.com", "{doc:#}");
+    assert_eq!(doc["refused"][0]["to"], "typo@example.com", "{doc:#}");
+    assert!(doc["refused"][0]["error"].as_str().unwrap().contains("550"), "{doc:#}");
+    assert!(out.stderr.contains("error: the test message was not accepted"), "{}", out.stderr);
+}
