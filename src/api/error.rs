@@ -132,6 +132,14 @@ impl Refusal {
         self.status == 400
     }
 
+    /// The refusal in a few words, each thing said once, as the ledger records it:
+    /// `HTTP 402 insufficient balance`, then the provider's words when they add something
+    /// (`HTTP 409 sold out, …: Plan is sold out`). See [`refusal_summary`].
+    #[must_use]
+    pub fn summary(&self) -> String {
+        refusal_summary(self.status, &self.advice(), self.message.as_deref())
+    }
+
     fn advice(&self) -> String {
         match self.status {
             400 => "the provider found the request invalid: check the ids, plan and counts (a bug or bad configuration)".into(),
@@ -151,6 +159,22 @@ impl Refusal {
             other => format!("refused with HTTP {other}"),
         }
     }
+}
+
+/// `HTTP {status} {what}` (`what`: `advice` up to its first `:`, e.g. `insufficient balance`),
+/// then `: {said}` unless the provider's words `said` only repeat it. Also reads back what
+/// older versions stored (`history`).
+#[must_use]
+pub fn refusal_summary(status: u16, advice: &str, said: Option<&str>) -> String {
+    let what = advice.split(':').next().unwrap_or(advice).trim();
+    let what = if what.starts_with("refused with HTTP") { "refused" } else { what };
+    let mut text = format!("HTTP {status} {what}");
+    let plain = |s: &str| s.trim().trim_end_matches(['.', '!']).to_lowercase();
+    if let Some(said) = said.map(str::trim).filter(|s| !s.is_empty() && !plain(what).contains(&plain(s))) {
+        text.push_str(": ");
+        text.push_str(said);
+    }
+    text
 }
 
 impl fmt::Display for Refusal {
@@ -326,5 +350,22 @@ impl PostError {
             PostError::Refused(r) => Some(r),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_summary;
+
+    #[test]
+    fn a_refusal_says_each_thing_once() {
+        let advice = "insufficient balance: top up the account balance";
+        assert_eq!(refusal_summary(402, advice, Some("Insufficient balance.")), "HTTP 402 insufficient balance");
+        assert_eq!(refusal_summary(402, advice, None), "HTTP 402 insufficient balance");
+        assert_eq!(
+            refusal_summary(402, advice, Some("Balance 1.00 is below 12.00")),
+            "HTTP 402 insufficient balance: Balance 1.00 is below 12.00"
+        );
+        assert_eq!(refusal_summary(418, "refused with HTTP 418", Some("teapot")), "HTTP 418 refused: teapot");
     }
 }

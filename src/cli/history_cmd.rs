@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use super::{Exit, emit};
-use crate::attempt::LedgerEntry;
+use crate::api::refusal_summary;
+use crate::attempt::{LedgerEntry, LedgerState};
 use crate::config::Config;
 use crate::output::{Columns, Fit, OutputFormat, pretty};
 use crate::store::{self, Store};
@@ -55,7 +56,7 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
         "actual_end_at_ms": e.actual_end_at.map(|t| t.0),
         "state": e.state.as_str(),
         "http_status": e.http_status,
-        "error": e.error,
+        "error": readable(e),
         "origin": e.origin.as_str(),
         "created_at_ms": e.created_at.0,
         "updated_at_ms": e.updated_at.0,
@@ -97,19 +98,33 @@ pub(super) fn table(entries: &[LedgerEntry]) -> String {
                 (None, false) => String::new(),
             },
             e.origin.as_str().into(),
-            e.error.as_deref().map(short_error).unwrap_or_default(),
+            short_error(e),
         ]);
     }
     t.render()
 }
 
-/// The provider's own words first (they say what happened), then the start of the rest.
-fn short_error(e: &str) -> String {
-    let said = e.split_once("(provider said: ").and_then(|(_, rest)| rest.strip_suffix(')'));
-    let text = match said {
-        Some(words) => format!("{words}: {e}"),
-        None => e.to_owned(),
+/// The ledger's error for people and scripts: each thing said once. A refusal recorded by an
+/// older version (`renew: HTTP 402: insufficient balance: top up … (provider said: …)`) reads
+/// as the current ones do (`HTTP 402 insufficient balance`); other text is shown as stored.
+fn readable(e: &LedgerEntry) -> Option<String> {
+    let text = e.error.as_deref()?;
+    let old = || {
+        let (_, rest) = text.split_once(": HTTP ")?;
+        let (status, rest) = rest.split_once(": ")?;
+        let status: u16 = status.parse().ok()?;
+        let (advice, said) = match rest.rsplit_once(" (provider said: ") {
+            Some((advice, said)) => (advice, Some(said.strip_suffix(')').unwrap_or(said))),
+            None => (rest, None),
+        };
+        Some(refusal_summary(status, advice, said))
     };
-    let cut: String = text.chars().take(90).collect();
+    Some(if e.state == LedgerState::Refused { old() } else { None }.unwrap_or_else(|| text.to_owned()))
+}
+
+/// [`readable`], cut for a table cell.
+fn short_error(e: &LedgerEntry) -> String {
+    let text = readable(e).unwrap_or_default();
+    let cut: String = text.chars().take(120).collect();
     if cut.len() < text.len() { format!("{cut}…") } else { cut }
 }

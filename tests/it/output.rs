@@ -250,3 +250,58 @@ async fn alerts_test_in_json_lists_who_accepted_and_who_refused() {
     assert!(doc["refused"][0]["error"].as_str().unwrap().contains("550"), "{doc:#}");
     assert!(out.stderr.contains("error: the test message was not accepted"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn a_402_reads_once_in_history_table_and_json_old_rows_included() {
+    let sim = crate::helpers::sim_with(crate::helpers::world(&[crate::helpers::DAY])).await;
+    sim.update(|s, _| s.balance_cents = 100);
+    let setup = Setup::new(&sim, "").await;
+    setup.cycle().await;
+    let said = |text: &str| text.to_lowercase().matches("insufficient balance").count();
+    let (out, doc) = {
+        let mut cmd = bin();
+        cmd.arg("--config").arg(setup.config_path()).args(["--format", "json", "history"]);
+        let out = run(cmd).await;
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        (out, doc)
+    };
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(doc["ledger"][0]["http_status"], 402, "{doc:#}");
+    let error = doc["ledger"][0]["error"].as_str().unwrap().to_owned();
+    assert_eq!(error, "HTTP 402 insufficient balance", "the simulator says `Insufficient balance`, already said");
+    let table = cli(&setup, &["history"], None).await;
+    let row = table.stdout.lines().find(|l| l.contains("sub0")).expect("the row");
+    assert_eq!(said(row), 1, "{row}");
+    assert!(row.trim_end().ends_with("HTTP 402 insufficient balance"), "{row}");
+
+    // A refusal that says more than its status: the provider's words follow, once.
+    sim.update(|s, _| s.balance_cents = 1_000_000);
+    sim.fault(
+        "renew",
+        crate::helpers::canned(402, r#"{"ok":false,"error":"Balance 1.00 is below the price 12.00"}"#),
+        1,
+    );
+    let renewed = cli(&setup, &["renew", "sub0", "--yes"], None).await;
+    assert_eq!(renewed.code, 3, "refused: {}", renewed.stderr);
+    let table = cli(&setup, &["history"], None).await;
+    let rows: Vec<&str> = table.stdout.lines().filter(|l| l.contains("sub0")).collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.trim_end().ends_with("HTTP 402 insufficient balance: Balance 1.00 is below the price 12.00")),
+        "{}",
+        table.stdout
+    );
+
+    // A row an older version wrote reads the same way.
+    let pool = sqlx::SqlitePool::connect(&setup.config().database_url).await.unwrap();
+    sqlx::query("UPDATE ledger SET error = ? WHERE id = 1")
+        .bind("renew: HTTP 402: insufficient balance: top up the account balance (provider said: Insufficient balance)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let table = cli(&setup, &["history"], None).await;
+    let old = table.stdout.lines().find(|l| l.starts_with(" 1 ")).expect("row 1");
+    assert!(old.trim_end().ends_with("HTTP 402 insufficient balance"), "{old}");
+    assert_eq!(said(old), 1, "{old}");
+}
