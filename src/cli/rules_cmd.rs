@@ -8,12 +8,13 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{Exit, emit};
+use crate::api::Client;
 use crate::config::Config;
 use crate::output::{Columns, Fit, OutputFormat};
 use crate::rule::{PlanChoice, Rule, check_coupon, format_duration_ms, parse_duration_ms};
 use crate::store::{RuleRow, Store};
 use crate::values::text::printable;
-use crate::values::{Cents, EpochMs, SubscriptionId};
+use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 /// `rules` actions.
 #[derive(Debug, Subcommand)]
@@ -203,6 +204,9 @@ async fn set(
         })?;
         return Ok(Exit::Ok);
     }
+    if let Some(PlanChoice::Plan(plan)) = &args.plan {
+        check_plan(cfg, plan).await?;
+    }
     let (row, existed) = store
         .update_rule(id, &cfg.defaults, EpochMs::now(), |rule| args.apply(rule))
         .await
@@ -220,6 +224,36 @@ async fn set(
     };
     emit(&text)?;
     Ok(Exit::Ok)
+}
+
+/// An explicit `--plan` must be one the provider offers (`op=plans`): refused (nothing
+/// stored) with the offered ids when it is not; stored with a warning when the provider cannot
+/// be asked (no usable `[api]`, unreachable, an error).
+async fn check_plan(cfg: &Config, plan: &PlanId) -> anyhow::Result<()> {
+    let unchecked = |why: &str| {
+        tracing::warn!(plan_id = %plan, "the plan could not be checked against op=plans ({why}); the rule is stored as given");
+    };
+    let client = match cfg.api().map_err(anyhow::Error::from).and_then(|api| Ok(Client::new(api.client)?)) {
+        Ok(client) => client,
+        Err(e) => {
+            unchecked(&format!("no usable [api]: {e:#}"));
+            return Ok(());
+        }
+    };
+    match client.plans().await {
+        Ok(plans) if plans.iter().any(|p| &p.id == plan) => Ok(()),
+        Ok(plans) => {
+            let offered: Vec<String> = plans.iter().map(|p| p.id.to_string()).collect();
+            anyhow::bail!(
+                "plan {plan} is not offered by the provider (op=plans); offered: {}; nothing changed (see `proxy-renewd api plans`)",
+                if offered.is_empty() { "none".into() } else { offered.join(", ") }
+            )
+        }
+        Err(e) => {
+            unchecked(&e.to_string());
+            Ok(())
+        }
+    }
 }
 
 async fn remove(store: &Store, id: &SubscriptionId, format: OutputFormat) -> anyhow::Result<Exit> {
