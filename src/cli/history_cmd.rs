@@ -41,7 +41,7 @@ pub(super) async fn run(cfg: &Config, args: HistoryArgs, format: OutputFormat) -
     Ok(Exit::Ok)
 }
 
-fn entry_json(e: &LedgerEntry) -> serde_json::Value {
+pub(super) fn entry_json(e: &LedgerEntry) -> serde_json::Value {
     let a = &e.renewal;
     json!({
         "id": e.id,

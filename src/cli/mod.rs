@@ -250,12 +250,12 @@ pub async fn run(cli: Cli) -> Exit {
         }
         Some(Command::Sim(args)) => {
             init_tracing(LogFormat::Auto);
-            sim_cmd::run(args).await
+            sim_cmd::run(args, format).await
         }
         Some(Command::Demo(args)) => {
             // The demo prints what matters; its warnings would only repeat it.
             init_tracing_with("error", LogFormat::Auto);
-            demo::run(args).await
+            demo::run(args, format).await
         }
     };
     result.unwrap_or_else(|e| {

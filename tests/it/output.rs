@@ -305,3 +305,36 @@ async fn a_402_reads_once_in_history_table_and_json_old_rows_included() {
     assert!(old.trim_end().ends_with("HTTP 402 insufficient balance"), "{old}");
     assert_eq!(said(old), 1, "{old}");
 }
+
+#[tokio::test]
+async fn demo_and_sim_honour_format_json_too() {
+    let mut cmd = bin();
+    cmd.args(["--format", "json", "demo"]);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    for key in ["audit", "once", "audit_after"] {
+        assert!(doc[key]["totals"].is_object(), "{key}: {doc:#}");
+    }
+    assert!(doc["ledger"].as_array().is_some_and(|l| !l.is_empty()), "{doc:#}");
+    assert!(doc["email"]["subject"].is_string(), "{doc:#}");
+
+    // The simulator's banner: one document, then it serves until stopped.
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = bin();
+    cmd.args(["--format", "json", "sim", "--listen", "127.0.0.1:0"]).stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    while let Some(line) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap()
+    {
+        text.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    child.kill().await.unwrap();
+    let banner: serde_json::Value = serde_json::from_str(&text).expect("the banner is JSON");
+    assert!(banner["api_url"].as_str().unwrap().ends_with("/api/proxy"), "{banner:#}");
+}
