@@ -338,3 +338,20 @@ async fn demo_and_sim_honour_format_json_too() {
     let banner: serde_json::Value = serde_json::from_str(&text).expect("the banner is JSON");
     assert!(banner["api_url"].as_str().unwrap().ends_with("/api/proxy"), "{banner:#}");
 }
+
+#[tokio::test]
+async fn a_real_cycles_report_fits_columns_too() {
+    let sim = sim_with(SimState::sample(EpochMs::now().0)).await;
+    let (_dir, config) = config_file(&sim, "");
+    let mut cmd = bin();
+    cmd.arg("--config").arg(&config).arg("once").env("COLUMNS", "100");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.contains("OUTCOME"), "{}", out.stdout);
+    for line in out.stdout.lines() {
+        assert!(line.chars().count() <= 100 && !line.ends_with(' '), "{line:?} in\n{}", out.stdout);
+    }
+    let listed = sim.state().subscriptions.len();
+    let shown = out.stdout.lines().filter(|l| ids(l).iter().any(|id| l.trim_start().starts_with(id.as_str()))).count();
+    assert_eq!(shown, listed, "every subscription's row starts with its whole id:\n{}", out.stdout);
+}
