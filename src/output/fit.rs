@@ -69,7 +69,6 @@ pub struct Columns {
     fits: Vec<Fit>,
     /// The widest line of each column so far, header included, in characters.
     natural: Vec<u16>,
-    rows: usize,
 }
 
 impl Columns {
@@ -83,7 +82,6 @@ impl Columns {
             table,
             fits: columns.iter().map(|(_, f)| *f).collect(),
             natural: columns.iter().map(|(h, _)| widest(h)).collect(),
-            rows: 0,
         }
     }
 
@@ -93,19 +91,6 @@ impl Columns {
             *n = (*n).max(widest(c));
         }
         self.table.add_row(cells);
-        self.rows += 1;
-    }
-
-    /// How many rows were added.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
-    /// Whether no row was added.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
     }
 
     /// The table laid out for [`limit`], every line ending in `\n`, none in a space.
