@@ -355,3 +355,20 @@ async fn a_real_cycles_report_fits_columns_too() {
     let shown = out.stdout.lines().filter(|l| ids(l).iter().any(|id| l.trim_start().starts_with(id.as_str()))).count();
     assert_eq!(shown, listed, "every subscription's row starts with its whole id:\n{}", out.stdout);
 }
+
+#[tokio::test]
+async fn on_a_terminal_without_columns_tables_fit_its_width() {
+    // util-linux `script` gives the binary a terminal of 40 rows and 80 columns.
+    let (_sim, setup) = account().await;
+    let bin = env!("CARGO_BIN_EXE_proxy-renewd");
+    let inner = format!("stty rows 40 cols 80; {bin} --config '{}' history 2>/dev/null", setup.config_path().display());
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &inner, "/dev/null"]).env_remove("COLUMNS").stdin(std::process::Stdio::null());
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = out.stdout.replace('\r', "");
+    assert!(text.contains("SUBSCRIPTION"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    let unlimited = cli(&setup, &["history"], None).await;
+    assert!(unlimited.stdout.lines().any(|l| l.chars().count() > 80), "the wide case: {}", unlimited.stdout);
+}
