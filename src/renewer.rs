@@ -183,7 +183,8 @@ fn failed(ledger_id: i64, e: PostError, now: EpochMs) -> (RenewOutcome, Settleme
                     state: LedgerState::Refused,
                     actual_end_at: None,
                     http_status: Some(refusal.status),
-                    error: Some(message),
+                    // The status, what it means and the provider's words, each once.
+                    error: Some(refusal.summary()),
                     retry_at: retry_after_ms.map(|ms| EpochMs(now.0.saturating_add(ms))),
                 },
             )

@@ -132,6 +132,14 @@ impl Refusal {
         self.status == 400
     }
 
+    /// The refusal in a few words, each thing said once, as the ledger records it:
+    /// `HTTP 402 insufficient balance`, then the provider's words when they add something
+    /// (`HTTP 409 sold out, …: Plan is sold out`). See [`refusal_summary`].
+    #[must_use]
+    pub fn summary(&self) -> String {
+        refusal_summary(self.status, &self.advice(), self.message.as_deref())
+    }
+
     fn advice(&self) -> String {
         match self.status {
             400 => "the provider found the request invalid: check the ids, plan and counts (a bug or bad configuration)".into(),
@@ -153,10 +161,34 @@ impl Refusal {
     }
 }
 
+/// Whether `said` (the provider's words) only repeats what `ours` already says: the same
+/// words, ignoring case and a final full stop.
+fn repeats(ours: &str, said: &str) -> bool {
+    let plain = |s: &str| s.trim().trim_end_matches(['.', '!']).to_lowercase();
+    plain(said).is_empty() || plain(ours).contains(&plain(said))
+}
+
+/// `HTTP {status} {what}` (`what`: `advice` up to its first `:`, e.g. `insufficient balance`),
+/// then `: {said}` unless the provider's words `said` only repeat it. Also reads back what
+/// older versions stored (`history`).
+#[must_use]
+pub fn refusal_summary(status: u16, advice: &str, said: Option<&str>) -> String {
+    let what = advice.split(':').next().unwrap_or(advice).trim();
+    let what = if what.starts_with("refused with HTTP") { "refused" } else { what };
+    let mut text = format!("HTTP {status} {what}");
+    if let Some(said) = said.map(str::trim).filter(|s| !repeats(what, s)) {
+        text.push_str(": ");
+        text.push_str(said);
+    }
+    text
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: HTTP {}: {}", self.op, self.status, self.advice())?;
-        if let Some(msg) = &self.message {
+        let advice = self.advice();
+        write!(f, "{}: HTTP {}: {advice}", self.op, self.status)?;
+        // The provider's words, unless they only repeat what the advice says.
+        if let Some(msg) = self.message.as_deref().filter(|m| !repeats(&advice, m)) {
             write!(f, " (provider said: {msg})")?;
         }
         Ok(())
@@ -326,5 +358,35 @@ impl PostError {
             PostError::Refused(r) => Some(r),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Op, Refusal, refusal_summary};
+
+    #[test]
+    fn the_providers_words_are_quoted_only_when_they_add_something() {
+        let r = |m: &str| Refusal { op: Op::Renew, status: 402, message: Some(m.into()), retry_after: None };
+        assert_eq!(
+            r("Insufficient balance").to_string(),
+            "renew: HTTP 402: insufficient balance: top up the account balance"
+        );
+        assert_eq!(
+            r("Balance 1.00 is below 12.00").to_string(),
+            "renew: HTTP 402: insufficient balance: top up the account balance (provider said: Balance 1.00 is below 12.00)"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_each_thing_once() {
+        let advice = "insufficient balance: top up the account balance";
+        assert_eq!(refusal_summary(402, advice, Some("Insufficient balance.")), "HTTP 402 insufficient balance");
+        assert_eq!(refusal_summary(402, advice, None), "HTTP 402 insufficient balance");
+        assert_eq!(
+            refusal_summary(402, advice, Some("Balance 1.00 is below 12.00")),
+            "HTTP 402 insufficient balance: Balance 1.00 is below 12.00"
+        );
+        assert_eq!(refusal_summary(418, "refused with HTTP 418", Some("teapot")), "HTTP 418 refused: teapot");
     }
 }

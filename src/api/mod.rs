@@ -12,5 +12,5 @@ mod split;
 pub mod types;
 
 pub use client::{Client, ClientConfig, RetryPolicy};
-pub use error::{ApiError, Failure, Op, PostError, Refusal};
+pub use error::{ApiError, Failure, Op, PostError, Refusal, refusal_summary};
 pub use types::*;

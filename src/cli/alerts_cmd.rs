@@ -1,13 +1,12 @@
 //! `proxy-renewd alerts test | list [--pending]`: try the email transport, or show the outbox.
 
 use clap::Subcommand;
-use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::{Exit, emit};
 use crate::alerts::email::Mailer;
 use crate::config::Config;
-use crate::output::{OutputFormat, pretty};
+use crate::output::{Columns, Fit, OutputFormat, fit, pretty};
 use crate::store::{self, OutboxRow, Store};
 
 /// `alerts` actions.
@@ -28,12 +27,12 @@ pub enum AlertsAction {
 
 pub(super) async fn run(cfg: &Config, action: AlertsAction, format: OutputFormat) -> anyhow::Result<Exit> {
     match action {
-        AlertsAction::Test => test(cfg).await,
+        AlertsAction::Test => test(cfg, format).await,
         AlertsAction::List { pending, limit } => list(cfg, pending, limit, format).await,
     }
 }
 
-async fn test(cfg: &Config) -> anyhow::Result<Exit> {
+async fn test(cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
     let Some(email) = &cfg.alerts.email else {
         anyhow::bail!("no [alerts.email] in the configuration: add smtp_url, from and to (see config.example.toml)");
     };
@@ -45,21 +44,30 @@ async fn test(cfg: &Config) -> anyhow::Result<Exit> {
     for to in mailer.recipients() {
         match mailer.send_to(&to, "[proxy-renewd] test message", body, email).await {
             Ok(answer) => {
-                emit(&format!("sent to {to}: the SMTP server answered {answer}\n"))?;
-                accepted.push(to);
+                if format == OutputFormat::Table {
+                    emit(&format!("sent to {to}: the SMTP server answered {answer}\n"))?;
+                }
+                accepted.push((to, answer.to_string()));
             }
-            Err(e) => refused.push(format!("{to}: {}", e.text)),
+            Err(e) => refused.push((to, e.text)),
         }
+    }
+    if format == OutputFormat::Json {
+        emit(&pretty(&json!({
+            "accepted": accepted.iter().map(|(to, answer)| json!({ "to": to, "answer": answer })).collect::<Vec<_>>(),
+            "refused": refused.iter().map(|(to, error)| json!({ "to": to, "error": error })).collect::<Vec<_>>(),
+        })))?;
     }
     // An address that takes the test message is alive again (revives a dead-lettered one).
     if !accepted.is_empty() && store::database_file(&cfg.database_url)?.is_some_and(|f| f.exists()) {
         let store = Store::open(&cfg.database_url).await?;
-        for to in &accepted {
+        for (to, _) in &accepted {
             store.record_recipient(to, None, crate::values::EpochMs::now()).await?;
         }
         store.close().await;
     }
     if !refused.is_empty() {
+        let refused: Vec<String> = refused.iter().map(|(to, e)| format!("{to}: {e}")).collect();
         anyhow::bail!("the test message was not accepted: {}", refused.join("; "));
     }
     Ok(Exit::Ok)
@@ -95,11 +103,11 @@ async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> 
                     Some(t) => format!("dead-lettered since {t}: it gets no alerts; fix [alerts.email] to"),
                     None => format!("refused {} time{}", r.failures, if r.failures == 1 { "" } else { "s" }),
                 };
-                out.push_str(&format!(
+                out.push_str(&fit::wrap(&format!(
                     "recipient {}: {state} (last: {})\n",
                     r.address,
                     r.last_error.as_deref().unwrap_or("-")
-                ));
+                )));
             }
             out
         }
@@ -133,11 +141,19 @@ fn row_json(r: &OutboxRow) -> serde_json::Value {
 }
 
 fn table(rows: &[OutboxRow]) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(vec!["ID", "CREATED (UTC)", "KIND", "SUBSCRIPTION", "STATE", "WHAT HAPPENED", "LAST ERROR"]);
+    // Narrow: the last error goes first, then what happened wraps, then the creation time;
+    // the ids and the kind stay whole.
+    let mut t = Columns::new(&[
+        ("ID", Fit::Whole),
+        ("CREATED (UTC)", Fit::Optional { rank: 2 }),
+        ("KIND", Fit::Whole),
+        ("SUBSCRIPTION", Fit::Whole),
+        ("STATE", Fit::Wrap { rank: 3, min: 10 }),
+        ("WHAT HAPPENED", Fit::Wrap { rank: 1, min: 16 }),
+        ("LAST ERROR", Fit::Optional { rank: 0 }),
+    ]);
     for r in rows {
-        t.add_row(vec![
+        t.row(vec![
             r.id.to_string(),
             r.created_at.to_string(),
             r.alert.kind.as_str().into(),
@@ -147,5 +163,5 @@ fn table(rows: &[OutboxRow]) -> String {
             r.last_error.as_deref().map(|e| e.chars().take(60).collect()).unwrap_or_default(),
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, emit};
@@ -56,7 +57,7 @@ fn write_config(dir: &Path, sim: &Simulator) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: DemoArgs, format: OutputFormat) -> anyhow::Result<Exit> {
     let mut state = SimState::sample(EpochMs::now().0);
     state.balance_cents = DEMO_BALANCE_CENTS;
     let sim = Simulator::start(SimConfig { state, ..SimConfig::sample() })
@@ -76,43 +77,66 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let app = App::build(cfg, Mode::Real).await?.with_max_concurrency(1);
     let store = app.store().context("the demo's database is not open")?;
 
-    emit(&format!(
+    let reports = |r: &crate::report::CycleReport| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&report::render(r, OutputFormat::Json))?)
+    };
+    let mut doc = serde_json::Map::new();
+    let json = format == OutputFormat::Json;
+    let say = |text: &str| if json { Ok(()) } else { emit(text) };
+    say(&format!(
         "proxy-renewd demo: the simulator serves sample data at {}api/proxy (balance {}).\n\n\
          == 1. The audit (`proxy-renewd --dry-run`): what is due, and what needs a person\n",
         sim.base_url(),
         Cents(DEMO_BALANCE_CENTS)
     ))?;
-    emit(&report::render(&app.audit_cycle(CancellationToken::new()).run().await?, OutputFormat::Table))?;
+    doc.insert("api_url".into(), json!(format!("{}api/proxy", sim.base_url())));
+    doc.insert("balance_cents".into(), json!(DEMO_BALANCE_CENTS));
+    let audit = app.audit_cycle(CancellationToken::new()).run().await?;
+    say(&report::render(&audit, OutputFormat::Table))?;
+    doc.insert("audit".into(), reports(&audit)?);
 
-    emit("\n== 2. One real cycle (`proxy-renewd once`): renewals, most urgent first\n")?;
-    emit(&report::render(&app.once(CancellationToken::new()).await?, OutputFormat::Table))?;
-    emit("\n== 3. The ledger (`proxy-renewd history`): every attempt, committed before it was sent\n")?;
-    emit(&super::history_cmd::table(&store.history(None, 50).await?))?;
+    say("\n== 2. One real cycle (`proxy-renewd once`): renewals, most urgent first\n")?;
+    let once = app.once(CancellationToken::new()).await?;
+    say(&report::render(&once, OutputFormat::Table))?;
+    doc.insert("once".into(), reports(&once)?);
+    say("\n== 3. The ledger (`proxy-renewd history`): every attempt, committed before it was sent\n")?;
+    let ledger = store.history(None, 50).await?;
+    say(&super::history_cmd::table(&ledger))?;
+    doc.insert("ledger".into(), ledger.iter().map(super::history_cmd::entry_json).collect());
 
-    emit("\n== 4. The alert email this cycle would have sent (with [alerts.email] configured)\n")?;
+    say("\n== 4. The alert email this cycle would have sent (with [alerts.email] configured)\n")?;
     let queued = store.outbox(false, 100).await?;
     let alerts: Vec<&Alert> = queued.iter().map(|r| &r.alert).collect();
     if alerts.is_empty() {
-        emit("(no alerts)\n")?;
+        say("(no alerts)\n")?;
+        doc.insert("email".into(), serde_json::Value::Null);
     } else {
         let d = digest(&alerts, EpochMs::now(), Some("demo"));
-        emit(&format!("Subject: {}\n\n{}", d.subject, d.body))?;
+        say(&format!("Subject: {}\n\n{}", d.subject, d.body))?;
+        doc.insert("email".into(), json!({ "subject": d.subject, "body": d.body }));
     }
 
-    emit("\n== 5. The audit after: renewed subscriptions are ok; the rest still need a person\n")?;
-    emit(&report::render(&app.audit_cycle(CancellationToken::new()).run().await?, OutputFormat::Table))?;
+    say("\n== 5. The audit after: renewed subscriptions are ok; the rest still need a person\n")?;
+    let after = app.audit_cycle(CancellationToken::new()).run().await?;
+    say(&report::render(&after, OutputFormat::Table))?;
+    doc.insert("audit_after".into(), reports(&after)?);
     app.close().await;
     // The instance lock goes with the app: `once` in another terminal may run now.
     drop(app);
+    if json {
+        doc.insert("kept".into(), json!(args.keep.as_ref().map(|d| d.display().to_string())));
+        emit(&crate::output::pretty(&doc.into()))?;
+    }
 
     match &args.keep {
+        None if json => {}
         None => {
             emit("\nDone; the temporary database is removed. `proxy-renewd demo --keep DIR` keeps it to explore.\n")?
         }
         Some(d) => {
             let bin = std::env::current_exe().map_or_else(|_| "proxy-renewd".into(), |p| p.display().to_string());
             let c = config_path.display();
-            emit(&format!(
+            say(&format!(
                 "\nKept in {}: the database and config.toml. The simulator keeps serving until Ctrl-C; in another\nterminal try\n  \
                  {bin} --config {c} history\n  {bin} --config {c} rules list\n  {bin} --config {c} once\n",
                 d.display(),

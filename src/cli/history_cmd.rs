@@ -1,12 +1,12 @@
 //! `proxy-renewd history [--subscription ID] [--limit N]`: the ledger, newest first.
 
-use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::{Exit, emit};
-use crate::attempt::LedgerEntry;
+use crate::api::refusal_summary;
+use crate::attempt::{LedgerEntry, LedgerState};
 use crate::config::Config;
-use crate::output::{OutputFormat, pretty};
+use crate::output::{Columns, Fit, OutputFormat, pretty};
 use crate::store::{self, Store};
 use crate::values::SubscriptionId;
 
@@ -41,7 +41,7 @@ pub(super) async fn run(cfg: &Config, args: HistoryArgs, format: OutputFormat) -
     Ok(Exit::Ok)
 }
 
-fn entry_json(e: &LedgerEntry) -> serde_json::Value {
+pub(super) fn entry_json(e: &LedgerEntry) -> serde_json::Value {
     let a = &e.renewal;
     json!({
         "id": e.id,
@@ -56,7 +56,7 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
         "actual_end_at_ms": e.actual_end_at.map(|t| t.0),
         "state": e.state.as_str(),
         "http_status": e.http_status,
-        "error": e.error,
+        "error": readable(e),
         "origin": e.origin.as_str(),
         "created_at_ms": e.created_at.0,
         "updated_at_ms": e.updated_at.0,
@@ -64,25 +64,25 @@ fn entry_json(e: &LedgerEntry) -> serde_json::Value {
 }
 
 pub(super) fn table(entries: &[LedgerEntry]) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(vec![
-        "ID",
-        "CREATED (UTC)",
-        "SUBSCRIPTION",
-        "PERIOD (activeUntil)",
-        "ATTEMPT",
-        "PLAN",
-        "PRICE",
-        "STATE",
-        "HTTP",
-        "NEW EXPIRY",
-        "ORIGIN",
-        "ERROR",
+    // Narrow: the origin and the attempt go, the error wraps, then the period, the HTTP status,
+    // the creation time and the plan go; the ids, state, price and new expiry stay.
+    let mut t = Columns::new(&[
+        ("ID", Fit::Whole),
+        ("CREATED (UTC)", Fit::Optional { rank: 5 }),
+        ("SUBSCRIPTION", Fit::Whole),
+        ("PERIOD (activeUntil)", Fit::Optional { rank: 3 }),
+        ("ATTEMPT", Fit::Optional { rank: 1 }),
+        ("PLAN", Fit::Optional { rank: 6 }),
+        ("PRICE", Fit::Whole),
+        ("STATE", Fit::Whole),
+        ("HTTP", Fit::Optional { rank: 4 }),
+        ("NEW EXPIRY", Fit::Wrap { rank: 7, min: 10 }),
+        ("ORIGIN", Fit::Optional { rank: 0 }),
+        ("ERROR", Fit::Wrap { rank: 2, min: 20 }),
     ]);
     for e in entries {
         let a = &e.renewal;
-        t.add_row(vec![
+        t.row(vec![
             e.id.to_string(),
             e.created_at.to_string(),
             e.subscription_id.to_string(),
@@ -98,19 +98,33 @@ pub(super) fn table(entries: &[LedgerEntry]) -> String {
                 (None, false) => String::new(),
             },
             e.origin.as_str().into(),
-            e.error.as_deref().map(short_error).unwrap_or_default(),
+            short_error(e),
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }
 
-/// The provider's own words first (they say what happened), then the start of the rest.
-fn short_error(e: &str) -> String {
-    let said = e.split_once("(provider said: ").and_then(|(_, rest)| rest.strip_suffix(')'));
-    let text = match said {
-        Some(words) => format!("{words}: {e}"),
-        None => e.to_owned(),
+/// The ledger's error for people and scripts: each thing said once. A refusal recorded by an
+/// older version (`renew: HTTP 402: insufficient balance: top up … (provider said: …)`) reads
+/// as the current ones do (`HTTP 402 insufficient balance`); other text is shown as stored.
+fn readable(e: &LedgerEntry) -> Option<String> {
+    let text = e.error.as_deref()?;
+    let old = || {
+        let (_, rest) = text.split_once(": HTTP ")?;
+        let (status, rest) = rest.split_once(": ")?;
+        let status: u16 = status.parse().ok()?;
+        let (advice, said) = match rest.rsplit_once(" (provider said: ") {
+            Some((advice, said)) => (advice, Some(said.strip_suffix(')').unwrap_or(said))),
+            None => (rest, None),
+        };
+        Some(refusal_summary(status, advice, said))
     };
-    let cut: String = text.chars().take(90).collect();
+    Some(if e.state == LedgerState::Refused { old() } else { None }.unwrap_or_else(|| text.to_owned()))
+}
+
+/// [`readable`], cut for a table cell.
+fn short_error(e: &LedgerEntry) -> String {
+    let text = readable(e).unwrap_or_default();
+    let cut: String = text.chars().take(120).collect();
     if cut.len() < text.len() { format!("{cut}…") } else { cut }
 }

@@ -267,7 +267,7 @@ pub async fn run(cli: Cli) -> Exit {
             with_config(config, Access::Reads, async |cfg| forecast_cmd::run(cfg, args, format).await).await
         }
         Some(Command::Health(args)) => {
-            with_config(config, Access::Reads, async |cfg| health_cmd::run(&cfg, args).await).await
+            with_config(config, Access::Reads, async |cfg| health_cmd::run(&cfg, args, format).await).await
         }
         Some(Command::History(args)) => {
             with_config(config, Access::Reads, async |cfg| history_cmd::run(&cfg, args, format).await).await
@@ -285,14 +285,14 @@ pub async fn run(cli: Cli) -> Exit {
         }
         Some(Command::Sim(args)) => {
             init_tracing(LogFormat::Auto);
-            sim_cmd::run(args).await
+            sim_cmd::run(args, format).await
         }
         Some(Command::Completions { shell }) => manual_cmd::completions(shell),
         Some(Command::Manpage { dir }) => manual_cmd::manpage(dir.as_deref()),
         Some(Command::Demo(args)) => {
             // The demo prints what matters; its warnings would only repeat it.
             init_tracing_with("error", LogFormat::Auto);
-            demo::run(args).await
+            demo::run(args, format).await
         }
     };
     result.unwrap_or_else(|e| {

@@ -4,6 +4,7 @@
 //! person's; it lifts a hold.
 
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
 use super::{Exit, emit};
 use crate::api::RenewalPlan;
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::output::{OutputFormat, pretty};
 use crate::policy::{self, Blocked, ManualDecision, ManualInput, ManualRefusal};
 use crate::values::text::clean_text;
-use crate::values::{PlanId, SubscriptionId, relative};
+use crate::values::{EpochMs, PlanId, SubscriptionId, relative};
 
 /// `renew` options.
 #[derive(Debug, clap::Args)]
@@ -41,11 +42,10 @@ pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> a
     let unrecorded = renewed.as_ref().and_then(|(_, u)| u.clone());
     let outcome = renewed.map(|(o, _)| o);
     let text = match (&outcome, format) {
-        (Some(o), OutputFormat::Json) => {
-            pretty(&serde_json::json!({ "subscription_id": id, "result": o.name(), "detail": format!("{o:?}") }))
-        }
+        (Some(o), OutputFormat::Json) => pretty(&outcome_json(&id, o)),
         (Some(o), OutputFormat::Table) => format!("{id}: {}\n", describe(o)),
-        (None, _) => "not renewed\n".into(),
+        (None, OutputFormat::Json) => pretty(&json!({ "subscription_id": id, "result": "not-confirmed" })),
+        (None, OutputFormat::Table) => "not renewed\n".into(),
     };
     emit(&text)?;
     if let Some(what) = unrecorded {
@@ -56,6 +56,48 @@ pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> a
         Some(_) => Exit::Attention,
         None => Exit::Ok,
     })
+}
+
+/// What a renewal came to, for scripts: `result` (`succeeded`, `held`, `refused`, `unknown`,
+/// `not-sent`, `conflict`, `not-recorded`, `not-attempted`), the ledger row, the new expiry in
+/// ms and UTC, the HTTP status and the provider's words where there are some, and `detail`,
+/// the sentence the table prints.
+fn outcome_json(id: &SubscriptionId, o: &RenewOutcome) -> Value {
+    let mut v = json!({ "subscription_id": id, "result": o.name(), "detail": describe(o) });
+    let end = |v: &mut Value, t: EpochMs| {
+        v["end_at_ms"] = json!(t.0);
+        v["end_at"] = json!(t.to_rfc3339());
+    };
+    match o {
+        RenewOutcome::Succeeded { ledger_id, end_at, held } => {
+            v["ledger_id"] = json!(ledger_id);
+            end(&mut v, *end_at);
+            v["held"] = json!(held);
+        }
+        RenewOutcome::ImplausibleEnd { ledger_id, end_at } => {
+            v["ledger_id"] = json!(ledger_id);
+            v["end_at_ms"] = json!(end_at.0);
+        }
+        RenewOutcome::Refused { ledger_id, status, message, retry_after_ms } => {
+            v["ledger_id"] = json!(ledger_id);
+            v["http_status"] = json!(status);
+            v["message"] = json!(message);
+            v["retry_after_ms"] = json!(retry_after_ms);
+        }
+        RenewOutcome::Unknown { ledger_id, status, message } => {
+            v["ledger_id"] = json!(ledger_id);
+            v["http_status"] = json!(status);
+            v["message"] = json!(message);
+        }
+        RenewOutcome::NotSent { ledger_id, message } => {
+            v["ledger_id"] = json!(ledger_id);
+            v["message"] = json!(message);
+        }
+        RenewOutcome::NotRecorded { message } => v["message"] = json!(message),
+        RenewOutcome::NotAttempted { reason, .. } => v["message"] = json!(reason),
+        RenewOutcome::Conflict => {}
+    }
+    v
 }
 
 fn describe(o: &RenewOutcome) -> String {
@@ -172,6 +214,8 @@ fn refusal_text(id: &SubscriptionId, why: &ManualRefusal) -> String {
         ManualRefusal::Ledger(Blocked::AlreadyRenewed { attempt, .. }) => format!(
             "{id} was already renewed for this period (attempt {attempt}); the provider's activeUntil has not caught up yet"
         ),
-        ManualRefusal::Ledger(other) => format!("{id} cannot be renewed now: {other:?}"),
+        ManualRefusal::Ledger(other) => {
+            format!("{id} cannot be renewed now: {}", crate::output::report::blocked(other, id))
+        }
     }
 }

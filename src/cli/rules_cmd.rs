@@ -5,16 +5,16 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use comfy_table::{Table, presets};
 use serde_json::{Value, json};
 
 use super::{Exit, emit};
+use crate::api::Client;
 use crate::config::Config;
-use crate::output::OutputFormat;
+use crate::output::{Columns, Fit, OutputFormat};
 use crate::rule::{PlanChoice, Rule, check_coupon, format_duration_ms, parse_duration_ms};
 use crate::store::{RuleRow, Store};
 use crate::values::text::printable;
-use crate::values::{Cents, EpochMs, SubscriptionId};
+use crate::values::{Cents, EpochMs, PlanId, SubscriptionId};
 
 /// `rules` actions.
 #[derive(Debug, Subcommand)]
@@ -143,7 +143,7 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
     let result = match (action, id) {
         (RulesAction::List, _) => list(&store, cfg, format).await,
         (RulesAction::Set(args), Some(id)) => set(&store, cfg, &id, &args, format).await,
-        (RulesAction::Remove { .. }, Some(id)) => remove(&store, &id).await,
+        (RulesAction::Remove { .. }, Some(id)) => remove(&store, &id, format).await,
         _ => unreachable!("ids are parsed above for the actions that take one"),
     };
     store.close().await;
@@ -164,24 +164,23 @@ fn list_rows(rows: Vec<crate::store::RuleRow>, cfg: &Config, format: OutputForma
             crate::output::pretty(&doc)
         }
         OutputFormat::Table => {
-            let mut t = Table::new();
-            t.load_style(presets::NOTHING);
-            t.set_header(vec![
-                "SUBSCRIPTION",
-                "ENABLED",
-                "RENEW BEFORE",
-                "PLAN",
-                "REPEAT",
-                "MAX PRICE",
-                "COUPON",
-                "NOTE",
-                "UPDATED (UTC)",
+            // Narrow: the note wraps first, then the update time and the coupon are left out.
+            let mut t = Columns::new(&[
+                ("SUBSCRIPTION", Fit::Whole),
+                ("ENABLED", Fit::Whole),
+                ("RENEW BEFORE", Fit::Wrap { rank: 3, min: 6 }),
+                ("PLAN", Fit::Whole),
+                ("REPEAT", Fit::Whole),
+                ("MAX PRICE", Fit::Wrap { rank: 3, min: 5 }),
+                ("COUPON", Fit::Optional { rank: 2 }),
+                ("NOTE", Fit::Wrap { rank: 0, min: 10 }),
+                ("UPDATED (UTC)", Fit::Optional { rank: 1 }),
             ]);
-            t.add_row(rule_cells("(defaults)", &cfg.defaults, String::new()));
+            t.row(rule_cells("(defaults)", &cfg.defaults, String::new()));
             for r in &rows {
-                t.add_row(rule_cells(r.subscription_id.as_str(), &r.rule, r.updated_at.to_string()));
+                t.row(rule_cells(r.subscription_id.as_str(), &r.rule, r.updated_at.to_string()));
             }
-            format!("{t}\n")
+            t.render()
         }
     };
     emit(&text)?;
@@ -199,12 +198,23 @@ async fn set(
     // hold: storing a row would stop [defaults] changes from reaching it.
     if args.only_enable() && cfg.defaults.enabled && store.rule(id).await?.is_none() {
         let lifted = store.clear_hold(id).await?;
-        emit(&if lifted {
-            format!("hold lifted for {id}; it follows [defaults], which renew it automatically\n")
-        } else {
-            format!("{id} follows [defaults], which renew it automatically; nothing to change\n")
+        emit(&match format {
+            OutputFormat::Json => crate::output::pretty(&json!({
+                "action": if lifted { "hold-lifted" } else { "none" },
+                "subscription_id": id,
+                "follows": "defaults",
+            })),
+            OutputFormat::Table if lifted => {
+                format!("hold lifted for {id}; it follows [defaults], which renew it automatically\n")
+            }
+            OutputFormat::Table => {
+                format!("{id} follows [defaults], which renew it automatically; nothing to change\n")
+            }
         })?;
         return Ok(Exit::Ok);
+    }
+    if let Some(PlanChoice::Plan(plan)) = &args.plan {
+        check_plan(cfg, plan).await?;
     }
     let (row, existed) = store
         .update_rule(id, &cfg.defaults, EpochMs::now(), |rule| args.apply(rule))
@@ -225,12 +235,47 @@ async fn set(
     Ok(Exit::Ok)
 }
 
-async fn remove(store: &Store, id: &SubscriptionId) -> anyhow::Result<Exit> {
-    if store.remove_rule(id).await? {
-        emit(&format!("rule removed for {id}; it now follows [defaults]\n"))?;
-    } else {
-        emit(&format!("no rule for {id}; nothing removed\n"))?;
+/// An explicit `--plan` must be one the provider offers (`op=plans`): refused (nothing
+/// stored) with the offered ids when it is not; stored with a warning when the provider cannot
+/// be asked (no usable `[api]`, unreachable, an error).
+async fn check_plan(cfg: &Config, plan: &PlanId) -> anyhow::Result<()> {
+    let unchecked = |why: &str| {
+        tracing::warn!(plan_id = %plan, "the plan could not be checked against op=plans ({why}); the rule is stored as given");
+    };
+    let client = match cfg.api().map_err(anyhow::Error::from).and_then(|api| Ok(Client::new(api.client)?)) {
+        Ok(client) => client,
+        Err(e) => {
+            unchecked(&format!("no usable [api]: {e:#}"));
+            return Ok(());
+        }
+    };
+    match client.plans().await {
+        Ok(plans) if plans.iter().any(|p| &p.id == plan) => Ok(()),
+        Ok(plans) => {
+            let offered: Vec<String> = plans.iter().map(|p| p.id.to_string()).collect();
+            anyhow::bail!(
+                "plan {plan} is not offered by the provider (op=plans); offered: {}; nothing changed (see `proxy-renewd api plans`)",
+                if offered.is_empty() { "none".into() } else { offered.join(", ") }
+            )
+        }
+        Err(e) => {
+            unchecked(&e.to_string());
+            Ok(())
+        }
     }
+}
+
+async fn remove(store: &Store, id: &SubscriptionId, format: OutputFormat) -> anyhow::Result<Exit> {
+    let removed = store.remove_rule(id).await?;
+    emit(&match format {
+        OutputFormat::Json => crate::output::pretty(&json!({
+            "action": if removed { "removed" } else { "none" },
+            "subscription_id": id,
+            "follows": "defaults",
+        })),
+        OutputFormat::Table if removed => format!("rule removed for {id}; it now follows [defaults]\n"),
+        OutputFormat::Table => format!("no rule for {id}; nothing removed\n"),
+    })?;
     Ok(Exit::Ok)
 }
 

@@ -8,6 +8,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{Exit, emit};
+use crate::output::OutputFormat;
 use crate::sim::{DEFAULT_API_KEY, SimConfig, SimState, Simulator};
 use crate::values::EpochMs;
 
@@ -29,7 +30,7 @@ pub struct SimArgs {
     pub dump_state: bool,
 }
 
-pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: SimArgs, format: OutputFormat) -> anyhow::Result<Exit> {
     if args.dump_state {
         emit(&format!("{}\n", serde_json::to_string_pretty(&SimState::sample(EpochMs::now().0))?))?;
         return Ok(Exit::Ok);
@@ -57,10 +58,17 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     }
     // A closed stdout (`sim | head -1`) must not stop the simulator: write errors are ignored.
     let base = sim.base_url();
-    let banner = format!(
-        "proxy-renewd sim: serving the provider API at {base}api/proxy\n  API key: {key} (the simulator's own, not a real secret)\n  admin:   {base}__sim/state, /__sim/faults, /__sim/calls, /__sim/stats\n  try:     curl -sS -H 'x-api-key: {key}' '{base}api/proxy?op=subscriptions'\n",
-        key = args.api_key
-    );
+    let key = &args.api_key;
+    let banner = match format {
+        OutputFormat::Json => crate::output::pretty(&serde_json::json!({
+            "api_url": format!("{base}api/proxy"),
+            "api_key": key,
+            "admin_url": format!("{base}__sim/"),
+        })),
+        OutputFormat::Table => format!(
+            "proxy-renewd sim: serving the provider API at {base}api/proxy\n  API key: {key} (the simulator's own, not a real secret)\n  admin:   {base}__sim/state, /__sim/faults, /__sim/calls, /__sim/stats\n  try:     curl -sS -H 'x-api-key: {key}' '{base}api/proxy?op=subscriptions'\n"
+        ),
+    };
     let mut out = std::io::stdout();
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     sim.run_until(crate::shutdown::signal()).await;

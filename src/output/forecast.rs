@@ -1,12 +1,13 @@
-//! `proxy-renewd forecast` as a table (under 100 columns: totals, fund-by days, what needs a
-//! person, budget stops, then the renewals, at most [`TABLE_RENEWALS`]) or one JSON document
-//! (every row; README, *Forecast*, documents its shape).
+//! `proxy-renewd forecast` as a table (fitted to the width by [`super::fit`]: totals, fund-by
+//! days, what needs a person, budget stops, then the renewals, at most [`TABLE_RENEWALS`]) or
+//! one JSON document (every row; README, *Forecast*, documents its shape).
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{pretty, table};
+use super::fit::{self, Columns, Fit};
+use super::pretty;
 use crate::forecast::{Forecast, ForecastRun, PlanSource, Renewal, Window};
 use crate::values::EpochMs;
 
@@ -43,7 +44,7 @@ pub fn dry_run_line(f: &Forecast) -> Option<String> {
 pub fn render(run: &ForecastRun, format: super::OutputFormat) -> String {
     match format {
         super::OutputFormat::Json => pretty(&json(run)),
-        super::OutputFormat::Table => text(run),
+        super::OutputFormat::Table => text(run).0,
     }
 }
 
@@ -118,17 +119,47 @@ pub fn json(run: &ForecastRun) -> Value {
     })
 }
 
+/// The text being written: what is done, and the prose not yet wrapped to the width (tables
+/// lay themselves out and are never wrapped again).
+#[derive(Default)]
+struct Text(String, String);
+
+impl Text {
+    fn push_str(&mut self, s: &str) {
+        self.1.push_str(s);
+    }
+
+    fn table(&mut self, t: Columns) {
+        self.0.push_str(&fit::wrap(&self.1));
+        self.1.clear();
+        self.0.push_str(&t.render());
+    }
+
+    fn done(mut self) -> Self {
+        self.0.push_str(&fit::wrap(&self.1));
+        self.1.clear();
+        self
+    }
+}
+
+impl std::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.1.push_str(s);
+        Ok(())
+    }
+}
+
 /// At most `max` rows of a table, then how many more.
-fn capped(out: &mut String, t: &comfy_table::Table, total: usize, max: usize) {
-    let _ = writeln!(out, "{t}");
+fn capped(out: &mut Text, t: Columns, total: usize, max: usize) {
+    out.table(t);
     if total > max {
         let _ = writeln!(out, "… and {} more: --format json lists every one", total - max);
     }
 }
 
-fn text(run: &ForecastRun) -> String {
+fn text(run: &ForecastRun) -> Text {
     let f = &run.forecast;
-    let mut out = String::new();
+    let mut out = Text::default();
     let days = (f.until.0 - f.now.0) / crate::forecast::DAY_MS;
     let from = if run.source == "snapshot" {
         format!("the snapshot of {} UTC, {}", minute(run.read_at), crate::values::relative(run.read_at, f.now))
@@ -165,10 +196,16 @@ fn text(run: &ForecastRun) -> String {
     let busy: Vec<_> = f.days.iter().filter(|d| d.renewals > 0 || d.budget_stops > 0).collect();
     if !busy.is_empty() {
         out.push_str("\nFund by: have at least the amount on the account at the start of the day (UTC).\n");
-        let mut t = table(&["DAY", "RENEWALS", "SPEND", "HAVE AT LEAST", "BUDGET STOPS"]);
+        let mut t = Columns::new(&[
+            ("DAY", Fit::Whole),
+            ("RENEWALS", Fit::Whole),
+            ("SPEND", Fit::Whole),
+            ("HAVE AT LEAST", Fit::Whole),
+            ("BUDGET STOPS", Fit::Wrap { rank: 0, min: 6 }),
+        ]);
         for d in busy {
             let unpriced = if d.unpriced > 0 { format!(" (+{} unpriced)", d.unpriced) } else { String::new() };
-            t.add_row(vec![
+            t.row(vec![
                 day(d.start),
                 format!("{}{unpriced}", d.renewals),
                 d.spend.to_string(),
@@ -176,7 +213,7 @@ fn text(run: &ForecastRun) -> String {
                 if d.budget_stops > 0 { d.budget_stops.to_string() } else { String::new() },
             ]);
         }
-        let _ = writeln!(out, "{t}");
+        out.table(t);
     }
     if !f.attention.is_empty() {
         let _ = writeln!(
@@ -185,11 +222,16 @@ fn text(run: &ForecastRun) -> String {
             f.attention.len()
         );
         out.push_str("it waits out (backoff: the forecast assumes the retry succeeds).\n");
-        let mut t = table(&["SUBSCRIPTION", "REASON", "EXPIRES (UTC)", "SINCE (CYCLE)"]);
+        let mut t = Columns::new(&[
+            ("SUBSCRIPTION", Fit::Whole),
+            ("REASON", Fit::Wrap { rank: 0, min: 12 }),
+            ("EXPIRES (UTC)", Fit::Wrap { rank: 2, min: 10 }),
+            ("SINCE (CYCLE)", Fit::Wrap { rank: 1, min: 10 }),
+        ]);
         for a in f.attention.iter().take(TABLE_RENEWALS) {
-            t.add_row(vec![a.subscription_id.to_string(), a.reason.into(), minute(a.active_until), minute(a.at)]);
+            t.row(vec![a.subscription_id.to_string(), a.reason.into(), minute(a.active_until), minute(a.at)]);
         }
-        capped(&mut out, &t, f.attention.len(), TABLE_RENEWALS);
+        capped(&mut out, t, f.attention.len(), TABLE_RENEWALS);
     }
     if !f.budget_stops.is_empty() {
         let _ = writeln!(
@@ -197,14 +239,20 @@ fn text(run: &ForecastRun) -> String {
             "\nStopped by the daily budget ({}): due, renewed once the rolling 24 h spend allows.",
             f.budget_stops.len()
         );
-        let mut t = table(&["SUBSCRIPTION", "STOPPED", "PRICE", "EXPIRES (UTC)", "RENEWED"]);
+        let mut t = Columns::new(&[
+            ("SUBSCRIPTION", Fit::Whole),
+            ("STOPPED", Fit::Wrap { rank: 1, min: 10 }),
+            ("PRICE", Fit::Whole),
+            ("EXPIRES (UTC)", Fit::Wrap { rank: 2, min: 10 }),
+            ("RENEWED", Fit::Wrap { rank: 0, min: 10 }),
+        ]);
         for s in f.budget_stops.iter().take(TABLE_RENEWALS) {
             let renewed = match s.renewed_at {
                 Some(t) if t > s.active_until => format!("{} (lapsed)", minute(t)),
                 Some(t) => minute(t),
                 None => "not in the window".into(),
             };
-            t.add_row(vec![
+            t.row(vec![
                 s.subscription_id.to_string(),
                 minute(s.at),
                 s.price.to_string(),
@@ -212,11 +260,18 @@ fn text(run: &ForecastRun) -> String {
                 renewed,
             ]);
         }
-        capped(&mut out, &t, f.budget_stops.len(), TABLE_RENEWALS);
+        capped(&mut out, t, f.budget_stops.len(), TABLE_RENEWALS);
     }
     if !f.renewals.is_empty() {
         let _ = writeln!(out, "\nRenewals ({}), in the order the cycles make them:", f.renewals.len());
-        let mut t = table(&["CYCLE (UTC)", "SUBSCRIPTION", "PLAN", "×", "PRICE", "PRICED BY"]);
+        let mut t = Columns::new(&[
+            ("CYCLE (UTC)", Fit::Wrap { rank: 1, min: 10 }),
+            ("SUBSCRIPTION", Fit::Whole),
+            ("PLAN", Fit::Whole),
+            ("×", Fit::Whole),
+            ("PRICE", Fit::Whole),
+            ("PRICED BY", Fit::Wrap { rank: 0, min: 6 }),
+        ]);
         for r in f.renewals.iter().take(TABLE_RENEWALS) {
             let (plan, n, price) = match &r.terms {
                 Some(t) => (t.plan_id.to_string(), t.repeat_count.to_string(), t.price.to_string()),
@@ -236,9 +291,9 @@ fn text(run: &ForecastRun) -> String {
             if r.lapses_first() {
                 source.push_str(" !");
             }
-            t.add_row(vec![minute(r.at), r.subscription_id.to_string(), plan, n, price, source]);
+            t.row(vec![minute(r.at), r.subscription_id.to_string(), plan, n, price, source]);
         }
-        capped(&mut out, &t, f.renewals.len(), TABLE_RENEWALS);
+        capped(&mut out, t, f.renewals.len(), TABLE_RENEWALS);
         out.push_str(
             "PRICED BY: offer = renewal-plans now; last = its last renewal; rule = the plan its rule\n\
              names, at its op=plans price; cheapest = the rule's choice among the plans known on its\n\
@@ -257,5 +312,5 @@ fn text(run: &ForecastRun) -> String {
         let _ = writeln!(out, "\nop=plans could not be read, so what is not due is priced from the ledger:\n  {e}");
     }
     out.push_str("\nAssumes every renewal succeeds at its price and nobody acts in between.\n");
-    out
+    out.done()
 }

@@ -6,10 +6,11 @@
 //! Subscriptions are printed in the API's own shape and names; credentials, protocol URLs,
 //! the rotation path and VPN ids are replaced by `<redacted>` unless `--show-secrets`.
 
+pub mod fit;
 pub mod forecast;
 pub mod report;
 
-use comfy_table::{Table, presets};
+pub use fit::{Columns, Fit};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -29,11 +30,9 @@ pub enum OutputFormat {
 
 pub use crate::values::text::REDACTED;
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(header.to_vec());
-    t
+/// A column that wraps (rank, minimum width in characters).
+const fn wrap(rank: u8, min: u16) -> Fit {
+    Fit::Wrap { rank, min }
 }
 
 /// Days, e.g. `30d`, or hours for durations shorter than a day.
@@ -102,11 +101,20 @@ pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets
         let doc = json!({ "subscriptions": list.subscriptions.iter().map(|s| subscription_json(s, show_secrets)).collect::<Vec<_>>(), "malformed": malformed });
         return pretty(&doc);
     }
-    let mut header = vec!["SUBSCRIPTION", "STATUS", "ACTIVE UNTIL (UTC)", "EXPIRES", "LABEL", "NETWORK", "NOTE"];
+    let mut header = vec![
+        ("SUBSCRIPTION", Fit::Whole),
+        ("STATUS", wrap(6, 9)),
+        ("ACTIVE UNTIL (UTC)", wrap(5, 10)),
+        ("EXPIRES", wrap(4, 7)),
+        ("LABEL", wrap(1, 8)),
+        ("NETWORK", wrap(2, 8)),
+        ("NOTE", Fit::Optional { rank: 0 }),
+    ];
     if show_secrets {
-        header.extend(["USERNAME", "PASSWORD", "HTTP"]);
+        // Secrets are asked for: whole, so that they can be copied.
+        header.extend([("USERNAME", Fit::Whole), ("PASSWORD", Fit::Whole), ("HTTP", Fit::Whole)]);
     }
-    let mut t = table(&header);
+    let mut t = Columns::new(&header);
     for s in &list.subscriptions {
         let mut row = vec![
             s.subscription_id.to_string(),
@@ -129,12 +137,12 @@ pub fn subscriptions(list: &SubscriptionList, format: OutputFormat, show_secrets
                     .unwrap_or_default(),
             );
         }
-        t.add_row(row);
+        t.row(row);
     }
-    let mut out = format!("{t}\n");
+    let mut out = t.render();
     for m in &list.malformed {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
-        out.push_str(&format!("malformed: {id}: {}\n", m.reason));
+        out.push_str(&fit::wrap(&format!("malformed: {id}: {}\n", m.reason)));
     }
     out
 }
@@ -145,10 +153,18 @@ pub fn plans(plans: &[Plan], format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return pretty(&json!({ "plans": plans }));
     }
-    let mut t = table(&["PLAN", "TYPE", "DURATION", "PRICE", "NETWORK", "COUNTRY", "POPULAR"]);
+    let mut t = Columns::new(&[
+        ("PLAN", Fit::Whole),
+        ("TYPE", wrap(2, 8)),
+        ("DURATION", Fit::Whole),
+        ("PRICE", Fit::Whole),
+        ("NETWORK", wrap(1, 10)),
+        ("COUNTRY", wrap(0, 7)),
+        ("POPULAR", Fit::Optional { rank: 3 }),
+    ]);
     for p in plans {
         let net = p.network.as_ref();
-        t.add_row(vec![
+        t.row(vec![
             p.id.to_string(),
             cell(p.connection_type.as_ref()),
             duration_ms(p.duration_ms),
@@ -158,7 +174,7 @@ pub fn plans(plans: &[Plan], format: OutputFormat) -> String {
             if p.popular { "yes".into() } else { String::new() },
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }
 
 /// `api renewal-plans ID` output.
@@ -167,14 +183,20 @@ pub fn renewal_plans(plans: &[RenewalPlan], format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return pretty(&json!({ "renewalPlans": plans }));
     }
-    let mut t = table(&["PLAN", "TYPE", "DURATION", "PRICE", "PRICE PER 30 DAYS"]);
+    let mut t = Columns::new(&[
+        ("PLAN", Fit::Whole),
+        ("TYPE", wrap(0, 8)),
+        ("DURATION", Fit::Whole),
+        ("PRICE", Fit::Whole),
+        ("PRICE PER 30 DAYS", wrap(1, 9)),
+    ]);
     for p in plans {
         let per30 = if p.duration_ms > 0 {
             Cents(p.price_amount_cents.0.saturating_mul(2_592_000_000) / p.duration_ms).to_string()
         } else {
             "-".into()
         };
-        t.add_row(vec![
+        t.row(vec![
             p.id.to_string(),
             cell(p.connection_type.as_ref()),
             duration_ms(p.duration_ms),
@@ -182,7 +204,7 @@ pub fn renewal_plans(plans: &[RenewalPlan], format: OutputFormat) -> String {
             per30,
         ]);
     }
-    format!("{t}\n")
+    t.render()
 }
 
 /// `api networks ID` output.
@@ -191,11 +213,11 @@ pub fn networks(nets: &[Network], format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return pretty(&json!({ "networks": nets }));
     }
-    let mut t = table(&["NETWORK", "LABEL", "COUNTRY"]);
+    let mut t = Columns::new(&[("NETWORK", Fit::Whole), ("LABEL", wrap(1, 10)), ("COUNTRY", wrap(0, 7))]);
     for n in nets {
-        t.add_row(vec![n.id.to_string(), cell(n.network_label.as_ref()), cell(n.country.as_ref())]);
+        t.row(vec![n.id.to_string(), cell(n.network_label.as_ref()), cell(n.country.as_ref())]);
     }
-    format!("{t}\n")
+    t.render()
 }
 
 /// Pretty JSON with a trailing newline.

@@ -9,12 +9,12 @@
 
 use std::io::Write;
 
-use comfy_table::{Table, presets};
 use serde::Serialize;
 use serde::ser::Serializer;
 use serde_json::{Value, json};
 
 use super::OutputFormat;
+use super::fit::{self, Columns, Fit};
 use crate::attempt::RenewOutcome;
 use crate::policy::{Blocked, Decision, Skip};
 use crate::report::{CycleReport, Item, Totals};
@@ -89,44 +89,47 @@ pub fn detail(i: &Item) -> String {
         Decision::Skip(Skip::Disabled) => "rule disabled".into(),
         Decision::FetchPlans => "due".into(),
         Decision::Renew(r) => format!("plan {} × {}, {}, to {}", r.plan_id, r.repeat_count, r.price, r.expected_end_at),
-        Decision::Blocked(b) => match b {
-            Blocked::Malformed { active_until } => {
-                format!("activeUntil {} is not a plausible ms expiry", active_until.0)
-            }
-            Blocked::ExpiringUnmanaged { expires_in_ms } => {
-                format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
-            }
-            Blocked::OnHold => {
-                let id = &i.subscription.subscription_id;
-                format!(
-                    "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
-                )
-            }
-            Blocked::Regressed { paid_until } => {
-                format!(
-                    "activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again"
-                )
-            }
-            Blocked::InFlight { attempt, state, .. } => {
-                format!("attempt {attempt} is {state}; waiting for reconciliation")
-            }
-            Blocked::AlreadyRenewed { attempt, .. } => {
-                format!("attempt {attempt} succeeded; waiting for activeUntil to move")
-            }
-            Blocked::Refused { status, .. } => {
-                format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::Backoff { status, until } => {
-                format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
-            }
-            Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
-            Blocked::OverPriceCap { plan_id, price, cap } => {
-                format!("plan {plan_id} costs {price}, over the cap {cap}")
-            }
-            Blocked::OverBudget { plan_id, price, spent, budget } => {
-                format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
-            }
-        },
+        Decision::Blocked(b) => blocked(b, &i.subscription.subscription_id),
+    }
+}
+
+/// Why a due subscription `id` cannot be renewed now, in a few words.
+#[must_use]
+pub fn blocked(b: &Blocked, id: &SubscriptionId) -> String {
+    match b {
+        Blocked::Malformed { active_until } => {
+            format!("activeUntil {} is not a plausible ms expiry", active_until.0)
+        }
+        Blocked::ExpiringUnmanaged { expires_in_ms } => {
+            format!("rule disabled, expires {}", rel_ms(*expires_in_ms))
+        }
+        Blocked::OnHold => {
+            format!(
+                "on hold: renewed but still due; `proxy-renewd renew {id}` or `proxy-renewd rules set {id} --enable`"
+            )
+        }
+        Blocked::Regressed { paid_until } => {
+            format!("activeUntil went back before {paid_until}, which a recorded renewal paid for; not renewing again")
+        }
+        Blocked::InFlight { attempt, state, .. } => {
+            format!("attempt {attempt} is {state}; waiting for reconciliation")
+        }
+        Blocked::AlreadyRenewed { attempt, .. } => {
+            format!("attempt {attempt} succeeded; waiting for activeUntil to move")
+        }
+        Blocked::Refused { status, .. } => {
+            format!("last attempt refused (HTTP {})", status.map_or("?".into(), |s| s.to_string()))
+        }
+        Blocked::Backoff { status, until } => {
+            format!("HTTP {} last time; next try after {until}", status.map_or("?".into(), |s| s.to_string()))
+        }
+        Blocked::NoEligiblePlan { plan, offered } => format!("no eligible plan for {plan} among {offered} offered"),
+        Blocked::OverPriceCap { plan_id, price, cap } => {
+            format!("plan {plan_id} costs {price}, over the cap {cap}")
+        }
+        Blocked::OverBudget { plan_id, price, spent, budget } => {
+            format!("plan {plan_id} costs {price}; {spent} spent of {budget} in 24 h")
+        }
     }
 }
 
@@ -172,14 +175,23 @@ fn table(report: &CycleReport, only: Only) -> String {
     if let Some(name) = only.name() {
         out.push_str(&format!("--only {name}: {listed} of {} subscriptions listed\n", report.items.len()));
     }
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    let mut header =
-        vec!["SUBSCRIPTION", "LABEL", "NETWORK", "STATUS", "EXPIRES (UTC)", "EXPIRES", "RULE", "DECISION", "DETAIL"];
+    // Narrow: the label and network go first, then the relative expiry and the rule; the
+    // id, the decision and the plan ids in DETAIL stay whole.
+    let mut header = vec![
+        ("SUBSCRIPTION", Fit::Whole),
+        ("LABEL", Fit::Optional { rank: 1 }),
+        ("NETWORK", Fit::Optional { rank: 0 }),
+        ("STATUS", Fit::Optional { rank: 5 }),
+        ("EXPIRES (UTC)", Fit::Wrap { rank: 6, min: 10 }),
+        ("EXPIRES", Fit::Optional { rank: 3 }),
+        ("RULE", Fit::Optional { rank: 4 }),
+        ("DECISION", Fit::Whole),
+        ("DETAIL", Fit::Wrap { rank: 2, min: 24 }),
+    ];
     if !report.dry_run {
-        header.push("OUTCOME");
+        header.push(("OUTCOME", Fit::Wrap { rank: 2, min: 16 }));
     }
-    t.set_header(header);
+    let mut t = Columns::new(&header);
     for i in report.items.iter().filter(|i| only.keeps(i)) {
         let s = &i.subscription;
         let mut row = vec![
@@ -196,13 +208,16 @@ fn table(report: &CycleReport, only: Only) -> String {
         if !report.dry_run {
             row.push(i.outcome.as_ref().map(outcome_text).unwrap_or_default());
         }
-        t.add_row(row);
+        t.row(row);
     }
+    // Prose is wrapped to the width; the table lays itself out.
+    let mut out = fit::wrap(&out);
     if listed > 0 {
-        out.push_str(&format!("{t}\n"));
+        out.push_str(&t.render());
     }
+    let mut tail = String::new();
     if report.items.iter().filter(|i| only.keeps(i)).any(Item::needs_attention) {
-        out.push_str(if report.dry_run {
+        tail.push_str(if report.dry_run {
             "(!: needs a person; the DETAIL column says why)\n"
         } else {
             "(!: needs a person; the DETAIL and OUTCOME columns say what happened)\n"
@@ -210,26 +225,27 @@ fn table(report: &CycleReport, only: Only) -> String {
     }
     for m in &report.malformed {
         let id = m.subscription_id.as_ref().map_or_else(|| format!("entry {}", m.index), ToString::to_string);
-        out.push_str(&format!("malformed: {id}: {}\n", m.reason));
+        tail.push_str(&format!("malformed: {id}: {}\n", m.reason));
     }
     for u in &report.unrecorded {
-        out.push_str(&format!("not recorded: {u}\n"));
+        tail.push_str(&format!("not recorded: {u}\n"));
     }
     for v in &report.vanished {
-        out.push_str(&format!(
+        tail.push_str(&format!(
             "vanished: {} is no longer listed (last known expiry {})\n",
             v.subscription_id, v.active_until
         ));
     }
     if report.not_objects > 0 {
-        out.push_str(&format!("malformed: {} entries of subscriptions[] are not objects\n", report.not_objects));
+        tail.push_str(&format!("malformed: {} entries of subscriptions[] are not objects\n", report.not_objects));
     }
     for e in &report.unaccounted {
-        out.push_str(&format!(
+        tail.push_str(&format!(
             "unaccounted: attempt {} for {} is {} but the subscription was not listed\n",
             e.renewal.attempt, e.subscription_id, e.state
         ));
     }
+    out.push_str(&fit::wrap(&tail));
     out
 }
 

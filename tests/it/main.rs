@@ -20,6 +20,7 @@ mod helpers;
 mod hostile;
 mod lapse;
 mod metrics;
+mod output;
 mod packaging;
 mod policy;
 mod post_once;

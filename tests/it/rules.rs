@@ -128,3 +128,58 @@ async fn enable_alone_on_a_defaults_subscription_stores_no_row() {
     assert!(out.stdout.contains("follows [defaults]"), "{}", out.stdout);
     assert_eq!(db.list().await["rules"].as_array().unwrap().len(), 0);
 }
+
+/// `rules set` through the binary with `db`'s database and the provider at `base_url`.
+async fn set_with_api(db: &Db, base_url: &str, args: &[&str]) -> Ran {
+    let mut cmd = bin();
+    cmd.args(["rules", "set"])
+        .args(args)
+        .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", db.dir.path().join("r.db").display()))
+        .env("PROXY_RENEWD_API__BASE_URL", base_url)
+        .env("PROXY_RENEWD_API__KEY", crate::helpers::KEY)
+        .env("PROXY_RENEWD_API__MAX_ATTEMPTS", "1");
+    run(cmd).await
+}
+
+#[tokio::test]
+async fn an_explicit_plan_is_checked_against_the_plans_on_offer() {
+    let sim = crate::helpers::sim().await;
+    let db = Db::new();
+    let base = sim.base_url().to_string();
+    // Offered: stored, no warning.
+    let out = set_with_api(&db, &base, &[SUB, "--plan", "k17m3q5v7n9p1r2t4w6y8z0a"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("could not be checked"), "{}", out.stderr);
+    assert_eq!(db.list().await["rules"][0]["plan"], "k17m3q5v7n9p1r2t4w6y8z0a");
+    // Not offered: refused, the offered ids listed, nothing written (nor a new row).
+    for id in [SUB, "s01b2f6m1k4n8p3r5t7v9x0z"] {
+        let out = set_with_api(&db, &base, &[id, "--plan", "nonexistentplan", "--note", "x"]).await;
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("plan nonexistentplan is not offered"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("k17m3q5v7n9p1r2t4w6y8z0a, ") && out.stderr.contains("q2w4e6r8t0y2u4i6o8p0a2s4"),
+            "{}",
+            out.stderr
+        );
+        let list = db.list().await;
+        assert_eq!(list["rules"].as_array().unwrap().len(), 1, "{list:#}");
+        assert_eq!(list["rules"][0]["plan"], "k17m3q5v7n9p1r2t4w6y8z0a", "{list:#}");
+        assert_eq!(list["rules"][0]["note"], Value::Null, "{list:#}");
+    }
+    assert_eq!(sim.calls().iter().filter(|c| c.op == "plans").count(), 3, "one op=plans per set");
+}
+
+#[tokio::test]
+async fn a_plan_that_cannot_be_checked_is_stored_with_a_warning() {
+    let db = Db::new();
+    // The provider down (nothing listens on port 1).
+    let out = set_with_api(&db, "http://127.0.0.1:1", &[SUB, "--plan", "nonexistentplan"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("could not be checked against op=plans"), "{}", out.stderr);
+    assert_eq!(db.list().await["rules"][0]["plan"], "nonexistentplan");
+    // No [api] at all.
+    let out = db.rules(&["set", SUB, "--plan", "otherplan"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("could not be checked") && out.stderr.contains("no usable [api]"), "{}", out.stderr);
+    assert_eq!(db.list().await["rules"][0]["plan"], "otherplan");
+}
