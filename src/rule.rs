@@ -92,13 +92,20 @@ pub fn check_coupon(code: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a humantime duration (`90s`, `10m`, `3d`) into milliseconds.
+/// The longest duration a config key or a command-line flag takes: 10 years (365-day).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+
+/// Parses a humantime duration (`90s`, `10m`, `3d`) into milliseconds, at most
+/// [`MAX_DURATION`] (as the config allows).
 ///
 /// # Errors
-/// humantime's message, e.g. `unknown time unit "x"`.
+/// humantime's message, e.g. `unknown time unit "x"`; a duration over 10 years.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let d =
         humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration like 90s, 10m, 3d ({e})"))?;
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is longer than the 10 years allowed"));
+    }
     i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too long"))
 }
 
@@ -131,6 +138,10 @@ mod tests {
         assert_eq!(parse_duration_ms("3d"), Ok(259_200_000));
         assert_eq!(parse_duration_ms("90s"), Ok(90_000));
         assert!(parse_duration_ms("3 fortnights").is_err());
+        assert_eq!(parse_duration_ms("3650d"), Ok(3650 * 86_400_000));
+        let err = parse_duration_ms("20y").unwrap_err();
+        assert!(err.contains("longer than the 10 years allowed"), "{err}");
+        assert!(parse_duration_ms("1000000d").is_err());
         assert_eq!(format_duration_ms(259_200_000), "3d");
         assert_eq!(format_duration_ms(60 * 86_400_000), "60d");
         assert_eq!(format_duration_ms(5_400_000), "1h 30m");

@@ -14,10 +14,18 @@ use super::{Cli, Exit, emit, emit_with};
 /// Standard output cannot be written (a closed pipe is not an error).
 pub(super) fn completions(shell: clap_complete::Shell) -> anyhow::Result<Exit> {
     let mut cmd = Cli::command();
-    emit_with(|out| {
-        clap_complete::generate(shell, &mut cmd, "proxy-renewd", out);
-        Ok(())
-    })?;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "proxy-renewd", &mut script);
+    let script = String::from_utf8_lossy(&script);
+    // clap_complete 4.6.12's bash script names the states of a hyphenated program two ways
+    // (`proxy__renewd__subcmd__rules` while walking the words, `proxy__subcmd__renewd__…` in
+    // the case arms: clap issue #6421), so nothing after the first word would ever complete.
+    // One spelling for both.
+    let script = match shell {
+        clap_complete::Shell::Bash => script.replace("proxy__subcmd__renewd", "proxy__renewd"),
+        _ => script.into_owned(),
+    };
+    emit(&script)?;
     Ok(Exit::Ok)
 }
 

@@ -47,7 +47,12 @@ pub(super) async fn run(cfg: Config, args: RenewArgs, format: OutputFormat) -> a
         (None, OutputFormat::Json) => pretty(&json!({ "subscription_id": id, "result": "not-confirmed" })),
         (None, OutputFormat::Table) => "not renewed\n".into(),
     };
-    emit(&text)?;
+    match &outcome {
+        // Sent: a failure to print must not turn the outcome into exit 1 ("not sent"), or a
+        // script would renew again; the outcome goes to stderr and keeps its exit code.
+        Some(o) => super::emit_after_acting(&text, &format!("{id}: {}", describe(o))),
+        None => emit(&text)?,
+    }
     if let Some(what) = unrecorded {
         anyhow::bail!("the database could not be written ({what}): the daemon reconciles the attempt once it can");
     }

@@ -133,9 +133,12 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
         RulesAction::Remove { id } => Some(SubscriptionId::parse(id)?),
         RulesAction::List => None,
     };
-    // A list never creates the database: none yet means no rules yet.
+    // A list never creates the database: none yet means no rules yet (a missing directory
+    // is still the error that opening it gives).
+    let not_yet =
+        |f: &std::path::Path| !f.exists() && f.parent().is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
     if matches!(action, RulesAction::List)
-        && crate::store::database_file(&cfg.database_url)?.is_some_and(|f| !f.exists())
+        && crate::store::database_file(&cfg.database_url)?.is_some_and(|f| not_yet(&f))
     {
         return list_rows(Vec::new(), cfg, format);
     }

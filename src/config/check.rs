@@ -11,8 +11,8 @@ use super::{Alerts, Config, ConfigError, Email, RawConfig, Schedule, credential_
 use crate::rule::{PlanChoice, Rule, check_coupon};
 use crate::values::Cents;
 
-/// The longest duration any key accepts.
-const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+// The longest duration any key accepts: the command line's limit too.
+use crate::rule::MAX_DURATION;
 /// The longest request timeout.
 const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// The most attempts a read may make.

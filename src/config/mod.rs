@@ -319,11 +319,19 @@ impl Config {
         // one that cannot be parsed is treated as one.
         let smtp_password =
             |u: &SecretString| Url::parse(u.expose_secret().trim()).map_or(true, |u| u.password().is_some());
-        let holds_secret = self.origin("api.key").starts_with(" in ")
-            || self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url.as_ref()).is_some_and(smtp_password)
-                && self.origin("alerts.email.smtp_url").starts_with(" in ");
-        if holds_secret && others_can_read(file) {
-            tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or move the key to key_file / {}API__KEY", ENV_PREFIX);
+        let api_key = self.origin("api.key").starts_with(" in ");
+        let smtp = self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url.as_ref()).is_some_and(smtp_password)
+            && self.origin("alerts.email.smtp_url").starts_with(" in ");
+        let advice = match (api_key, smtp) {
+            (true, true) => {
+                format!("move the key to key_file / {ENV_PREFIX}API__KEY and the SMTP URL to smtp_url_file")
+            }
+            (true, false) => format!("move the key to key_file / {ENV_PREFIX}API__KEY"),
+            (false, true) => "move the SMTP URL (it holds a password) to smtp_url_file".to_owned(),
+            (false, false) => return,
+        };
+        if others_can_read(file) {
+            tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or {advice}");
         }
     }
 }
@@ -415,6 +423,10 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                         key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
                     }
                     format!("unknown key; expected one of: {}", expected.join(", "))
+                }
+                Kind::MissingField(field) => {
+                    key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+                    "not set: this section needs it".to_owned()
                 }
                 Kind::UnknownVariant(found, expected) if echo_allowed(&key) => format!(
                     "{} is not one of {}",
@@ -544,6 +556,9 @@ fn credential_path(path: &Path, config_file: Option<&Path>) -> PathBuf {
 /// Reads the credential file `path` (as [`credential_path`] finds it); a failure says where a
 /// relative path was looked for.
 fn read_credential(path: &Path, config_file: Option<&Path>) -> Result<String, String> {
+    if path.as_os_str().is_empty() {
+        return Err("is empty: name the file that holds the secret, or remove the key".to_owned());
+    }
     let found = credential_path(path, config_file);
     read_secret_file(&found).map_err(|problem| {
         if path.is_relative() {
@@ -609,6 +624,20 @@ mod tests {
         // Unknown keys list the known ones instead.
         let err = load_str("[defaults]\nrenew_befor = \"3d\"\n").unwrap_err().to_string();
         assert!(!err.contains("the right form"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_key_file_path_is_named() {
+        let err = load_str("[api]\nbase_url = \"http://h\"\nkey_file = \"\"\n").unwrap().api().unwrap_err().to_string();
+        assert!(err.contains("api.key_file") && err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_required_key_is_named() {
+        let err = load_str("[alerts.email]\nsmtp_url = \"smtp://127.0.0.1:25\"\nto = [\"a@example.com\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("alerts.email.from") && err.contains("not set"), "{err}");
     }
 
     #[test]

@@ -156,6 +156,7 @@ async fn a_secret_in_a_file_others_can_read_draws_a_warning() {
         let out = run(cmd).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(out.stderr.contains("other users can read it"), warned, "{url}: {}", out.stderr);
+        assert_eq!(out.stderr.contains("to smtp_url_file"), warned, "the advice fits the secret: {}", out.stderr);
         assert!(!out.stderr.contains("hunter2pass"));
     }
 }

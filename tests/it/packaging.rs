@@ -23,6 +23,33 @@ async fn completions_cover_every_command() {
 }
 
 #[tokio::test]
+async fn bash_completes_subcommands_and_their_flags() {
+    let mut cmd = bin();
+    cmd.args(["completions", "bash"]);
+    let out = run(cmd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("proxy-renewd.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // What bash's programmable completion calls: the function, with COMP_WORDS and COMP_CWORD.
+    let complete = |words: &str, cword: usize, cur: &str, prev: &str| {
+        let line = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _proxy__renewd proxy-renewd '{cur}' '{prev}'; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash").args(["-c", &line]).output().expect("bash runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let top = complete("proxy-renewd ''", 1, "", "proxy-renewd");
+    assert!(top.contains("rules") && top.contains("switch-network"), "{top}");
+    let rules = complete("proxy-renewd rules ''", 2, "", "rules");
+    assert!(rules.split(' ').any(|w| w == "set") && rules.split(' ').any(|w| w == "remove"), "{rules}");
+    let flag = complete("proxy-renewd rules set abc --pl", 4, "--pl", "abc");
+    assert_eq!(flag, "--plan");
+    let shells = complete("proxy-renewd completions ''", 2, "", "completions");
+    assert!(shells.contains("fish"), "{shells}");
+}
+
+#[tokio::test]
 async fn manual_pages_one_per_command() {
     let mut cmd = bin();
     cmd.arg("manpage");

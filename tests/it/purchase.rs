@@ -397,3 +397,16 @@ async fn a_purchase_made_keeps_its_exit_code_when_stdout_cannot_be_written() {
     assert!(stderr.contains("what happened: purchase 1 done"), "{stderr}");
     assert_eq!(sim.calls_of("purchase").len(), 1);
 }
+
+#[tokio::test]
+async fn a_manual_renewal_keeps_its_exit_code_when_stdout_cannot_be_written() {
+    let (sim, s) = spawn(&[DAY], "").await;
+    let mut cmd = bin();
+    cmd.arg("--config").arg(s.config_path()).args(["renew", "sub0", "--yes"]);
+    cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap()).stderr(std::process::Stdio::piped());
+    let out = cmd.spawn().unwrap().wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "renewed: exit 0, not an error a script would retry: {stderr}");
+    assert!(stderr.contains("what happened: sub0: renewed"), "{stderr}");
+    assert_eq!(sim.calls_of("renew").len(), 1);
+}
