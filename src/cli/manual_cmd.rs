@@ -45,7 +45,8 @@ pub(super) fn manpage(dir: Option<&Path>) -> anyhow::Result<Exit> {
         }
         Some(dir) => {
             if !dir.is_dir() {
-                anyhow::bail!("{} is not a directory: create it first", dir.display());
+                let fix = if dir.exists() { "name a directory" } else { "create it first" };
+                anyhow::bail!("{} is not a directory: {fix}", dir.display());
             }
             clap_mangen::generate_to(cmd, dir)
                 .map_err(|e| anyhow::anyhow!("cannot write the manual pages into {}: {e}", dir.display()))?;

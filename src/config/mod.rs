@@ -314,6 +314,7 @@ impl Config {
     /// Warns (log, `warn`) when the config file holds a secret and others can read it. Call
     /// once logging is set up.
     pub fn warn_if_secret_readable(&self) {
+        self.warn_if_secret_file_world_readable();
         let Some(file) = &self.file else { return };
         // An SMTP URL is a secret only when it holds a password (`smtp://user:pass@host`);
         // one that cannot be parsed is treated as one.
@@ -334,6 +335,35 @@ impl Config {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or {advice}");
         }
     }
+}
+
+impl Config {
+    /// Warns when `key_file` or `smtp_url_file` is readable by every user. Group-readable is
+    /// fine: the README's `install -m 640 -g proxy-renewd` lets the service user read it by hand.
+    fn warn_if_secret_file_world_readable(&self) {
+        let files = [
+            ("api.key_file", self.raw.api.key_file.as_deref()),
+            ("alerts.email.smtp_url_file", self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url_file.as_deref())),
+        ];
+        for (key, path) in files {
+            let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else { continue };
+            let found = credential_path(path, self.file.as_deref());
+            if world_can_read(&found) {
+                tracing::warn!(key, file = %found.display(), "this secret file is readable by every user: chmod 600 it, or 640 with the service's group (install -m 640 -g proxy-renewd)");
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn world_can_read(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn world_can_read(_: &Path) -> bool {
+    false
 }
 
 /// Does a non-empty `PROXY_RENEWD_*` variable set a key (a container configured by its
@@ -437,8 +467,15 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                 Kind::InvalidType(_, expected) => format!("invalid type, expected {expected} (the value is not shown)"),
                 _ => "invalid value (not shown)".to_owned(),
             };
+            let from_env = e.metadata.as_ref().is_some_and(|md| md.name.contains("environment"));
             let problem = match (&e.kind, example(&key)) {
                 (Kind::UnknownField(..), _) | (_, None) => problem,
+                (_, Some((_, line))) if from_env => {
+                    // The environment's form: the value without TOML's quotes.
+                    let value = line.split_once(" = ").map_or("", |(_, v)| v).trim_matches('"');
+                    let name = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase());
+                    format!("{problem}; the right form, e.g. {name}={value}")
+                }
                 (_, Some((section, line))) => format!("{problem}; the right form, e.g. `{line}` under [{section}]"),
             };
             let origin = e.metadata.as_ref().map_or(String::new(), |md| format!(" {}", origin_of(md, &key)));

@@ -105,6 +105,9 @@ impl Store {
     /// As [`Store::open`].
     pub async fn open_with(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
         let opts = base_options(url, busy_timeout)?.create_if_missing(true);
+        if let Some(file) = database_file(url)? {
+            create_private(&file);
+        }
         refuse_foreign(&opts).await?;
         // The file exists now. The pool's own connections never create one: a file deleted
         // under a running process must not come back empty (writes fail instead).
@@ -289,6 +292,17 @@ fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
 
 /// Refuses a SQLite file that holds tables but no proxy-renewd schema (another
 /// application's), before anything is written to it, journal mode included.
+/// A new database file is made readable by its owner only (mode 600, whatever the umask of a
+/// command run by hand): the ledger and spend are the business's own. SQLite gives its `-wal`
+/// and `-shm` files the database file's mode. An existing file or a failure here is left to
+/// SQLite (which then creates the file as usual, or says why not).
+fn create_private(file: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !file.exists() {
+        let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file);
+    }
+}
+
 async fn refuse_foreign(opts: &SqliteConnectOptions) -> Result<(), StoreError> {
     use sqlx::{ConnectOptions, Connection};
     let path = opts.get_filename().display().to_string();

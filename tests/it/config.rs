@@ -127,6 +127,36 @@ async fn the_environment_wins_over_the_file() {
     let out = run(cmd).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("defaults.repeat_count from PROXY_RENEWD_DEFAULTS__REPEAT_COUNT"), "{}", out.stderr);
+    // A type error from the environment quotes the environment's form.
+    let mut cmd = bin();
+    cmd.args(["rules", "list"]).env("PROXY_RENEWD_DEFAULTS__RENEW_BEFORE", "3");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("the right form, e.g. PROXY_RENEWD_DEFAULTS__RENEW_BEFORE=3d"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_key_file_every_user_can_read_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[api]\nbase_url = \"http://127.0.0.1:9\"\nkey_file = \"api-key\"\n").unwrap();
+    std::fs::write(dir.path().join("api-key"), "rk_1234567\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    for (mode, warned) in [(0o644, true), (0o640, false), (0o600, false)] {
+        std::fs::set_permissions(dir.path().join("api-key"), std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = bin();
+        cmd.args(["rules", "list", "--config"]).arg(&path).env("PROXY_RENEWD_DATABASE__URL", &db);
+        let out = run(cmd).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(
+            out.stderr.contains("this secret file is readable by every user"),
+            warned,
+            "mode {mode:o}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("rk_1234567"));
+    }
 }
 
 #[tokio::test]

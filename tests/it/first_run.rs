@@ -212,3 +212,21 @@ async fn the_installed_layout_works_by_hand_without_credentials_directory() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_new_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let out = run({
+        let mut cmd = bin();
+        // A shell's usual umask: without care the ledger would be world-readable.
+        cmd.args(["rules", "set", "abc", "--disable"])
+            .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", db.display()));
+        cmd
+    })
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}

@@ -78,6 +78,11 @@ async fn manual_pages_one_per_command() {
     let out = run(cmd).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("is not a directory: create it first"), "{}", out.stderr);
+    let mut cmd = bin();
+    cmd.args(["manpage", "--dir"]).arg(dir.path().join("proxy-renewd.1"));
+    let out = run(cmd).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("is not a directory: name a directory"), "{}", out.stderr);
 }
 
 #[test]
