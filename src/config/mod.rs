@@ -331,7 +331,7 @@ impl Config {
             (false, true) => "move the SMTP URL (it holds a password) to smtp_url_file".to_owned(),
             (false, false) => return,
         };
-        if others_can_read(file) {
+        if readable_by(file, GROUP_OR_OTHERS) {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or {advice}");
         }
     }
@@ -348,22 +348,11 @@ impl Config {
         for (key, path) in files {
             let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else { continue };
             let found = credential_path(path, self.file.as_deref());
-            if world_can_read(&found) {
+            if found.is_file() && readable_by(&found, OTHERS) {
                 tracing::warn!(key, file = %found.display(), "this secret file is readable by every user: chmod 600 it, or 640 with the service's group (install -m 640 -g proxy-renewd)");
             }
         }
     }
-}
-
-#[cfg(unix)]
-fn world_can_read(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o004 != 0)
-}
-
-#[cfg(not(unix))]
-fn world_can_read(_: &Path) -> bool {
-    false
 }
 
 /// Does a non-empty `PROXY_RENEWD_*` variable set a key (a container configured by its
@@ -419,24 +408,29 @@ fn echo_allowed(key: &str) -> bool {
         "alerts.email.from",
         "server.listen",
     ];
-    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
-                }
-            }
-            serde_json::Value::Null => {}
-            _ => out.push(prefix.to_owned()),
-        }
-    }
     static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| {
         let mut out = Vec::new();
-        leaves("", &serde_json::to_value(RawConfig::default()).unwrap_or_default(), &mut out);
+        leaf_keys("", &serde_json::to_value(RawConfig::default()).unwrap_or_default(), false, &mut out);
         out
     });
     OPTIONAL.contains(&key) || known.iter().any(|k| k == key)
+}
+
+/// The dotted keys of the leaves of `v` (a config as JSON) into `out`; unset (`null`) leaves
+/// too when `with_unset`.
+fn leaf_keys(prefix: &str, v: &serde_json::Value, with_unset: bool, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaf_keys(&key, v, with_unset, out);
+            }
+        }
+        serde_json::Value::Null if !with_unset => {}
+        _ if !prefix.is_empty() => out.push(prefix.to_owned()),
+        _ => {}
+    }
 }
 
 /// figment's errors in our words: `KEY ORIGIN: problem`, one per error, values of secret keys
@@ -473,8 +467,7 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
                 (_, Some((_, line))) if from_env => {
                     // The environment's form: the value without TOML's quotes.
                     let value = line.split_once(" = ").map_or("", |(_, v)| v).trim_matches('"');
-                    let name = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase());
-                    format!("{problem}; the right form, e.g. {name}={value}")
+                    format!("{problem}; the right form, e.g. {}={value}", env_name(&key))
                 }
                 (_, Some((section, line))) => format!("{problem}; the right form, e.g. `{line}` under [{section}]"),
             };
@@ -519,13 +512,16 @@ fn origin(figment: &Figment, key: &str) -> String {
     figment.find_metadata(key).map_or_else(String::new, |md| format!(" {}", origin_of(md, key)))
 }
 
+/// The environment variable that sets the dotted `key`: `PROXY_RENEWD_API__KEY` for `api.key`.
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
 /// `in FILE`, `from PROXY_RENEWD_KEY`, or `(default)`.
 fn origin_of(md: &figment::Metadata, key: &str) -> String {
     match &md.source {
         Some(figment::Source::File(p)) => format!("in {}", p.display()),
-        _ if md.name.contains("environment") => {
-            format!("from {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
-        }
+        _ if md.name.contains("environment") => format!("from {}", env_name(key)),
         _ => "(default)".into(),
     }
 }
@@ -540,14 +536,20 @@ fn invalid(figment: &Figment, key: &str, problem: impl Into<String>) -> ConfigEr
     ConfigError::Invalid { key: key.into(), origin: origin(figment, key), problem: problem.into() }
 }
 
+/// Group and others may read (`0o044`), or others (`0o004`).
+const GROUP_OR_OTHERS: u32 = 0o044;
+/// Every user may read.
+const OTHERS: u32 = 0o004;
+
+/// Does `path`'s mode grant any of the read bits in `who` ([`GROUP_OR_OTHERS`], [`OTHERS`])?
 #[cfg(unix)]
-fn others_can_read(path: &Path) -> bool {
+fn readable_by(path: &Path, who: u32) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & who != 0)
 }
 
 #[cfg(not(unix))]
-fn others_can_read(_: &Path) -> bool {
+fn readable_by(_: &Path, _: u32) -> bool {
     false
 }
 
@@ -679,18 +681,9 @@ mod tests {
 
     #[test]
     fn every_key_has_an_example() {
-        fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
-            if let serde_json::Value::Object(m) = v {
-                for (k, v) in m {
-                    leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
-                }
-            } else if !prefix.is_empty() {
-                out.push(prefix.to_owned());
-            }
-        }
         let mut keys = Vec::new();
         let full = toml::from_str::<RawConfig>(EXAMPLE_TOML).expect("config.example.toml parses");
-        leaves("", &serde_json::to_value(full).unwrap(), &mut keys);
+        leaf_keys("", &serde_json::to_value(full).unwrap(), true, &mut keys);
         let missing: Vec<_> = keys.iter().filter(|k| example(k).is_none()).collect();
         assert!(missing.is_empty(), "keys without an example line in config.example.toml: {missing:?}");
         assert_eq!(example("nope.nothing"), None);
