@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use proxy_renewd::sim::FaultKind;
 
-use crate::helpers::{DAY, KEY, bin, free_port, sim_with, world};
+use crate::daemon::Instance;
+use crate::helpers::{DAY, free_port, sim_with, world};
 
 const DASHBOARD: &str = "contrib/grafana-dashboard.json";
 const RULES: &str = "contrib/prometheus-rules.yml";
@@ -253,20 +254,11 @@ async fn scrape_after_a_renewal_a_409_and_a_402() -> String {
     state.balance_cents = 1500;
     let sim = sim_with(state).await;
     sim.fault("renew", FaultKind::StatusBefore { status: 409 }, 1);
-    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 1\nmax_concurrency = 1\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"0 0 0 1 1 *\"\njitter = \"0s\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
-            sim.base_url(),
-            dir.path().join("r.db").display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = bin();
-    cmd.args(["run", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::null());
+    // One renewal at a time, so that the 409, the renewal and the 402 come in that order.
+    let inst = Instance::with(&sim, "0 0 0 1 1 *", &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut cmd = inst.cmd(&["run"]);
+    cmd.env("PROXY_RENEWD_API__MAX_CONCURRENCY", "1").stdout(Stdio::null()).stderr(Stdio::null());
     let mut daemon = cmd.spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(30);
