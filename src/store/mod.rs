@@ -38,7 +38,7 @@ pub use rules::RuleRow;
 pub use snapshot::{ReadFailures, SeenSubscription, SnapshotRow};
 
 /// The schema, embedded from `migrations/` at build time.
-pub static MIGRATOR: Migrator = sqlx::migrate!();
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a connection waits for a lock before [`StoreError::Locked`].
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
