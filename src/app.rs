@@ -15,6 +15,7 @@ use crate::api::Client;
 use crate::attempt::Origin;
 use crate::config::Config;
 use crate::cycle::{Cycle, CycleError};
+use crate::leader::Leadership;
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::renewer::Renewer;
@@ -34,8 +35,19 @@ pub enum Mode {
     DryRun,
     /// A person's `renew`: the database read-write, but no instance lock and no start-up
     /// recovery, since a daemon may be running (and renewing) beside it; the ledger's period
-    /// key keeps the two apart.
+    /// key keeps the two apart. On PostgreSQL it takes the lease (or fails naming its holder).
     Manual,
+    /// `run`: as [`Mode::Real`] on SQLite. On PostgreSQL the lease is not taken at build: the
+    /// daemon follows until it can lead ([`App::run_until_stopped`]).
+    Daemon,
+}
+
+/// What keeps a real app's cycles the only ones: the instance lock (SQLite) or the lease
+/// (PostgreSQL).
+#[derive(Debug)]
+enum Guard {
+    File(#[allow(dead_code, reason = "held for its Drop")] InstanceLock),
+    Lease(Leadership),
 }
 
 /// A built program, ready to run cycles.
@@ -49,7 +61,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     max_concurrency: usize,
     /// Held for the life of a real app: released when it is dropped.
-    _lock: Option<InstanceLock>,
+    guard: Option<Guard>,
 }
 
 impl std::fmt::Debug for App {
@@ -83,18 +95,25 @@ impl App {
     pub async fn build_with_clock(config: Config, mode: Mode, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let api = config.api()?;
         let client = Client::new(api.client).context("cannot set up the provider client")?;
-        let (store, lock) = match mode {
+        let (store, guard) = match mode {
             Mode::DryRun => (open_for_audit(&config).await?, None),
-            Mode::Real => {
-                let (store, lock) = open_for_cycles(&config, clock.now()).await?;
-                (Some(store), lock)
+            Mode::Real | Mode::Daemon => {
+                let (store, guard) = open_for_cycles(&config, clock.now(), mode == Mode::Daemon).await?;
+                (Some(store), guard)
             }
-            Mode::Manual => (Some(Store::open(&config.database_url).await?), None),
+            Mode::Manual => {
+                let store = Store::open(&config.database_url).await?;
+                let guard = match config.ha {
+                    Some(ha) if store.is_postgres() => Some(Guard::Lease(Leadership::take(&store, ha.lease_ms).await?)),
+                    _ => None,
+                };
+                (Some(store), guard)
+            }
         };
         let mailer = match &config.alerts.email {
             Some(email) => Some(Mailer::new(email).map_err(anyhow::Error::msg)?),
             None => {
-                if mode == Mode::Real {
+                if matches!(mode, Mode::Real | Mode::Daemon) {
                     tracing::warn!("no [alerts.email]: alerts are recorded and logged, and no one will be emailed");
                 }
                 None
@@ -109,7 +128,7 @@ impl App {
             mailer,
             metrics: None,
             clock,
-            _lock: lock,
+            guard,
         })
     }
 
@@ -193,7 +212,22 @@ impl App {
     /// # Errors
     /// As [`Cycle::run`].
     pub async fn once(&self, cancel: CancellationToken) -> Result<CycleReport, CycleError> {
+        let cancel = self.stopped_by_lease_loss(cancel);
         self.cycle(cancel).run().await
+    }
+
+    /// `cancel`, or on PostgreSQL a child of it that the loss of the lease cancels too.
+    fn stopped_by_lease_loss(&self, cancel: CancellationToken) -> CancellationToken {
+        let Some(Guard::Lease(lease)) = &self.guard else { return cancel };
+        let child = cancel.child_token();
+        let (lost, stop) = (lease.lost().clone(), child.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = lost.cancelled() => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+        });
+        child
     }
 
     /// The daemon until `cancel`: the metrics server when `[server] listen` is set, then
@@ -216,7 +250,12 @@ impl App {
             tasks.spawn(server::serve(listener, metrics.clone(), window, cancel.clone()));
             self.metrics = Some(metrics);
         }
-        let result = crate::daemon::run(&self.cycle(cancel.clone()), &cancel, &tasks).await;
+        let result = match (&self.store, self.config.ha) {
+            (Some(store), Some(ha)) if store.is_postgres() && self.guard.is_none() => {
+                self.lead_until_stopped(store, ha.lease_ms, &cancel, &tasks).await
+            }
+            _ => crate::daemon::run(&self.cycle(cancel.clone()), &cancel, &tasks).await,
+        };
         // Whatever ended the daemon, the tasks beside it stop with it.
         cancel.cancel();
         tasks.close();
@@ -225,8 +264,54 @@ impl App {
         result
     }
 
-    /// Closes the database (checkpointing the WAL); the lock goes when the app is dropped.
+    /// One of several nodes on PostgreSQL, until `cancel`: follow until the lease is free; as
+    /// leader, reconcile what the last leader left in flight, then run the daemon until the
+    /// lease is lost (then follow again) or `cancel` (then give the lease up).
+    async fn lead_until_stopped(
+        &self,
+        store: &Store,
+        lease_ms: i64,
+        cancel: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.set_leader(false, 0);
+        }
+        while let Some(lease) = Leadership::campaign(store, lease_ms, cancel, self.metrics.as_ref()).await {
+            let leading = cancel.child_token();
+            let (lost, stop) = (lease.lost().clone(), leading.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => stop.cancel(),
+                    () = stop.cancelled() => {}
+                }
+            });
+            let result = match recover(store, self.clock.now()).await {
+                Ok(()) => crate::daemon::run(&self.cycle(leading.clone()), &leading, tasks).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reconcile what the last leader left; following again");
+                    Ok(())
+                }
+            };
+            leading.cancel();
+            if cancel.is_cancelled() || result.is_err() {
+                lease.resign().await;
+                return result;
+            }
+            if !lease.lost().is_cancelled() {
+                // Recovery failed: let another node try.
+                lease.resign().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the database (checkpointing the WAL), giving the lease up first on PostgreSQL;
+    /// the lock goes when the app is dropped.
     pub async fn close(&self) {
+        if let Some(Guard::Lease(lease)) = &self.guard {
+            lease.resign().await;
+        }
         if let Some(s) = &self.store {
             s.close().await;
         }
@@ -234,10 +319,20 @@ impl App {
 }
 
 /// The database for a real cycle: the instance lock first, then the store, then start-up
-/// recovery.
-async fn open_for_cycles(cfg: &Config, now: EpochMs) -> anyhow::Result<(Store, Option<InstanceLock>)> {
+/// recovery. On PostgreSQL the lease instead of the lock: taken now (or an error naming its
+/// holder), or for the daemon (`campaign`) later, recovery with it.
+async fn open_for_cycles(cfg: &Config, now: EpochMs, campaign: bool) -> anyhow::Result<(Store, Option<Guard>)> {
+    if let Some(ha) = cfg.ha.filter(|_| store::is_postgres(&cfg.database_url)) {
+        let store = Store::open(&cfg.database_url).await?;
+        if campaign {
+            return Ok((store, None));
+        }
+        let lease = Leadership::take(&store, ha.lease_ms).await?;
+        recover(&store, now).await?;
+        return Ok((store, Some(Guard::Lease(lease))));
+    }
     let lock = match store::database_file(&cfg.database_url)? {
-        Some(file) => Some(InstanceLock::acquire(&file)?),
+        Some(file) => Some(Guard::File(InstanceLock::acquire(&file)?)),
         None => None,
     };
     let store = Store::open(&cfg.database_url).await?;

@@ -22,8 +22,9 @@
 //!   nothing happened" apart from "outcome unknown".
 //! - [`config`]: figment layers (defaults, TOML file, `PROXY_RENEWD_` env) checked into a
 //!   [`config::Config`] of small types that cannot be wrong; secrets stay in `SecretString`.
-//! - [`store`]: all SQL: SQLite with embedded migrations; rules, ledger, purchases, outbox,
-//!   snapshot, holds; one writer at a time per process, the renewals' writes in group commits.
+//! - [`store`]: all SQL, on SQLite or PostgreSQL, each with its embedded migrations; rules,
+//!   ledger, purchases, outbox, snapshot, holds, the leader lease; one writer at a time, the
+//!   renewals' writes in group commits (fenced by the lease on PostgreSQL).
 //!
 //! **Deciding**, pure:
 //! - [`policy`]: the decision for one subscription (ok, skip, renew with which plan at what
@@ -44,6 +45,8 @@
 //!
 //! **Running**:
 //! - [`lock`]: the single-node instance lock (`flock` on `DB.lock`).
+//! - [`leader`]: one leader among several nodes on PostgreSQL: the lease taken, renewed,
+//!   lost (renewals stop) and given up.
 //! - [`daemon`]: cycles on the cron schedule that never overlap, until cancelled.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`app`]: the composition root: config → client, store, mailer, clock → a cycle or the
@@ -67,6 +70,7 @@ pub mod config;
 pub mod cycle;
 pub mod daemon;
 pub mod forecast;
+pub mod leader;
 pub mod lock;
 pub mod metrics;
 pub mod output;

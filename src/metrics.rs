@@ -44,6 +44,8 @@ pub struct Metrics {
     dead_recipients: Gauge,
     forecast_spend: Family<Labels, Gauge>,
     forecast_renewals: Family<Labels, Gauge>,
+    leader: Gauge,
+    leader_epoch: Gauge,
     health: Mutex<Health>,
     /// Why the last cycle failed, until one succeeds: `/healthz` says it.
     last_failure: Mutex<Option<String>>,
@@ -93,6 +95,8 @@ impl Metrics {
             dead_recipients: Gauge::default(),
             forecast_spend: Family::default(),
             forecast_renewals: Family::default(),
+            leader: Gauge::default(),
+            leader_epoch: Gauge::default(),
             health: Mutex::new(Health::default()),
             last_failure: Mutex::new(None),
             registry: Registry::default(),
@@ -169,6 +173,16 @@ impl Metrics {
             "Renewals forecast for the next 24h, 7d, 30d",
             m.forecast_renewals.clone(),
         );
+        registry.register(
+            "proxy_renewd_leader",
+            "1 while this process leads (holds the lease on PostgreSQL; always on SQLite), else 0",
+            m.leader.clone(),
+        );
+        registry.register(
+            "proxy_renewd_leader_epoch",
+            "The epoch of the lease this process holds or last saw held (0 on SQLite)",
+            m.leader_epoch.clone(),
+        );
         let build: Family<Labels, Gauge> = Family::default();
         build.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("proxy_renewd_build_info", "The running version", build);
@@ -180,7 +194,26 @@ impl Metrics {
         for status in ["402", "409"] {
             let _ = m.api_requests.get_or_create(&labels(&[("op", Op::Renew.as_str()), ("status", status)]));
         }
+        // One process on SQLite leads; on PostgreSQL the leadership loop says otherwise.
+        m.leader.set(1);
         Metrics { registry, ..m }
+    }
+
+    /// Whether this process leads, and the epoch of the lease it holds or saw held.
+    pub fn set_leader(&self, leading: bool, epoch: i64) {
+        self.leader.set(i64::from(leading));
+        self.leader_epoch.set(epoch);
+    }
+
+    /// On a follower: the leader's last finished cycle, read from the shared database. It
+    /// stands for this process's own in `/healthz` and `/readyz`: the work is being done.
+    pub fn saw_leader_cycle(&self, at: EpochMs) {
+        self.health_mut(|h| {
+            h.first_cycle_started = true;
+            if h.last_success.is_none_or(|t| t < at) {
+                h.last_success = Some(at);
+            }
+        });
     }
 
     /// The Prometheus text exposition of every metric.

@@ -73,10 +73,15 @@ async fn renew(
 ) -> (RenewOutcome, Option<Unrecorded>) {
     let (client, store, origin) = (w.client, w.store, w.origin);
     let attempt = NewAttempt { subscription_id: id.clone(), renewal: r.clone(), origin };
-    let ledger_id = match store.begin_attempt(&attempt, w.clock.now()).await {
+    let sending = match store.begin_attempt(&attempt, w.clock.now()).await {
         Ok(row) => row,
         Err(e) if e.is_conflict() => {
             tracing::warn!("another process is renewing this period; backing off");
+            return (RenewOutcome::Conflict, None);
+        }
+        Err(e) if e.is_lease_lost() => {
+            // Another node leads now; it renews what is due (the store logged why).
+            tracing::warn!(error = %e, "not the leader any more; nothing sent");
             return (RenewOutcome::Conflict, None);
         }
         Err(e) => {
@@ -98,7 +103,8 @@ async fn renew(
         coupon_code: r.coupon_code.clone(),
         repeat_count: Some(r.repeat_count),
     };
-    let (outcome, settlement) = match client.renew(&request).await {
+    let ledger_id = sending.id;
+    let (outcome, settlement) = match client.renew_by(&request, sending.deadline).await {
         Ok(answer) if &answer.subscription_id == id => {
             succeeded(ledger_id, answer.end_at, w.clock.now(), renew_before_ms)
         }

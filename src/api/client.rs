@@ -288,6 +288,20 @@ impl Client {
         self.post(Op::Renew, req, |b| b.envelope()?.whole()).await
     }
 
+    /// [`Client::renew`], ended by `deadline` at the latest (its timeout is cut to what
+    /// remains until then, when that is less than `[api] timeout`): a node on PostgreSQL sends
+    /// only inside the lease its `sending` row was committed under.
+    ///
+    /// # Errors
+    /// As [`Client::renew`]; [`PostError::NotSent`] when less than a second remains.
+    pub async fn renew_by(
+        &self,
+        req: &RenewRequest,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Renewed, PostError> {
+        self.post_by(Op::Renew, req, |b| b.envelope()?.whole(), deadline).await
+    }
+
     /// `POST op=change-credentials`: regenerates the proxy password; sent once.
     ///
     /// # Errors
@@ -381,12 +395,34 @@ impl Client {
         body: &B,
         read: impl Fn(&Body<'_>) -> Result<T, Failure>,
     ) -> Result<T, PostError> {
+        self.post_by(op, body, read, None).await
+    }
+
+    /// [`Client::post`] that must end by `deadline`, if given.
+    async fn post_by<B: serde::Serialize + ?Sized, T>(
+        &self,
+        op: Op,
+        body: &B,
+        read: impl Fn(&Body<'_>) -> Result<T, Failure>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<T, PostError> {
+        let window = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if window.is_some_and(|w| w < std::time::Duration::from_secs(1)) {
+            return Err(PostError::NotSent {
+                op,
+                reason: "the leader lease it was committed under ends too soon to send it; a later cycle tries again"
+                    .into(),
+            });
+        }
         let mut json = serde_json::to_value(body)
             .map_err(|e| PostError::NotSent { op, reason: format!("could not encode the body: {e}") })?;
         if let Value::Object(m) = &mut json {
             m.insert("op".into(), Value::String(op.as_str().into()));
         }
-        let req = self.http.post(self.endpoint.clone()).header("x-api-key", self.key_header.clone()).json(&json);
+        let mut req = self.http.post(self.endpoint.clone()).header("x-api-key", self.key_header.clone()).json(&json);
+        if let Some(w) = window.filter(|w| *w < self.timeout) {
+            req = req.timeout(w);
+        }
         let answer = match self.execute(op, req).await {
             Ok(a) => a,
             Err(Failure::Connect { detail, .. }) => {

@@ -31,7 +31,7 @@ pub(super) async fn once(cfg: Config, format: OutputFormat, dry_run: bool, only:
 
 /// The daemon until SIGTERM/SIGINT; exit 0 after a clean stop.
 pub(super) async fn daemon(cfg: Config, dry_run: bool) -> anyhow::Result<Exit> {
-    let app = App::build(cfg, mode(dry_run)).await?;
+    let app = App::build(cfg, if dry_run { Mode::DryRun } else { Mode::Daemon }).await?;
     app.run_until_stopped(shutdown::token_on_signal()).await?;
     tracing::info!("stopped");
     Ok(Exit::Ok)

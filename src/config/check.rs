@@ -35,18 +35,68 @@ fn check_cron(expr: &str) -> Result<(), String> {
 }
 
 /// `sqlite://PATH` or `sqlite:PATH` naming a file: no in-memory database (it would lose the
-/// ledger) and no query parameters.
+/// ledger) and no query parameters. Or `postgres://…` / `postgresql://…` naming a host and a
+/// database (never quoted back: it may hold a password).
 fn check_database_url(url: &str) -> Result<(), String> {
+    if crate::store::is_postgres(url) {
+        let shown = crate::store::redact_url(url);
+        return match url::Url::parse(url) {
+            Err(e) => Err(format!("is not a PostgreSQL URL like postgres://user@host:5432/db ({e})")),
+            Ok(u) if u.host_str().is_none_or(str::is_empty) && !u.query_pairs().any(|(k, _)| k == "host") => {
+                Err(format!("{shown}: names no host; give postgres://user@host:5432/db"))
+            }
+            Ok(u) if u.path().trim_start_matches('/').is_empty() => {
+                Err(format!("{shown}: names no database; give postgres://user@host:5432/db"))
+            }
+            Ok(_) => Ok(()),
+        };
+    }
     let shown = crate::values::text::clean_text(url);
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
     match path {
-        None => Err(format!("{shown:?} must be a SQLite URL such as sqlite://proxy-renewd.db")),
+        None => Err(format!(
+            "{shown:?} must be a SQLite URL such as sqlite://proxy-renewd.db, or a PostgreSQL URL such as postgres://user@host/db"
+        )),
         Some(p) if p.contains('?') => Err(format!("{shown:?}: query parameters are not supported; give sqlite://PATH")),
         Some(p) if p.trim().is_empty() || p.contains(":memory:") => {
             Err(format!("{shown:?} names no file: the ledger must survive restarts; give sqlite://PATH"))
         }
         Some(_) => Ok(()),
     }
+}
+
+/// The shortest and longest `[ha] lease`.
+const MIN_LEASE: std::time::Duration = std::time::Duration::from_secs(2);
+const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The database URL: `[database] url`, or the contents of `url_file`, or the default; and the
+/// key to blame for a bad one.
+fn database_url(
+    raw: &RawConfig,
+    file: Option<&std::path::Path>,
+    bad: &impl Fn(&str, String) -> ConfigError,
+) -> Result<(String, &'static str), ConfigError> {
+    let file_dir = file;
+    match (&raw.database.url, &raw.database.url_file) {
+        // An empty url is no url: a container's environment can clear the image's default.
+        (Some(url), file) if url.trim().is_empty() => match file {
+            Some(path) => read_url_file(path, file_dir, bad),
+            None => Ok((super::raw::DEFAULT_DATABASE_URL.to_owned(), "database.url")),
+        },
+        (Some(_), Some(_)) => Err(bad("database.url", "both url and url_file are set: keep one".into())),
+        (Some(url), None) => Ok((url.trim().to_owned(), "database.url")),
+        (None, Some(path)) => read_url_file(path, file_dir, bad),
+        (None, None) => Ok((super::raw::DEFAULT_DATABASE_URL.to_owned(), "database.url")),
+    }
+}
+
+fn read_url_file(
+    path: &std::path::Path,
+    config_file: Option<&std::path::Path>,
+    bad: &impl Fn(&str, String) -> ConfigError,
+) -> Result<(String, &'static str), ConfigError> {
+    let url = super::read_credential(path, config_file).map_err(|problem| bad("database.url_file", problem))?;
+    Ok((url, "database.url_file"))
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -57,7 +107,25 @@ fn ms(d: std::time::Duration) -> i64 {
 pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> Result<Config, ConfigError> {
     let bad = |key: &str, problem: String| invalid(&figment, key, problem);
     check_cron(&raw.schedule.cron).map_err(|problem| bad("schedule.cron", problem))?;
-    check_database_url(&raw.database.url).map_err(|problem| bad("database.url", problem))?;
+    let (database_url, url_key) = database_url(&raw, file.as_deref(), &bad)?;
+    check_database_url(&database_url).map_err(|problem| bad(url_key, problem))?;
+    let ha = match (&raw.ha, crate::store::is_postgres(&database_url)) {
+        (Some(_), false) => {
+            return Err(bad(
+                "ha.lease",
+                "[ha] needs a PostgreSQL [database] url: one node on SQLite is kept single by its lock file; remove [ha]"
+                    .into(),
+            ));
+        }
+        (ha, true) => {
+            let lease = ha.as_ref().map_or_else(|| super::raw::RawHa::default().lease, |h| h.lease);
+            if !(MIN_LEASE..=MAX_LEASE).contains(&lease) {
+                return Err(bad("ha.lease", "must be from 2s to 10m".into()));
+            }
+            Some(super::Ha { lease_ms: ms(lease) })
+        }
+        (None, false) => None,
+    };
     for (key, d) in [
         ("api.timeout", raw.api.timeout),
         ("api.connect_timeout", raw.api.connect_timeout),
@@ -137,7 +205,8 @@ pub(super) fn check(raw: RawConfig, file: Option<PathBuf>, figment: Figment) -> 
     Ok(Config {
         file,
         schedule: Schedule { cron: raw.schedule.cron.clone(), jitter_ms: ms(raw.schedule.jitter) },
-        database_url: raw.database.url.clone(),
+        database_url,
+        ha,
         defaults,
         reconcile_after_ms,
         max_spend_per_day,

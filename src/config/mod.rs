@@ -61,8 +61,12 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// `[schedule]`.
     pub schedule: Schedule,
-    /// `[database] url`, e.g. `sqlite://proxy-renewd.db`.
+    /// `[database] url` (or the contents of `url_file`), e.g. `sqlite://proxy-renewd.db` or
+    /// `postgres://renewd@db.internal/renewd`. Secret when it holds a password: show it with
+    /// [`crate::store::redact_url`].
     pub database_url: String,
+    /// `[ha]`, set whenever the database is PostgreSQL (the defaults without the section).
+    pub ha: Option<Ha>,
     /// `[defaults]`: the rule for subscriptions without a row.
     pub defaults: Rule,
     /// `[ledger] reconcile_after`, in ms (at least 3 × `api.timeout`).
@@ -86,7 +90,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("file", &self.file)
             .field("schedule", &self.schedule)
-            .field("database_url", &self.database_url)
+            .field("database_url", &crate::store::redact_url(&self.database_url))
+            .field("ha", &self.ha)
             .field("defaults", &self.defaults)
             .field("reconcile_after_ms", &self.reconcile_after_ms)
             .field("max_spend_per_day", &self.max_spend_per_day)
@@ -96,6 +101,13 @@ impl std::fmt::Debug for Config {
             .field("raw", &self.raw)
             .finish_non_exhaustive()
     }
+}
+
+/// A checked `[ha]`: several nodes on one PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ha {
+    /// How long the leader's lease lasts unrenewed, in ms; renewed every third of it.
+    pub lease_ms: i64,
 }
 
 /// A checked `[schedule]`.
@@ -400,9 +412,11 @@ fn check_toml_file(path: &Path) -> Result<(), ConfigError> {
 /// May an error quote the value given for `key`? Only for the known, non-secret leaf keys: a
 /// value given for a secret key, a section name or a misspelt key might be a secret.
 fn echo_allowed(key: &str) -> bool {
-    const OPTIONAL: [&str; 6] = [
+    const OPTIONAL: [&str; 8] = [
         "api.base_url",
         "api.key_file",
+        "database.url_file",
+        "ha.lease",
         "defaults.max_price_cents",
         "budget.max_spend_cents_per_day",
         "alerts.email.from",
@@ -414,7 +428,8 @@ fn echo_allowed(key: &str) -> bool {
         leaf_keys("", &serde_json::to_value(RawConfig::default()).unwrap_or_default(), false, &mut out);
         out
     });
-    OPTIONAL.contains(&key) || known.iter().any(|k| k == key)
+    // A database URL may hold a password.
+    key != "database.url" && (OPTIONAL.contains(&key) || known.iter().any(|k| k == key))
 }
 
 /// The dotted keys of the leaves of `v` (a config as JSON) into `out`; unset (`null`) leaves

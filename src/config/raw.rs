@@ -70,16 +70,41 @@ impl Default for RawSchedule {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawDatabase {
-    /// `sqlite://PATH`.
-    pub url: String,
+    /// `sqlite://PATH` or `postgres://…`; `sqlite://proxy-renewd.db` when neither this nor
+    /// `url_file` is set. Secret when it holds a password.
+    pub url: Option<String>,
+    /// A file holding only the URL (a PostgreSQL URL with a password).
+    pub url_file: Option<PathBuf>,
 }
 
-impl Default for RawDatabase {
+impl std::fmt::Debug for RawDatabase {
+    /// A PostgreSQL URL is shown without its password and parameters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawDatabase")
+            .field("url", &self.url.as_deref().map(crate::store::redact_url))
+            .field("url_file", &self.url_file)
+            .finish()
+    }
+}
+
+/// The database when `[database]` names none.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://proxy-renewd.db";
+
+/// `[ha]`: several nodes on one PostgreSQL database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHa {
+    /// How long the leader's lease lasts unrenewed; renewed every third of it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl Default for RawHa {
     fn default() -> Self {
-        Self { url: "sqlite://proxy-renewd.db".into() }
+        Self { lease: Duration::from_secs(30) }
     }
 }
 
@@ -255,6 +280,8 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     /// `[server]`.
     pub server: Option<RawServer>,
+    /// `[ha]`.
+    pub ha: Option<RawHa>,
     /// `[log]`.
     pub log: RawLog,
 }

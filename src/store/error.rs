@@ -88,6 +88,23 @@ pub enum StoreError {
         /// What collided, e.g. `ledger attempt (abc, 1762592000000, 1)`.
         what: String,
     },
+    /// The PostgreSQL server cannot be reached, refused the login, or has no such database.
+    #[error(
+        "database {path} is unreachable ({detail}): check that PostgreSQL is running and that the URL's host, port, user, password and database are right"
+    )]
+    Unavailable {
+        /// The URL without its password.
+        path: String,
+        /// The driver's words.
+        detail: String,
+    },
+    /// On PostgreSQL, this process no longer holds the leader lease (another node took it, or
+    /// it expired while the process was paused): nothing was written, nothing may be sent.
+    #[error("this node no longer holds the leader lease ({detail}): nothing was written and nothing is sent")]
+    LeaseLost {
+        /// Why: whose the lease is now.
+        detail: String,
+    },
     /// Anything else the driver reported.
     #[error("database {path}: {detail}")]
     Other {
@@ -103,6 +120,19 @@ impl StoreError {
     pub(crate) fn from_sqlx(path: &str, what: impl fmt::Display, e: sqlx::Error) -> StoreError {
         let path = path.to_owned();
         match e {
+            sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let detail = db.message().to_owned();
+                match code.as_str() {
+                    "23505" => StoreError::Conflict { what: what.to_string() },
+                    "25006" | "42501" => StoreError::ReadOnly { path, detail },
+                    "55P03" | "40P01" | "40001" => StoreError::Locked { path, detail },
+                    "3D000" | "28000" | "28P01" | "57P01" | "57P02" | "57P03" | "53300" => {
+                        StoreError::Unavailable { path, detail }
+                    }
+                    _ => StoreError::Other { path, detail: format!("{detail} (SQLSTATE {code})") },
+                }
+            }
             sqlx::Error::Database(db) => {
                 let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
                 let detail = db.message().to_owned();
@@ -115,12 +145,27 @@ impl StoreError {
                     _ => StoreError::Other { path, detail: format!("{detail} (SQLite code {code})") },
                 }
             }
+            sqlx::Error::PoolTimedOut if is_url(&path) => {
+                StoreError::Unavailable { path, detail: "timed out waiting for a connection".into() }
+            }
             sqlx::Error::PoolTimedOut => {
                 StoreError::Locked { path, detail: "timed out waiting for a connection".into() }
+            }
+            sqlx::Error::Io(io) if is_url(&path) => StoreError::Unavailable { path, detail: io.to_string() },
+            sqlx::Error::Tls(e) => StoreError::Unavailable { path, detail: format!("TLS: {e}") },
+            sqlx::Error::Protocol(e) if is_url(&path) => StoreError::Unavailable { path, detail: e },
+            sqlx::Error::PoolClosed if is_url(&path) => {
+                StoreError::Unavailable { path, detail: "the connection pool is closed".into() }
             }
             sqlx::Error::Io(io) => StoreError::CannotOpen { path, detail: io.to_string() },
             other => StoreError::Other { path, detail: other.to_string() },
         }
+    }
+
+    /// True for [`StoreError::LeaseLost`].
+    #[must_use]
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, StoreError::LeaseLost { .. })
     }
 
     /// True for [`StoreError::Conflict`].
@@ -128,4 +173,9 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
     }
+}
+
+/// True for a PostgreSQL database's path (its URL without the password).
+fn is_url(path: &str) -> bool {
+    path.starts_with("postgres://") || path.starts_with("postgresql://")
 }

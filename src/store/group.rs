@@ -6,6 +6,10 @@
 //! `synchronous=FULL`). Every job is answered only after that commit: "no row, no request"
 //! holds, since a `sending` row is durable before its caller may send.
 //!
+//! On PostgreSQL a batch with `sending` rows first passes the lease's fence (`lease.rs`), in
+//! the same transaction: if this node no longer leads, its `sending` rows are refused
+//! ([`StoreError::LeaseLost`]) and only the outcomes of requests already sent are recorded.
+//!
 //! A job that fails on its own (a period key another process took: `Conflict`) is rolled
 //! back to its savepoint and answered with its error; the others go on. A failure of the
 //! transaction itself (cannot begin, cannot commit, a savepoint that cannot be rolled back)
@@ -14,6 +18,7 @@
 
 use tokio::sync::oneshot;
 
+use super::db::{Tx, query};
 use super::{Store, StoreError};
 use crate::alert::Alert;
 use crate::attempt::{NewAttempt, Settlement};
@@ -29,8 +34,9 @@ pub(super) enum Job {
 
 /// What a committed job gives back.
 pub(super) enum Done {
-    /// The new ledger row's id.
-    Begin(i64),
+    /// The new ledger row's id, and on PostgreSQL the instant by which its request must have
+    /// ended: the lease the fence extended, less a margin.
+    Begin(i64, Option<std::time::Instant>),
     /// How many alerts were queued.
     Outcome(usize),
 }
@@ -85,14 +91,34 @@ impl Store {
     /// queued while the lock was waited for included), and commits them as one.
     async fn commit_queue(&self) {
         let take = || std::mem::take(&mut *self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut tx = match self.pool.begin_write().await {
             Ok(tx) => tx,
             Err(e) => return fail_all(take(), &self.err(e)),
         };
         let batch = take();
         let mut results = Vec::with_capacity(batch.len());
+        // The fence, when there are `sending` rows to commit: its extension counts from before
+        // the statement, so the deadline errs early.
+        let fenced = if batch.iter().any(|p| matches!(p.job, Job::Begin { .. })) {
+            let asked = std::time::Instant::now();
+            match self.check_fence(&mut tx).await {
+                Ok(()) => Ok(self.fence().map(|f| asked + fence_window(f.lease_ms))),
+                Err(e) if e.is_lease_lost() => Err(e),
+                Err(e) => return fail_all(batch, &e),
+            }
+        } else {
+            Ok(None)
+        };
         for p in &batch {
-            match self.job_in(&mut tx, &p.job).await {
+            let job = match (&p.job, &fenced) {
+                (Job::Begin { .. }, Err(lost)) => {
+                    results.push(Err(lost.clone()));
+                    continue;
+                }
+                (job, _) => job,
+            };
+            let deadline = fenced.as_ref().ok().copied().flatten();
+            match self.job_in(&mut tx, job, deadline).await {
                 Ok(done) => results.push(Ok(done)),
                 Err(JobError::Job(e)) => results.push(Err(e)),
                 Err(JobError::Batch(e)) => return fail_all(batch, &e),
@@ -109,11 +135,13 @@ impl Store {
     }
 
     /// One job in its savepoint.
-    async fn job_in(&self, conn: &mut sqlx::SqliteConnection, job: &Job) -> Result<Done, JobError> {
+    async fn job_in(&self, conn: &mut Tx, job: &Job, deadline: Option<std::time::Instant>) -> Result<Done, JobError> {
         let batch = |e| JobError::Batch(self.err(e));
-        sqlx::query("SAVEPOINT job").execute(&mut *conn).await.map_err(batch)?;
+        query("SAVEPOINT job").execute(&mut *conn).await.map_err(batch)?;
         let result = match job {
-            Job::Begin { attempt, now } => self.insert_attempt(conn, attempt, *now).await.map(Done::Begin),
+            Job::Begin { attempt, now } => {
+                self.insert_attempt(conn, attempt, *now).await.map(|id| Done::Begin(id, deadline))
+            }
             Job::Outcome { alerts, settle, now, repeat_interval_ms } => self
                 .enqueue_in(conn, alerts, settle.as_ref().map(|(id, s)| (*id, s)), *now, *repeat_interval_ms)
                 .await
@@ -121,13 +149,13 @@ impl Store {
         };
         match result {
             Ok(done) => {
-                sqlx::query("RELEASE job").execute(&mut *conn).await.map_err(batch)?;
+                query("RELEASE job").execute(&mut *conn).await.map_err(batch)?;
                 Ok(done)
             }
             Err(e) => {
                 // Undo this job's part and go on; if that fails, the transaction is gone.
-                if sqlx::query("ROLLBACK TO job").execute(&mut *conn).await.is_err()
-                    || sqlx::query("RELEASE job").execute(&mut *conn).await.is_err()
+                if query("ROLLBACK TO job").execute(&mut *conn).await.is_err()
+                    || query("RELEASE job").execute(&mut *conn).await.is_err()
                 {
                     return Err(JobError::Batch(e));
                 }
@@ -142,3 +170,15 @@ fn fail_all(batch: Vec<Pending>, e: &StoreError) {
         let _ = p.reply.send(Err(e.clone()));
     }
 }
+
+/// How long after the fence a request may still run: the lease less its margin
+/// ([`LEASE_MARGIN_MS`], or a quarter of a short lease).
+fn fence_window(lease_ms: i64) -> std::time::Duration {
+    let margin = LEASE_MARGIN_MS.min(lease_ms / 4);
+    std::time::Duration::from_millis((lease_ms - margin).max(0).unsigned_abs())
+}
+
+/// The part of the lease a renewal request may not use (a quarter of a lease shorter than
+/// 20 s): it ends this long before another node could take the lease, for the commit, the
+/// drift between the node's clock rate and the database's, and the request's last bytes.
+pub const LEASE_MARGIN_MS: i64 = 5_000;

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::db::query;
 use super::{Store, StoreError};
 use crate::values::{EpochMs, SubscriptionId};
 
@@ -37,7 +38,9 @@ impl Store {
     #[tracing::instrument(skip_all, fields(subscription_id = %hold.subscription_id))]
     pub async fn put_hold(&self, hold: &Hold) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT OR REPLACE INTO holds (subscription_id, since_ms, active_until_ms, ledger_id, reason) VALUES (?, ?, ?, ?, ?)")
+        query("INSERT INTO holds (subscription_id, since_ms, active_until_ms, ledger_id, reason) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (subscription_id) DO UPDATE SET since_ms = excluded.since_ms, active_until_ms = excluded.active_until_ms,
+               ledger_id = excluded.ledger_id, reason = excluded.reason")
             .bind(hold.subscription_id.as_str())
             .bind(hold.since.0)
             .bind(hold.active_until.0)
@@ -55,7 +58,7 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn clear_hold(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
-        self.delete_for("DELETE FROM holds WHERE subscription_id = ?", id).await
+        self.delete_for("DELETE FROM holds WHERE subscription_id = $1", id).await
     }
 
     /// Every hold, by subscription id.
@@ -64,7 +67,7 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
     #[tracing::instrument(skip_all)]
     pub async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(
+        let rows: Vec<Raw> = query(
             "SELECT subscription_id, since_ms, active_until_ms, ledger_id, reason FROM holds ORDER BY subscription_id",
         )
         .fetch_all(self.pool())

@@ -6,6 +6,7 @@
 
 use sqlx::FromRow;
 
+use super::db::{Query, Tx, query};
 use super::{Store, StoreError};
 use crate::attempt::{LedgerEntry, LedgerState, NewAttempt, RenewalTerms, Settlement};
 use crate::purchase::PurchaseState;
@@ -39,6 +40,17 @@ macro_rules! select_ledger {
                 retry_at_ms
          FROM ledger"
     };
+}
+
+/// A committed `sending` row: the request may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sending {
+    /// The ledger row's id.
+    pub id: i64,
+    /// On PostgreSQL, when the request must have ended (its timeout is cut to end by then):
+    /// the lease the fence extended, less [`super::LEASE_MARGIN_MS`], so that no other node
+    /// can lead while it may still be sent. `None` on SQLite.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Store {
@@ -82,28 +94,24 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] when the period key `(subscription, activeUntil, attempt)` is
     /// taken (another process is renewing it); any other [`StoreError`] means nothing was
-    /// written and nothing may be sent.
+    /// written and nothing may be sent; on PostgreSQL [`StoreError::LeaseLost`] when this node
+    /// no longer leads (the fence, `lease.rs`).
     #[tracing::instrument(skip_all, fields(subscription_id = %a.subscription_id, attempt = a.renewal.attempt))]
-    pub async fn begin_attempt(&self, a: &NewAttempt, now: EpochMs) -> Result<i64, StoreError> {
+    pub async fn begin_attempt(&self, a: &NewAttempt, now: EpochMs) -> Result<Sending, StoreError> {
         match self.grouped(super::group::Job::Begin { attempt: a.clone(), now }).await? {
-            super::group::Done::Begin(id) => Ok(id),
+            super::group::Done::Begin(id, deadline) => Ok(Sending { id, deadline }),
             super::group::Done::Outcome(_) => unreachable!("a Begin job answers Begin"),
         }
     }
 
     /// Inserts the `sending` row of `a` inside a transaction (the caller commits).
-    pub(super) async fn insert_attempt(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        a: &NewAttempt,
-        now: EpochMs,
-    ) -> Result<i64, StoreError> {
+    pub(super) async fn insert_attempt(&self, conn: &mut Tx, a: &NewAttempt, now: EpochMs) -> Result<i64, StoreError> {
         let (id, r) = (&a.subscription_id, &a.renewal);
         let what = format!("ledger attempt ({id}, {}, {})", r.active_until_before.0, r.attempt);
-        sqlx::query_scalar(
+        query(
             "INSERT INTO ledger (subscription_id, active_until_before_ms, attempt, plan_id, repeat_count, price_cents, coupon_code,
                                  expected_end_at_ms, state, origin, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sending', $9, $10, $11) RETURNING id",
         )
         .bind(id.as_str())
         .bind(r.active_until_before.0)
@@ -116,7 +124,7 @@ impl Store {
         .bind(a.origin.as_str())
         .bind(now.0)
         .bind(now.0)
-        .fetch_one(&mut *conn)
+        .scalar(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx(&self.path, &what, e))
     }
@@ -138,7 +146,7 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn ledger_for(&self, id: &SubscriptionId) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE subscription_id = ? ORDER BY id"))
+        let rows = query(concat!(select_ledger!(), " WHERE subscription_id = $1 ORDER BY id"))
             .bind(id.as_str())
             .fetch_all(self.pool())
             .await
@@ -158,11 +166,18 @@ impl Store {
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let keys: Vec<(&str, i64)> = periods.iter().map(|(id, t)| (id.as_str(), t.0)).collect();
         let json = self.to_json(&keys)?;
-        let rows = sqlx::query_as(concat!(
-            select_ledger!(),
-            " WHERE (subscription_id, active_until_before_ms) IN
-               (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) ORDER BY id"
-        ))
+        let rows = Query::each(
+            concat!(
+                select_ledger!(),
+                " WHERE (subscription_id, active_until_before_ms) IN
+                   (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1)) ORDER BY id"
+            ),
+            concat!(
+                select_ledger!(),
+                " WHERE (subscription_id, active_until_before_ms) IN
+                   (SELECT e->>0, (e->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e) ORDER BY id"
+            ),
+        )
         .bind(json)
         .fetch_all(self.pool())
         .await
@@ -176,8 +191,8 @@ impl Store {
     /// [`StoreError`] from the database.
     #[tracing::instrument(skip_all)]
     pub async fn last_success_at(&self) -> Result<Option<EpochMs>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT max(updated_at_ms) FROM ledger WHERE state = 'succeeded'")
-            .fetch_one(self.pool())
+        let at: Option<i64> = query("SELECT max(updated_at_ms) FROM ledger WHERE state = 'succeeded'")
+            .scalar(self.pool())
             .await
             .map_err(|e| self.err(e))?;
         Ok(at.map(EpochMs))
@@ -189,7 +204,7 @@ impl Store {
     /// [`StoreError`] from the database.
     #[tracing::instrument(skip_all)]
     pub async fn paid_until(&self) -> Result<std::collections::HashMap<SubscriptionId, EpochMs>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = query(
             "SELECT subscription_id, max(actual_end_at_ms) FROM ledger
              WHERE state = 'succeeded' AND actual_end_at_ms IS NOT NULL GROUP BY subscription_id",
         )
@@ -206,7 +221,7 @@ impl Store {
     /// As [`Store::ledger_for`].
     #[tracing::instrument(skip_all)]
     pub async fn last_renewals(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = sqlx::query_as(concat!(
+        let rows = query(concat!(
             select_ledger!(),
             " WHERE id IN (SELECT max(id) FROM ledger WHERE state = 'succeeded' GROUP BY subscription_id) ORDER BY id"
         ))
@@ -222,7 +237,7 @@ impl Store {
     /// As [`Store::ledger_for`].
     #[tracing::instrument(skip_all)]
     pub async fn open_entries(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = sqlx::query_as(concat!(select_ledger!(), " WHERE state IN ('sending', 'unknown') ORDER BY id"))
+        let rows = query(concat!(select_ledger!(), " WHERE state IN ('sending', 'unknown') ORDER BY id"))
             .fetch_all(self.pool())
             .await
             .map_err(|e| self.err(e))?;
@@ -235,15 +250,13 @@ impl Store {
     /// As [`Store::ledger_for`].
     #[tracing::instrument(skip_all)]
     pub async fn history(&self, id: Option<&SubscriptionId>, limit: u32) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = sqlx::query_as(concat!(
-            select_ledger!(),
-            " WHERE ?1 IS NULL OR subscription_id = ?1 ORDER BY id DESC LIMIT ?2"
-        ))
-        .bind(id.map(SubscriptionId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.err(e))?;
+        let rows =
+            query(concat!(select_ledger!(), " WHERE $1 IS NULL OR subscription_id = $1 ORDER BY id DESC LIMIT $2"))
+                .bind(id.map(SubscriptionId::as_str))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| self.err(e))?;
         self.ledger_entries(rows)
     }
 
@@ -255,15 +268,15 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn sending_to_unknown(&self, now: EpochMs) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE ledger SET state = 'unknown', updated_at_ms = ?, error = coalesce(error, 'the process stopped while the request was in flight') WHERE state = 'sending'",
+        let done = query(
+            "UPDATE ledger SET state = 'unknown', updated_at_ms = $1, error = coalesce(error, 'the process stopped while the request was in flight') WHERE state = 'sending'",
         )
         .bind(now.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// What counts against the budget since `since`: the expected price of every attempt
@@ -276,10 +289,10 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn spend_since(&self, since: EpochMs) -> Result<Cents, StoreError> {
         // Summed per state, and the states chosen here, so that the rule lives in one place.
-        let per_state: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT 'ledger:' || state, coalesce(sum(price_cents), 0) FROM ledger WHERE created_at_ms >= ?1 GROUP BY state
+        let per_state: Vec<(String, i64)> = query(
+            "SELECT 'ledger:' || state, CAST(coalesce(sum(price_cents), 0) AS BIGINT) FROM ledger WHERE created_at_ms >= $1 GROUP BY state
              UNION ALL
-             SELECT 'purchase:' || state, coalesce(sum(price_cents), 0) FROM purchases WHERE created_at_ms >= ?1 GROUP BY state",
+             SELECT 'purchase:' || state, CAST(coalesce(sum(price_cents), 0) AS BIGINT) FROM purchases WHERE created_at_ms >= $1 GROUP BY state",
         )
         .bind(since.0)
         .fetch_all(self.pool())
@@ -319,10 +332,10 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for an unknown state.
     #[tracing::instrument(skip_all)]
     pub async fn spend_rows_since(&self, since: EpochMs) -> Result<Vec<(EpochMs, Cents)>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT 'ledger:' || state, created_at_ms, price_cents FROM ledger WHERE created_at_ms >= ?1
+        let rows: Vec<(String, i64, i64)> = query(
+            "SELECT 'ledger:' || state, created_at_ms, price_cents FROM ledger WHERE created_at_ms >= $1
              UNION ALL
-             SELECT 'purchase:' || state, created_at_ms, price_cents FROM purchases WHERE created_at_ms >= ?1
+             SELECT 'purchase:' || state, created_at_ms, price_cents FROM purchases WHERE created_at_ms >= $1
              ORDER BY 2",
         )
         .bind(since.0)
@@ -340,13 +353,8 @@ impl Store {
 }
 
 /// Records how attempt `id` ended, inside `tx`.
-pub(super) async fn settle_in(
-    tx: &mut sqlx::SqliteConnection,
-    id: i64,
-    s: &Settlement,
-    now: EpochMs,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE ledger SET state = ?, actual_end_at_ms = coalesce(?, actual_end_at_ms), http_status = coalesce(?, http_status), error = coalesce(?, error), retry_at_ms = coalesce(?, retry_at_ms), updated_at_ms = ? WHERE id = ?")
+pub(super) async fn settle_in(tx: &mut Tx, id: i64, s: &Settlement, now: EpochMs) -> Result<(), sqlx::Error> {
+    query("UPDATE ledger SET state = $1, actual_end_at_ms = coalesce($2, actual_end_at_ms), http_status = coalesce($3, http_status), error = coalesce($4, error), retry_at_ms = coalesce($5, retry_at_ms), updated_at_ms = $6 WHERE id = $7")
         .bind(s.state.as_str())
         .bind(s.actual_end_at.map(|t| t.0))
         .bind(s.http_status.map(i64::from))

@@ -1,21 +1,27 @@
-//! All SQL lives here: [`Store`] opens the SQLite database (creating it and running the
-//! embedded migrations on first use), and its methods read and write rules (`rules.rs`), the
+//! All SQL lives here: [`Store`] opens the database, an SQLite file or a PostgreSQL database
+//! (`db.rs`: one pool type, one query type, for either engine), creating its schema and running
+//! the embedded migrations on first use (`migrations/sqlite/`, `migrations/postgres/`), and its methods read and write rules (`rules.rs`), the
 //! renewal ledger (`ledger.rs`), the purchases ledger (`purchases.rs`), the alert outbox
 //! (`outbox.rs`), holds (`holds.rs`) and the subscription snapshot (`snapshot.rs`). It speaks
 //! in the plain types of [`crate::values`], [`crate::rule`], [`crate::attempt`],
 //! [`crate::purchase`] and [`crate::alert`], and knows nothing of HTTP or the provider client.
 //!
-//! Settings chosen for a ledger that guards money: WAL, `synchronous=FULL`, foreign keys on, a
+//! The leader lease of several nodes on one PostgreSQL database is `lease.rs`.
+//!
+//! Settings chosen for a ledger that guards money: on SQLite WAL, `synchronous=FULL`, foreign keys on, a
 //! busy timeout, and write transactions that take the write lock up front (`BEGIN
-//! IMMEDIATE`), since a plain `BEGIN` that upgrades later fails with `database is locked`.
+//! IMMEDIATE`), since a plain `BEGIN` that upgrades later fails with `database is locked`; on
+//! PostgreSQL a transaction-scoped advisory lock gives writes the same one-at-a-time order.
 //! Within one process those transactions take turns ([`Store::write_tx`] queues), and the
 //! writes of renewals in flight share one commit (`group.rs`).
 //! Queries are checked at run time (`query_as` + `FromRow`), so a build needs no database.
 //! Driver errors become [`StoreError`]s that say what to do.
 
+mod db;
 mod error;
 mod group;
 mod holds;
+mod lease;
 mod ledger;
 mod outbox;
 mod owner;
@@ -27,26 +33,37 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use db::{Pool, Tx, query};
 
 pub use error::StoreError;
+pub use group::LEASE_MARGIN_MS;
 pub use holds::Hold;
+pub use lease::{Fence, LeaseRow};
+pub use ledger::Sending;
 pub use outbox::{DEAD_AFTER_REFUSALS, LOGGED_ONLY, OutboxRow, RecipientState, delivery_backoff_ms};
 pub use purchases::{Begun, PurchaseSettlement};
 pub use rules::RuleRow;
 pub use snapshot::{ReadFailures, SeenSubscription, SnapshotRow};
 
-/// The schema, embedded from `migrations/` at build time.
+/// The SQLite schema, embedded from `migrations/sqlite/` at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The PostgreSQL schema, embedded from `migrations/postgres/` at build time: the same tables,
+/// versions and meaning as [`MIGRATOR`]'s.
+pub static MIGRATOR_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a connection waits for a lock before [`StoreError::Locked`].
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The database: a small pool of SQLite connections.
+/// The database: a small pool of SQLite or PostgreSQL connections.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+    /// The SQLite file, or the PostgreSQL URL without its password and parameters: for
+    /// messages.
     path: String,
     /// The file's identity when it was opened (device, inode): see [`Store::check_file`].
     file_id: Option<(u64, u64)>,
@@ -57,13 +74,16 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The renewals' writes waiting for the next group commit (`group.rs`).
     queue: group::Queue,
+    /// On PostgreSQL with several nodes, the lease this process holds: every `sending` row is
+    /// committed only with it (`lease.rs`).
+    fence: lease::FenceSlot,
 }
 
 /// A write transaction ([`Store::write_tx`]) with this process's writer turn: used as the
 /// connection (`&mut *tx`), ended by [`WriteTx::commit`] or, rolled back, by dropping it.
 pub(crate) struct WriteTx {
     // Dropped first: the rollback of an uncommitted transaction happens inside the turn.
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -75,7 +95,7 @@ impl WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
+    type Target = Tx;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
@@ -88,12 +108,13 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 impl Store {
-    /// Opens `url` (`sqlite://PATH` or `sqlite:PATH`) for reading and writing, creating the
-    /// file if missing and bringing its schema up to date.
+    /// Opens `url` (`sqlite://PATH` or `sqlite:PATH`; `postgres://…` or `postgresql://…`) for
+    /// reading and writing, creating the SQLite file if missing and bringing the schema up to
+    /// date.
     ///
     /// # Errors
-    /// [`StoreError`]: cannot open or create, read-only, locked, not a database, or a schema
-    /// newer than this program.
+    /// [`StoreError`]: cannot open or create, unreachable (PostgreSQL), read-only, locked, not a
+    /// database, or a schema newer than this program.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Store::open_with(url, BUSY_TIMEOUT).await
     }
@@ -104,6 +125,11 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub async fn open_with(url: &str, busy_timeout: Duration) -> Result<Store, StoreError> {
+        if is_postgres(url) {
+            let store = Store::connect_postgres(url, false, busy_timeout).await?;
+            store.migrate().await?;
+            return Ok(store);
+        }
         let opts = base_options(url, busy_timeout)?.create_if_missing(true);
         if let Some(file) = database_file(url)? {
             create_private(&file);
@@ -116,7 +142,7 @@ impl Store {
         let store = Store::connect(opts, 4, busy_timeout).await?;
         store.migrate().await?;
         // The schema goes into the main file now, not only into the WAL.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.map_err(|e| store.err(e))?;
+        query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.map_err(|e| store.err(e))?;
         owner::keep_owner(std::path::Path::new(&store.path));
         Ok(store)
     }
@@ -128,7 +154,11 @@ impl Store {
         use sqlx::migrate::MigrateError;
         let mut tries = 0u64;
         loop {
-            match MIGRATOR.run(&self.pool).await {
+            let run = match &self.pool {
+                Pool::Sqlite(p) => MIGRATOR.run(p).await,
+                Pool::Postgres(p) => MIGRATOR_POSTGRES.run(p).await,
+            };
+            match run {
                 Ok(()) => return Ok(()),
                 Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) if tries < 5 => {
                     tries += 1;
@@ -146,6 +176,11 @@ impl Store {
     /// [`StoreError::CannotOpen`] when the file does not exist; [`StoreError::Migrate`] when
     /// its schema is older or newer than this program's.
     pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        if is_postgres(url) {
+            let store = Store::connect_postgres(url, true, BUSY_TIMEOUT).await?;
+            store.check_schema_current().await?;
+            return Ok(store);
+        }
         let opts = base_options(url, BUSY_TIMEOUT)?.read_only(true).create_if_missing(false);
         let store = Store::connect(opts, 2, BUSY_TIMEOUT).await?;
         owner::keep_owner(std::path::Path::new(&store.path));
@@ -169,16 +204,52 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
         let file_id = file_id(std::path::Path::new(&path));
-        let store = Store { pool, path, file_id, writer: std::sync::Arc::default(), queue: group::Queue::default() };
+        let store = Store::new(Pool::Sqlite(pool), path, file_id);
         // Make "not a database" show up now, not at the first query.
-        sqlx::query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
+        query("SELECT count(*) FROM sqlite_schema").execute(&store.pool).await.map_err(|e| store.err(e))?;
         Ok(store)
     }
 
+    fn new(pool: Pool, path: String, file_id: Option<(u64, u64)>) -> Store {
+        Store {
+            pool,
+            path,
+            file_id,
+            writer: std::sync::Arc::default(),
+            queue: group::Queue::default(),
+            fence: lease::FenceSlot::default(),
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url`; `read_only` makes every transaction of
+    /// the pool read-only (`--dry-run`, views).
+    async fn connect_postgres(url: &str, read_only: bool, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let path = redact_url(url);
+        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
+            path: path.clone(),
+            detail: format!("not a PostgreSQL URL like postgres://user@host:5432/db ({e})"),
+        })?;
+        // The name other nodes and pg_stat_activity see; lock waits end as SQLite's do.
+        let mut opts = opts.application_name("proxy-renewd").options([
+            ("lock_timeout", format!("{}ms", busy_timeout.as_millis())),
+            ("idle_in_transaction_session_timeout", "60s".to_owned()),
+        ]);
+        if read_only {
+            opts = opts.options([("default_transaction_read_only", "on")]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(if read_only { 2 } else { 8 })
+            .acquire_timeout(busy_timeout * 2 + Duration::from_secs(1))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+        Ok(Store::new(Pool::Postgres(pool), path, None))
+    }
+
     async fn check_schema_current(&self) -> Result<(), StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = query("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .scalar(&self.pool)
             .await
             .map_err(|e| StoreError::Migrate {
                 path: self.path.clone(),
@@ -199,6 +270,13 @@ impl Store {
         }
     }
 
+    fn migrator(&self) -> &'static Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => &MIGRATOR,
+            Pool::Postgres(_) => &MIGRATOR_POSTGRES,
+        }
+    }
+
     fn newer_schema(&self, found: i64, latest: i64) -> StoreError {
         StoreError::Migrate {
             path: self.path.clone(),
@@ -210,7 +288,7 @@ impl Store {
         use sqlx::migrate::MigrateError;
         match e {
             MigrateError::VersionMissing(v) => {
-                self.newer_schema(v, MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0))
+                self.newer_schema(v, self.migrator().iter().map(|m| m.version).max().unwrap_or(0))
             }
             MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => self.err(inner),
             other => StoreError::Migrate { path: self.path.clone(), detail: other.to_string() },
@@ -232,7 +310,7 @@ impl Store {
         }
     }
 
-    /// The database file's path, for messages.
+    /// The database file's path, or the PostgreSQL URL without its password: for messages.
     #[must_use]
     pub fn path(&self) -> &str {
         &self.path
@@ -241,12 +319,18 @@ impl Store {
     /// A write transaction holding the write lock from its first statement.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
         let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.err(e))?;
+        let tx = self.pool.begin_write().await.map_err(|e| self.err(e))?;
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// True when the database is PostgreSQL (several nodes may share it).
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        self.pool.is_postgres()
     }
 
     /// `value` as JSON text, for a JSON column or a `json_each` parameter.
@@ -265,12 +349,12 @@ impl Store {
         id: &crate::values::SubscriptionId,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        let done = query(sql).bind(id.as_str()).execute(&mut *tx).await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
-    /// Closes every connection (checkpointing the WAL).
+    /// Closes every connection (checkpointing an SQLite WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -321,11 +405,38 @@ async fn refuse_foreign(opts: &SqliteConnectOptions) -> Result<(), StoreError> {
     Err(StoreError::Foreign { path, tables: shown.join(", ") })
 }
 
-/// The file behind a database URL; `None` for an in-memory database.
+/// True for a `postgres://` or `postgresql://` URL.
+#[must_use]
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A database URL fit for messages: an SQLite URL as it is; of a PostgreSQL URL the scheme,
+/// user, host, port and database, without the password and the parameters.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    if !is_postgres(url) {
+        return url.to_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "the PostgreSQL URL in [database] url".to_owned(),
+    }
+}
+
+/// The file behind a database URL; `None` for an in-memory SQLite database or PostgreSQL.
 ///
 /// # Errors
-/// [`StoreError::CannotOpen`] for a URL that is not `sqlite:…`.
+/// [`StoreError::CannotOpen`] for a URL that is neither `sqlite:…` nor `postgres://…`.
 pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    if is_postgres(url) {
+        return Ok(None);
+    }
     let opts = base_options(url, BUSY_TIMEOUT)?;
     let file = opts.get_filename();
     let memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || url.contains("mode=memory");
@@ -336,7 +447,8 @@ fn base_options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOption
     if !url.starts_with("sqlite:") {
         return Err(StoreError::CannotOpen {
             path: url.to_owned(),
-            detail: "not a SQLite URL: use sqlite://PATH, e.g. sqlite://proxy-renewd.db".into(),
+            detail: "not a database URL: use sqlite://PATH, e.g. sqlite://proxy-renewd.db, or postgres://user@host/db"
+                .into(),
         });
     }
     let opts = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {

@@ -4,6 +4,7 @@
 
 use sqlx::FromRow;
 
+use super::db::{Query, Tx, query};
 use super::{Store, StoreError};
 use crate::alert::Alert;
 use crate::attempt::Settlement;
@@ -98,14 +99,14 @@ impl Store {
         };
         match self.grouped(job).await? {
             super::group::Done::Outcome(n) => Ok(n),
-            super::group::Done::Begin(_) => unreachable!("an Outcome job answers Outcome"),
+            super::group::Done::Begin(..) => unreachable!("an Outcome job answers Outcome"),
         }
     }
 
     /// [`Store::enqueue_alerts`] inside a transaction (the caller commits).
     pub(super) async fn enqueue_in(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut Tx,
         alerts: &[Alert],
         settle: Option<(i64, &Settlement)>,
         now: EpochMs,
@@ -118,22 +119,22 @@ impl Store {
         for a in alerts {
             let (kind, sub, period) =
                 (a.kind.as_str(), a.subscription_id.as_ref().map(|s| s.as_str()), a.period.map(|p| p.0));
-            let recent: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE kind = ? AND subscription_id IS ? AND period_ms IS ? AND (created_at_ms > ? OR sent_at_ms IS NULL)",
+            let recent: i64 = query(
+                "SELECT count(*) FROM outbox WHERE kind = $1 AND subscription_id IS NOT DISTINCT FROM $2 AND period_ms IS NOT DISTINCT FROM $3 AND (created_at_ms > $4 OR sent_at_ms IS NULL)",
             )
             .bind(kind)
             .bind(sub)
             .bind(period)
             .bind(now.0.saturating_sub(repeat_interval_ms))
-            .fetch_one(&mut *tx)
+            .scalar(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
             if recent > 0 {
                 continue;
             }
             let payload = self.to_json(a)?;
-            sqlx::query(
-                "INSERT INTO outbox (kind, subscription_id, period_ms, payload, created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            query(
+                "INSERT INTO outbox (kind, subscription_id, period_ms, payload, created_at_ms, next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(kind)
             .bind(sub)
@@ -154,14 +155,12 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database, or `BadRow` for an unreadable row.
     pub async fn due_alerts(&self, now: EpochMs) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(concat!(
-            select_outbox!(),
-            " WHERE sent_at_ms IS NULL AND next_attempt_at_ms <= ? ORDER BY id"
-        ))
-        .bind(now.0)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.err(e))?;
+        let rows: Vec<Raw> =
+            query(concat!(select_outbox!(), " WHERE sent_at_ms IS NULL AND next_attempt_at_ms <= $1 ORDER BY id"))
+                .bind(now.0)
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| self.err(e))?;
         rows.into_iter().map(|r| self.outbox_row(r)).collect()
     }
 
@@ -170,15 +169,13 @@ impl Store {
     /// # Errors
     /// As [`Store::due_alerts`].
     pub async fn outbox(&self, pending_only: bool, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(concat!(
-            select_outbox!(),
-            " WHERE (?1 = 0 OR sent_at_ms IS NULL) ORDER BY id DESC LIMIT ?2"
-        ))
-        .bind(i64::from(pending_only))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.err(e))?;
+        let rows: Vec<Raw> =
+            query(concat!(select_outbox!(), " WHERE ($1 = 0 OR sent_at_ms IS NULL) ORDER BY id DESC LIMIT $2"))
+                .bind(i64::from(pending_only))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| self.err(e))?;
         rows.into_iter().map(|r| self.outbox_row(r)).collect()
     }
 
@@ -187,10 +184,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn pending_alerts(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at_ms IS NULL")
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| self.err(e))
+        query("SELECT count(*) FROM outbox WHERE sent_at_ms IS NULL").scalar(self.pool()).await.map_err(|e| self.err(e))
     }
 
     /// Marks rows delivered.
@@ -200,7 +194,7 @@ impl Store {
     pub async fn mark_sent(&self, ids: &[i64], now: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for id in ids {
-            sqlx::query("UPDATE outbox SET sent_at_ms = ?, last_error = NULL WHERE id = ?")
+            query("UPDATE outbox SET sent_at_ms = $1, last_error = NULL WHERE id = $2")
                 .bind(now.0)
                 .bind(id)
                 .execute(&mut *tx)
@@ -217,7 +211,7 @@ impl Store {
     pub async fn mark_logged(&self, ids: &[i64], now: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for id in ids {
-            sqlx::query("UPDATE outbox SET sent_at_ms = ?, last_error = ? WHERE id = ?")
+            query("UPDATE outbox SET sent_at_ms = $1, last_error = $2 WHERE id = $3")
                 .bind(now.0)
                 .bind(LOGGED_ONLY)
                 .bind(id)
@@ -235,9 +229,11 @@ impl Store {
     pub async fn mark_delivered_to(&self, ids: &[i64], recipient: &str) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET delivered_to = json_insert(delivered_to, '$[#]', ?1)
-                 WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM json_each(delivered_to) WHERE value = ?1)",
+            Query::each(
+                "UPDATE outbox SET delivered_to = json_insert(delivered_to, '$[#]', $1)
+                 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM json_each(delivered_to) WHERE value = $1)",
+                "UPDATE outbox SET delivered_to = (delivered_to::jsonb || jsonb_build_array($1::text))::text
+                 WHERE id = $2 AND NOT delivered_to::jsonb @> jsonb_build_array($1::text)",
             )
             .bind(recipient)
             .bind(id)
@@ -255,16 +251,15 @@ impl Store {
     pub async fn mark_failed(&self, ids: &[i64], error: &str, now: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for id in ids {
-            let attempts: i64 = sqlx::query_scalar(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts",
-            )
-            .bind(error)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            let attempts: i64 =
+                query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2 RETURNING attempts")
+                    .bind(error)
+                    .bind(id)
+                    .scalar(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
             let next = now.0.saturating_add(delivery_backoff_ms(u32::try_from(attempts).unwrap_or(u32::MAX)));
-            sqlx::query("UPDATE outbox SET next_attempt_at_ms = ? WHERE id = ?")
+            query("UPDATE outbox SET next_attempt_at_ms = $1 WHERE id = $2")
                 .bind(next)
                 .bind(id)
                 .execute(&mut *tx)
@@ -280,13 +275,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn alerted_subscriptions(&self) -> Result<std::collections::HashSet<String>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
+        let ids: Vec<String> = query(
             "SELECT o.subscription_id FROM outbox o
              WHERE o.subscription_id IS NOT NULL
                AND o.id = (SELECT max(id) FROM outbox WHERE subscription_id = o.subscription_id)
                AND o.kind != 'recovered'",
         )
-        .fetch_all(self.pool())
+        .scalars(self.pool())
         .await
         .map_err(|e| self.err(e))?;
         Ok(ids.into_iter().collect())
@@ -316,7 +311,7 @@ impl Store {
     /// [`StoreError`] from the database.
     pub async fn recipients(&self) -> Result<Vec<RecipientState>, StoreError> {
         let rows: Vec<(String, i64, Option<i64>, Option<String>)> =
-            sqlx::query_as("SELECT address, failures, dead_since_ms, last_error FROM recipients ORDER BY address")
+            query("SELECT address, failures, dead_since_ms, last_error FROM recipients ORDER BY address")
                 .fetch_all(self.pool())
                 .await
                 .map_err(|e| self.err(e))?;
@@ -345,16 +340,16 @@ impl Store {
         let mut tx = self.write_tx().await?;
         match refusal {
             None => {
-                sqlx::query("DELETE FROM recipients WHERE address = ?")
+                query("DELETE FROM recipients WHERE address = $1")
                     .bind(address)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.err(e))?;
             }
             Some((error, permanent)) => {
-                sqlx::query(
-                    "INSERT INTO recipients (address, failures, last_error) VALUES (?, ?, ?)
-                     ON CONFLICT (address) DO UPDATE SET failures = failures + excluded.failures, last_error = excluded.last_error",
+                query(
+                    "INSERT INTO recipients (address, failures, last_error) VALUES ($1, $2, $3)
+                     ON CONFLICT (address) DO UPDATE SET failures = recipients.failures + excluded.failures, last_error = excluded.last_error",
                 )
                 .bind(address)
                 .bind(i64::from(permanent))
@@ -362,7 +357,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
-                sqlx::query("UPDATE recipients SET dead_since_ms = ? WHERE address = ? AND failures >= ? AND dead_since_ms IS NULL")
+                query("UPDATE recipients SET dead_since_ms = $1 WHERE address = $2 AND failures >= $3 AND dead_since_ms IS NULL")
                     .bind(now.0)
                     .bind(address)
                     .bind(DEAD_AFTER_REFUSALS)

@@ -5,6 +5,7 @@
 
 use sqlx::FromRow;
 
+use super::db::{Query, query};
 use super::{Store, StoreError};
 use crate::purchase::{PurchaseEntry, PurchaseState, PurchaseTerms, RuleOverrides};
 use crate::rule::{PlanChoice, Rule};
@@ -80,9 +81,9 @@ impl Store {
         let known = self.to_json(known_before)?;
         let mut tx = self.write_tx().await?;
         if !force {
-            let open: Option<Raw> = sqlx::query_as(concat!(
+            let open: Option<Raw> = query(concat!(
                 select_purchases!(),
-                " WHERE plan_id = ? AND state IN ('sending', 'unknown') ORDER BY id LIMIT 1"
+                " WHERE plan_id = $1 AND state IN ('sending', 'unknown') ORDER BY id LIMIT 1"
             ))
             .bind(terms.plan_id.as_str())
             .fetch_optional(&mut *tx)
@@ -92,10 +93,10 @@ impl Store {
                 return Ok(Begun::Blocked(Box::new(self.purchase_row(open)?)));
             }
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query(
             "INSERT INTO purchases (plan_id, quantity, repeat_count, coupon_code, price_cents, duration_ms, state, known_before,
                                     rule_enabled, rule_renew_before_ms, rule_plan, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, 'sending', ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, 'sending', $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(terms.plan_id.as_str())
         .bind(i64::from(terms.quantity))
@@ -109,7 +110,7 @@ impl Store {
         .bind(rule.plan.as_ref().map(ToString::to_string))
         .bind(now.0)
         .bind(now.0)
-        .fetch_one(&mut *tx)
+        .scalar(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(&self.path, "purchase row", e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
@@ -132,7 +133,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let ids = self.to_json(&s.subscription_ids)?;
         let mut tx = self.write_tx().await?;
-        let row: Option<Raw> = sqlx::query_as(concat!(select_purchases!(), " WHERE id = ?"))
+        let row: Option<Raw> = query(concat!(select_purchases!(), " WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -145,9 +146,9 @@ impl Store {
             });
         };
         let entry = self.purchase_row(row)?;
-        sqlx::query(
-            "UPDATE purchases SET state = ?, subscription_ids = ?, http_status = coalesce(?, http_status),
-                                  error = coalesce(?, error), updated_at_ms = ? WHERE id = ?",
+        query(
+            "UPDATE purchases SET state = $1, subscription_ids = $2, http_status = coalesce($3, http_status),
+                                  error = coalesce($4, error), updated_at_ms = $5 WHERE id = $6",
         )
         .bind(s.state.as_str())
         .bind(ids)
@@ -174,12 +175,11 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn purchases(&self, open_only: bool, limit: u32) -> Result<Vec<PurchaseEntry>, StoreError> {
         let sql = if open_only {
-            concat!(select_purchases!(), " WHERE state IN ('sending', 'unknown') ORDER BY id DESC LIMIT ?")
+            concat!(select_purchases!(), " WHERE state IN ('sending', 'unknown') ORDER BY id DESC LIMIT $1")
         } else {
-            concat!(select_purchases!(), " ORDER BY id DESC LIMIT ?")
+            concat!(select_purchases!(), " ORDER BY id DESC LIMIT $1")
         };
-        let rows: Vec<Raw> =
-            sqlx::query_as(sql).bind(i64::from(limit)).fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
+        let rows: Vec<Raw> = query(sql).bind(i64::from(limit)).fetch_all(self.pool()).await.map_err(|e| self.err(e))?;
         rows.into_iter().map(|r| self.purchase_row(r)).collect()
     }
 
@@ -189,10 +189,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database, or `Corrupt` for an id that does not parse.
     pub async fn purchased_ids(&self) -> Result<std::collections::HashSet<SubscriptionId>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
+        let ids: Vec<String> = Query::each(
             "SELECT j.value FROM purchases p, json_each(p.subscription_ids) j WHERE p.state = 'done'",
+            "SELECT j FROM purchases p, jsonb_array_elements_text(p.subscription_ids::jsonb) j WHERE p.state = 'done'",
         )
-        .fetch_all(self.pool())
+        .scalars(self.pool())
         .await
         .map_err(|e| self.err(e))?;
         ids.iter()
@@ -208,7 +209,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
     pub async fn purchase(&self, id: i64) -> Result<Option<PurchaseEntry>, StoreError> {
-        let row: Option<Raw> = sqlx::query_as(concat!(select_purchases!(), " WHERE id = ?"))
+        let row: Option<Raw> = query(concat!(select_purchases!(), " WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::db::{Tx, query};
 use super::{Store, StoreError};
 use crate::rule::{PlanChoice, Rule};
 use crate::values::{Cents, EpochMs, SubscriptionId};
@@ -79,7 +80,7 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for a row this program cannot read.
     #[tracing::instrument(skip_all)]
     pub async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(concat!(select_rules!(), " ORDER BY subscription_id"))
+        let rows: Vec<Raw> = query(concat!(select_rules!(), " ORDER BY subscription_id"))
             .fetch_all(self.pool())
             .await
             .map_err(|e| self.err(e))?;
@@ -92,7 +93,7 @@ impl Store {
     /// As [`Store::rules`].
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn rule(&self, id: &SubscriptionId) -> Result<Option<RuleRow>, StoreError> {
-        let row: Option<Raw> = sqlx::query_as(concat!(select_rules!(), " WHERE subscription_id = ?"))
+        let row: Option<Raw> = query(concat!(select_rules!(), " WHERE subscription_id = $1"))
             .bind(id.as_str())
             .fetch_optional(self.pool())
             .await
@@ -126,7 +127,7 @@ impl Store {
         change: impl FnOnce(&mut Rule),
     ) -> Result<(RuleRow, bool), StoreError> {
         let mut tx = self.write_tx().await?;
-        let existing: Option<Raw> = sqlx::query_as(concat!(select_rules!(), " WHERE subscription_id = ?"))
+        let existing: Option<Raw> = query(concat!(select_rules!(), " WHERE subscription_id = $1"))
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await
@@ -152,20 +153,15 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     pub async fn remove_rule(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
-        self.delete_for("DELETE FROM rules WHERE subscription_id = ?", id).await
+        self.delete_for("DELETE FROM rules WHERE subscription_id = $1", id).await
     }
 }
 
 /// Stores `rule` for `id` inside `tx`, replacing any earlier one.
-pub(super) async fn upsert(
-    tx: &mut sqlx::SqliteConnection,
-    id: &SubscriptionId,
-    rule: &Rule,
-    now: EpochMs,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub(super) async fn upsert(tx: &mut Tx, id: &SubscriptionId, rule: &Rule, now: EpochMs) -> Result<(), sqlx::Error> {
+    query(
         "INSERT INTO rules (subscription_id, enabled, renew_before_ms, plan, repeat_count, max_price_cents, coupon_code, note, created_at_ms, updated_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (subscription_id) DO UPDATE SET enabled = excluded.enabled, renew_before_ms = excluded.renew_before_ms,
            plan = excluded.plan, repeat_count = excluded.repeat_count, max_price_cents = excluded.max_price_cents,
            coupon_code = excluded.coupon_code, note = excluded.note, updated_at_ms = excluded.updated_at_ms",

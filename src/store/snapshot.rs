@@ -3,6 +3,7 @@
 
 use sqlx::FromRow;
 
+use super::db::{Query, Tx, query};
 use super::{Store, StoreError};
 use crate::values::{EpochMs, SubscriptionId};
 
@@ -91,8 +92,8 @@ impl Store {
         let json = self.to_json(&rows)?;
         let mut tx = self.write_tx().await?;
         upsert_seen(&mut tx, json, now).await.map_err(|e| self.err(e))?;
-        let gone: Vec<Raw> = sqlx::query_as(
-            "UPDATE subscriptions SET gone_since_ms = ? WHERE last_seen_ms < ? AND gone_since_ms IS NULL
+        let gone: Vec<Raw> = query(
+            "UPDATE subscriptions SET gone_since_ms = $1 WHERE last_seen_ms < $2 AND gone_since_ms IS NULL
              RETURNING subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms",
         )
         .bind(now.0)
@@ -126,7 +127,7 @@ impl Store {
     /// [`StoreError`] from the database, or `Corrupt` for an unreadable row.
     #[tracing::instrument(skip_all)]
     pub async fn snapshot(&self) -> Result<Vec<SnapshotRow>, StoreError> {
-        let rows: Vec<Raw> = sqlx::query_as(
+        let rows: Vec<Raw> = query(
             "SELECT subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms, gone_since_ms
              FROM subscriptions ORDER BY subscription_id",
         )
@@ -160,7 +161,7 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     pub async fn record_cycle(&self, at: EpochMs) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO daemon_state (key, value) VALUES ('last_cycle_ms', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        query("INSERT INTO daemon_state (key, value) VALUES ('last_cycle_ms', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(at.0)
             .execute(&mut *tx)
             .await
@@ -173,8 +174,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn last_cycle(&self) -> Result<Option<EpochMs>, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT value FROM daemon_state WHERE key = 'last_cycle_ms'")
-            .fetch_optional(self.pool())
+        let v: Option<i64> = query("SELECT value FROM daemon_state WHERE key = 'last_cycle_ms'")
+            .scalar_optional(self.pool())
             .await
             .map_err(|e| self.err(e))?;
         Ok(v.map(EpochMs))
@@ -187,22 +188,22 @@ impl Store {
     /// [`StoreError`]: read-only, locked, …
     pub async fn record_read_failure(&self, now: EpochMs) -> Result<ReadFailures, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO daemon_state (key, value) VALUES ('reads_failing_since_ms', ?) ON CONFLICT (key) DO NOTHING",
+        query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_failing_since_ms', $1) ON CONFLICT (key) DO NOTHING",
         )
         .bind(now.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        sqlx::query(
-            "INSERT INTO daemon_state (key, value) VALUES ('reads_last_failed_ms', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_last_failed_ms', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(now.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        sqlx::query(
-            "INSERT INTO daemon_state (key, value) VALUES ('reads_failed', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        query(
+            "INSERT INTO daemon_state (key, value) VALUES ('reads_failed', 1) ON CONFLICT (key) DO UPDATE SET value = daemon_state.value + 1",
         )
         .execute(&mut *tx)
         .await
@@ -218,7 +219,7 @@ impl Store {
     pub async fn record_read_success(&self) -> Result<Option<ReadFailures>, StoreError> {
         let Some(run) = self.read_failures().await? else { return Ok(None) };
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        query(
             "DELETE FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_last_failed_ms', 'reads_failed')",
         )
         .execute(&mut *tx)
@@ -233,7 +234,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn read_failures(&self) -> Result<Option<ReadFailures>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = query(
             "SELECT key, value FROM daemon_state WHERE key IN ('reads_failing_since_ms', 'reads_last_failed_ms', 'reads_failed')",
         )
         .fetch_all(self.pool())
@@ -252,9 +253,9 @@ impl Store {
     /// # Errors
     /// [`StoreError`] from the database.
     pub async fn has_seen(&self, id: &SubscriptionId) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE subscription_id = ?")
+        let n: i64 = query("SELECT count(*) FROM subscriptions WHERE subscription_id = $1")
             .bind(id.as_str())
-            .fetch_one(self.pool())
+            .scalar(self.pool())
             .await
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
@@ -262,16 +263,22 @@ impl Store {
 }
 
 /// Upserts the rows of `json` (an array of [`SnapshotJsonRow`]s) as seen at `now`, inside `tx`.
-async fn upsert_seen(tx: &mut sqlx::SqliteConnection, json: String, now: EpochMs) -> Result<(), sqlx::Error> {
-    sqlx::query(
+async fn upsert_seen(tx: &mut Tx, json: String, now: EpochMs) -> Result<(), sqlx::Error> {
+    Query::each(
         "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-                    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2, ?2
-             FROM json_each(?1) WHERE true
+                    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), $2, $2
+             FROM json_each($1) WHERE true
              ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
                label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
                last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
-        )
+        "INSERT INTO subscriptions (subscription_id, status, active_until_ms, label, network_label, user_note, first_seen_ms, last_seen_ms)
+             SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, $2, $2
+             FROM jsonb_array_elements($1::jsonb) AS e
+             ON CONFLICT (subscription_id) DO UPDATE SET status = excluded.status, active_until_ms = excluded.active_until_ms,
+               label = excluded.label, network_label = excluded.network_label, user_note = excluded.user_note,
+               last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
+    )
     .bind(json)
     .bind(now.0)
     .execute(&mut *tx)
