@@ -86,7 +86,9 @@ impl Leadership {
     ) -> Option<Leadership> {
         let holder = holder();
         let mut seen: Option<(String, i64)> = None;
+        let mut announced = false;
         loop {
+            let mut wait = period(lease_ms);
             match store.take_lease(&holder, lease_ms).await {
                 Ok(Some(epoch)) => {
                     let fence = Fence { holder: holder.clone(), epoch, lease_ms };
@@ -95,7 +97,17 @@ impl Leadership {
                     return Some(Leadership::start(store, fence, metrics.cloned()));
                 }
                 Ok(None) => match store.lease().await {
-                    Ok(Some(LeaseRow { holder: leader, epoch, .. })) => {
+                    Ok(Some(LeaseRow { holder: leader, epoch, remaining_ms, .. })) => {
+                        // Try again as the lease ends, not up to a third of it later.
+                        wait = wait.min(Duration::from_millis(remaining_ms.max(0).unsigned_abs() + 50));
+                        if !announced {
+                            // A follower is up and doing its part: systemd and /readyz may say so.
+                            announced = true;
+                            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                            if let Some(m) = metrics {
+                                m.set_following();
+                            }
+                        }
                         if seen.as_ref() != Some(&(leader.clone(), epoch)) {
                             tracing::info!(leader = %leader, epoch, "following: {leader} leads (epoch {epoch})");
                             seen = Some((leader, epoch));
@@ -114,7 +126,7 @@ impl Leadership {
             }
             tokio::select! {
                 () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(period(lease_ms)) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -159,15 +171,20 @@ impl Leadership {
 async fn keep(store: Store, fence: Fence, lost: CancellationToken, metrics: Option<std::sync::Arc<Metrics>>) {
     loop {
         tokio::time::sleep(period(fence.lease_ms)).await;
-        let why = match store.renew_lease(&fence.holder, fence.epoch, fence.lease_ms).await {
-            Ok(true) => continue,
-            Ok(false) => match store.lease().await {
+        // A renewal that hangs (a dead network) fails once a third of the lease has passed.
+        let renewed =
+            tokio::time::timeout(period(fence.lease_ms), store.renew_lease(&fence.holder, fence.epoch, fence.lease_ms))
+                .await;
+        let why = match renewed {
+            Err(_) => "it could not be renewed in time".to_owned(),
+            Ok(Ok(true)) => continue,
+            Ok(Err(e)) => format!("it could not be renewed: {e}"),
+            Ok(Ok(false)) => match store.lease().await {
                 Ok(Some(l)) if (l.holder.as_str(), l.epoch) != (fence.holder.as_str(), fence.epoch) => {
                     format!("epoch {} is stale: {} leads at epoch {}", fence.epoch, l.holder, l.epoch)
                 }
                 _ => format!("epoch {} expired before it was renewed", fence.epoch),
             },
-            Err(e) => format!("it could not be renewed: {e}"),
         };
         store.set_fence(None);
         if let Some(m) = &metrics {

@@ -205,6 +205,12 @@ impl Metrics {
         self.leader_epoch.set(epoch);
     }
 
+    /// A follower has read the lease: `/readyz` answers ready (it does its part by standing
+    /// by), and `/healthz` follows the leader's cycles ([`Metrics::saw_leader_cycle`]).
+    pub fn set_following(&self) {
+        self.health_mut(|h| h.first_cycle_started = true);
+    }
+
     /// On a follower: the leader's last finished cycle, read from the shared database. It
     /// stands for this process's own in `/healthz` and `/readyz`: the work is being done.
     pub fn saw_leader_cycle(&self, at: EpochMs) {

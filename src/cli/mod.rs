@@ -379,7 +379,7 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Logs to stderr: `RUST_LOG` filters (default `info`); pretty on a terminal, JSON otherwise
 /// unless `format` says which.
 pub fn init_tracing(format: LogFormat) {
-    init_tracing_with("info,tokio_cron_scheduler=warn", format);
+    init_tracing_with("info,tokio_cron_scheduler=warn,sqlx::postgres::notice=warn", format);
 }
 
 /// [`init_tracing`] with another default filter (when `RUST_LOG` is unset).
