@@ -249,7 +249,7 @@ async fn config_values_at_the_edges_are_refused_without_panics_or_echoes() {
         ("PROXY_RENEWD_ALERTS__REPEAT_INTERVAL", "0s", "alerts.repeat_interval"),
         ("PROXY_RENEWD_API", "rk_secret_abc", "api"),
         ("PROXY_RENEWD_ALERTS__EMAIL", "smtp://u:rk_secret_abc@h", "alerts.email"),
-        ("PROXY_RENEWD_DATABASE__URL", "postgres://u:rk_secret_abc@h/db", "database.url"),
+        ("PROXY_RENEWD_DATABASE__URL", "postgres://u:rk_secret_abc@/db", "database.url"),
     ];
     for (var, value, key) in cases {
         let mut cmd = bin();
