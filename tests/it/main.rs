@@ -22,6 +22,7 @@ mod lapse;
 mod metrics;
 mod output;
 mod packaging;
+mod pg;
 mod policy;
 mod post_once;
 mod purchase;
