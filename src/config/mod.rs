@@ -28,6 +28,11 @@ use crate::values::Cents;
 /// The environment variable prefix; `PROXY_RENEWD_API__KEY` sets `[api] key`.
 pub const ENV_PREFIX: &str = "PROXY_RENEWD_";
 
+/// What follows [`ENV_PREFIX`] in the test suite's own variables (`PROXY_RENEWD_TEST_ENGINE`,
+/// `PROXY_RENEWD_TEST_PG_URL`): no key, so the environment layer passes over them, and the
+/// tests that load a config in their own process are not refused for an unknown key.
+const TEST_VARS: &str = "TEST_";
+
 /// Where a config file is looked for when `--config` / `$PROXY_RENEWD_CONFIG` is not given.
 pub const DEFAULT_PATHS: [&str; 2] = ["proxy-renewd.toml", "/etc/proxy-renewd/config.toml"];
 
@@ -189,7 +194,8 @@ impl Config {
             },
             None => DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists()),
         };
-        Self::from_layers(file, Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"))
+        let env = Env::prefixed(ENV_PREFIX).ignore(&["config"]).filter(|key| !key.starts_with(TEST_VARS));
+        Self::from_layers(file, env.split("__"))
     }
 
     /// Defaults and `path` only, ignoring the environment: for `demo`, which must never pick
@@ -368,13 +374,14 @@ impl Config {
 }
 
 /// Does a non-empty `PROXY_RENEWD_*` variable set a key (a container configured by its
-/// environment alone)? `PROXY_RENEWD_CONFIG` names a file, and `[log]` changes nothing that
-/// matters, so neither counts.
+/// environment alone)? `PROXY_RENEWD_CONFIG` names a file, `[log]` changes nothing that
+/// matters, and `PROXY_RENEWD_TEST_*` are the test suite's, so none of them counts.
 fn environment_configures() -> bool {
     std::env::vars_os().any(|(name, value)| {
         let name = name.to_string_lossy();
-        name.strip_prefix(ENV_PREFIX)
-            .is_some_and(|key| key != "CONFIG" && !key.starts_with("LOG__") && !value.is_empty())
+        name.strip_prefix(ENV_PREFIX).is_some_and(|key| {
+            key != "CONFIG" && !key.starts_with("LOG__") && !key.starts_with(TEST_VARS) && !value.is_empty()
+        })
     })
 }
 

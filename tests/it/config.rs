@@ -108,6 +108,19 @@ fn each_bad_value_names_its_key_and_file() {
 }
 
 #[tokio::test]
+async fn the_test_suites_own_variables_are_no_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "set", "abc", "--disable"])
+        .env("PROXY_RENEWD_TEST_ENGINE", "postgres")
+        .env("PROXY_RENEWD_TEST_PG_URL", "postgres://postgres@127.0.0.1:9/postgres")
+        .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", dir.path().join("r.db").display()));
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "PROXY_RENEWD_TEST_* is not an unknown key: {}", out.stderr);
+    assert!(dir.path().join("r.db").exists(), "the rule went where [database] url says");
+}
+
+#[tokio::test]
 async fn the_environment_wins_over_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");

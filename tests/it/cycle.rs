@@ -141,7 +141,8 @@ async fn one_cycle_never_spends_past_the_budget() {
 
 #[tokio::test]
 async fn a_dry_run_sends_no_post_and_writes_nothing() {
-    let (sim, s) = spawn(&[DAY, 10 * DAY], "").await;
+    // SQLite: `dump` reads every table through SQLite's own schema.
+    let (sim, s) = crate::helpers::spawn_sqlite(&[DAY, 10 * DAY], "").await;
     // Something in every table first (a real cycle renews sub0, alerts, records the poll).
     sim.fault("renew", FaultKind::StatusBefore { status: 402 }, 1);
     s.cycle().await;

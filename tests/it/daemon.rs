@@ -11,31 +11,57 @@ use std::time::{Duration, Instant};
 use proxy_renewd::sim::{FaultKind, Simulator};
 use serde_json::Value;
 
-use crate::helpers::{DAY, world};
+use crate::helpers::{DAY, Engine, world};
 use crate::helpers::{KEY, Ran, bin, run, sim_with};
 
+/// A temp dir with a config for a simulator, for running the real binary against it; its
+/// database is where [`crate::helpers::database_url`] says, unless built with
+/// [`Instance::sqlite`].
 pub struct Instance {
     dir: tempfile::TempDir,
+    engine: Engine,
 }
 
 impl Instance {
+    /// A config for `sim` whose schedule never ticks (the start-up cycle alone).
     pub fn new(sim: &Simulator) -> Instance {
         Instance::with(sim, "0 0 0 1 1 *", "")
     }
 
     /// A config for `sim` with this `schedule.cron` and `extra` TOML sections.
     pub fn with(sim: &Simulator, cron: &str, extra: &str) -> Instance {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"{cron}\"\njitter = \"0s\"\n{extra}",
-            sim.base_url(),
-            dir.path().join("renewd.db").display()
-        );
-        std::fs::write(dir.path().join("config.toml"), toml).unwrap();
-        Instance { dir }
+        Instance::on(Engine::from_env(), sim, cron, extra)
     }
 
+    /// [`Instance::new`] on SQLite whatever `PROXY_RENEWD_TEST_ENGINE` says, for a test of the
+    /// database file itself ([`Instance::db`]: its bytes, its lock, its deletion).
+    pub fn sqlite(sim: &Simulator) -> Instance {
+        Instance::sqlite_with(sim, "0 0 0 1 1 *", "")
+    }
+
+    /// [`Instance::with`] on SQLite whatever `PROXY_RENEWD_TEST_ENGINE` says.
+    pub fn sqlite_with(sim: &Simulator, cron: &str, extra: &str) -> Instance {
+        Instance::on(Engine::Sqlite, sim, cron, extra)
+    }
+
+    fn on(engine: Engine, sim: &Simulator, cron: &str, extra: &str) -> Instance {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"{}\"\n[schedule]\ncron = \"{cron}\"\njitter = \"0s\"\n{extra}",
+            sim.base_url(),
+            engine.database_url(&dir.path().join("renewd.db"))
+        );
+        std::fs::write(dir.path().join("config.toml"), toml).unwrap();
+        Instance { dir, engine }
+    }
+
+    /// The SQLite file: only for an instance built with [`Instance::sqlite`].
     pub fn db(&self) -> PathBuf {
+        assert_eq!(
+            self.engine,
+            Engine::Sqlite,
+            "Instance::db is the SQLite file: build this one with Instance::sqlite"
+        );
         self.dir.path().join("renewd.db")
     }
 
@@ -85,7 +111,8 @@ async fn killed_mid_renewal_and_restarted_it_renews_nothing_more() {
 #[tokio::test]
 async fn a_second_instance_is_refused_and_sigterm_stops_the_daemon() {
     let sim = sim_with(world(&[10 * DAY])).await;
-    let inst = Instance::new(&sim);
+    // The SQLite lock file's refusal; on PostgreSQL the lease refuses in its own words.
+    let inst = Instance::sqlite(&sim);
     let mut daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for("the first cycle", || !sim.calls_of("subscriptions").is_empty()).await;
     let out = inst.run(&["once"]).await;
@@ -108,7 +135,7 @@ async fn a_second_instance_is_refused_and_sigterm_stops_the_daemon() {
 #[tokio::test]
 async fn a_stale_lock_from_a_dead_process_is_taken_over() {
     let sim = sim_with(world(&[10 * DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     let lock = inst.dir.path().join("renewd.db.lock");
     std::fs::write(&lock, "pid 999999 on elsewhere since long ago").unwrap();
     // A live holder of the flock (util-linux `flock`): refused, and named.
@@ -184,7 +211,7 @@ async fn a_manual_renew_asks_unless_yes_and_records_its_origin() {
 #[tokio::test]
 async fn a_dry_run_leaves_the_database_byte_identical_and_reports() {
     let sim = sim_with(world(&[10 * DAY, 20 * DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     assert_eq!(inst.run(&["once"]).await.code, 0);
     let before = std::fs::read(inst.db()).unwrap();
     sim.update(|s, now| s.subscriptions[0].active_until_ms = now + DAY);
@@ -211,7 +238,7 @@ async fn a_dry_run_leaves_the_database_byte_identical_and_reports() {
 #[tokio::test]
 async fn a_dry_run_without_a_database_creates_none() {
     let sim = sim_with(world(&[DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     let out = inst.run(&["--dry-run"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!inst.db().exists(), "a dry run creates no database");
@@ -296,7 +323,7 @@ async fn a_tick_during_a_cycle_is_skipped_not_queued() {
 #[tokio::test]
 async fn a_symlink_to_the_database_shares_its_lock() {
     let sim = sim_with(world(&[10 * DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     let mut daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for("the first cycle", || !sim.calls_of("subscriptions").is_empty()).await;
     let link = inst.dir.path().join("link.db");

@@ -1,6 +1,7 @@
 //! A database that cannot be written, or whose file goes away under a running daemon: the
 //! alerts still reach someone (sent directly), the command exits 1, and nothing is written
-//! into a deleted file or a new empty one (issue "No silent lapse").
+//! into a deleted file or a new empty one (issue "No silent lapse"). The faults are made in the
+//! SQLite file (triggers, deletion), so those tests stay on SQLite whatever the engine switch.
 
 use std::process::Stdio;
 
@@ -36,7 +37,7 @@ async fn fail_writes(db: &std::path::Path, table: &str, when: &str) {
 async fn an_unwritable_database_still_alerts_directly_and_exits_1() {
     let smtp = SmtpServer::start();
     let sim = sim_with(world(&[DAY])).await;
-    let inst = Instance::with(&sim, "0 0 0 1 1 *", &email_toml(&smtp));
+    let inst = Instance::sqlite_with(&sim, "0 0 0 1 1 *", &email_toml(&smtp));
     create_database(&inst.db()).await;
     fail_writes(&inst.db(), "ledger", "INSERT").await;
     fail_writes(&inst.db(), "outbox", "INSERT").await;
@@ -52,7 +53,7 @@ async fn an_unwritable_database_still_alerts_directly_and_exits_1() {
 #[tokio::test]
 async fn a_renewal_whose_outcome_cannot_be_recorded_exits_1() {
     let sim = sim_with(world(&[DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     create_database(&inst.db()).await;
     fail_writes(&inst.db(), "ledger", "UPDATE").await;
     let ran = inst.run(&["once"]).await;
@@ -64,7 +65,7 @@ async fn a_renewal_whose_outcome_cannot_be_recorded_exits_1() {
 #[tokio::test]
 async fn a_database_deleted_under_the_daemon_stops_it_and_is_not_recreated() {
     let sim = sim_with(world(&[10 * DAY])).await;
-    let inst = Instance::with(&sim, "* * * * * *", "");
+    let inst = Instance::sqlite_with(&sim, "* * * * * *", "");
     let mut daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let db = inst.db();
     wait_for("the first cycle", || !sim.calls_of("subscriptions").is_empty()).await;
@@ -94,7 +95,7 @@ async fn sigterm_stops_within_10_seconds_whatever_smtp_does_and_the_alerts_stay_
     let email = format!(
         "[alerts.email]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"proxy-renewd <renewd@example.com>\"\nto = [\"ops@example.com\"]\n"
     );
-    let inst = Instance::with(&sim, "0 0 0 1 1 *", &email);
+    let inst = Instance::sqlite_with(&sim, "0 0 0 1 1 *", &email);
     let daemon = inst.cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut accepted = Vec::new();
     wait_for("the daemon to start delivering the alert", || match silent.accept() {
@@ -192,7 +193,7 @@ async fn a_409_that_cannot_be_recorded_alerts_although_another_plan_would_have_b
     // on it at once, with no alert. Here the ledger cannot be updated, so nothing more is
     // tried, and the refusal must alert now.
     let sim = sim_with(crate::helpers::world_with_the_cheapest_sold_out(&[DAY])).await;
-    let s = crate::helpers::Setup::new(&sim, "").await;
+    let s = crate::helpers::Setup::sqlite(&sim, "").await;
     let db = s.config_path().with_file_name("renewd.db");
     fail_writes(&db, "ledger", "UPDATE").await;
     let _ = s.cycle_of(false).run().await;
@@ -209,7 +210,7 @@ async fn a_402_that_cannot_be_recorded_alerts_once() {
     let smtp = SmtpServer::start();
     let sim = sim_with(world(&[DAY])).await;
     sim.update(|s, _| s.balance_cents = 100);
-    let s = crate::helpers::Setup::new(&sim, &email_toml(&smtp)).await;
+    let s = crate::helpers::Setup::sqlite(&sim, &email_toml(&smtp)).await;
     fail_writes(&s.config_path().with_file_name("renewd.db"), "ledger", "UPDATE").await;
     let _ = s.cycle_of(false).run().await;
     let mails = smtp.messages();

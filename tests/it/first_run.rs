@@ -124,6 +124,15 @@ async fn a_container_configured_by_its_environment_alone_is_no_first_run() {
     })
     .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
+    // Nor do the test suite's own variables.
+    let out = run({
+        let mut cmd = first_run(dir.path());
+        cmd.args(["rules", "set", "abc", "--enable"]).env("PROXY_RENEWD_TEST_ENGINE", "postgres");
+        cmd
+    })
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no config file found"), "{}", out.stderr);
 }
 
 #[tokio::test]

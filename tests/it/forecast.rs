@@ -447,9 +447,9 @@ fn config(sim: &proxy_renewd::sim::Simulator, dir: &std::path::Path, extra: &str
     std::fs::write(
         &path,
         format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 1\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"sqlite://{}\"\n[schedule]\ncron = \"* * * * * *\"\njitter = \"0s\"\n{extra}",
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"2s\"\nmax_attempts = 1\n[ledger]\nreconcile_after = \"6s\"\n[database]\nurl = \"{}\"\n[schedule]\ncron = \"* * * * * *\"\njitter = \"0s\"\n{extra}",
             sim.base_url(),
-            dir.join("r.db").display()
+            crate::helpers::database_url(&dir.join("r.db"))
         ),
     )
     .unwrap();

@@ -1,9 +1,10 @@
 //! Shared test set-up: a simulator on a free loopback port ([`sim`], [`world`]), a client for
 //! it with fast retries, a temp database with a ready cycle built the way the program builds
-//! it ([`Setup`], [`spawn`]), a clock the tests move instead of sleeping, the reference
-//! fixtures, and the real binary.
+//! it ([`Setup`], [`spawn`]), the one switch that puts those databases on PostgreSQL instead
+//! of SQLite ([`database_url`], `PROXY_RENEWD_TEST_ENGINE`), a clock the tests move instead of
+//! sleeping, the reference fixtures, and the real binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,54 @@ pub async fn spawn(offsets_ms: &[i64], extra_toml: &str) -> (Simulator, Setup) {
     (sim, setup)
 }
 
+/// [`spawn`] on SQLite whatever [`ENGINE_VAR`] says, for a test that opens the database file.
+pub async fn spawn_sqlite(offsets_ms: &[i64], extra_toml: &str) -> (Simulator, Setup) {
+    let sim = sim_with(world(offsets_ms)).await;
+    let setup = Setup::sqlite(&sim, extra_toml).await;
+    (sim, setup)
+}
+
+/// The variable that moves the shared set-ups' databases: `postgres` puts them on PostgreSQL
+/// (a new database per test, [`crate::pg::database`]); unset, empty or `sqlite`, on SQLite.
+pub const ENGINE_VAR: &str = "PROXY_RENEWD_TEST_ENGINE";
+
+/// The store engine a test's database is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file in the test's temp dir.
+    Sqlite,
+    /// A new empty database on the tests' PostgreSQL.
+    Postgres,
+}
+
+impl Engine {
+    /// The engine [`ENGINE_VAR`] asks for; any other value than those it lists fails the test.
+    pub fn from_env() -> Engine {
+        match std::env::var(ENGINE_VAR).unwrap_or_default().as_str() {
+            "" | "sqlite" => Engine::Sqlite,
+            "postgres" | "postgresql" => Engine::Postgres,
+            other => panic!("{ENGINE_VAR}={other:?}: set it to postgres or sqlite, or leave it unset (sqlite)"),
+        }
+    }
+
+    /// A `[database] url` on this engine: `sqlite://` and `sqlite_file`, or a new PostgreSQL
+    /// database (where `sqlite_file` is not used, and never created).
+    pub fn database_url(self, sqlite_file: &Path) -> String {
+        match self {
+            Engine::Sqlite => format!("sqlite://{}", sqlite_file.display()),
+            Engine::Postgres => crate::pg::database_blocking(),
+        }
+    }
+}
+
+/// The `[database] url` for a test's database, the one switch between the engines: SQLite at
+/// `sqlite_file`, or with `PROXY_RENEWD_TEST_ENGINE=postgres` a new empty PostgreSQL database.
+/// A test that opens, copies or checks the SQLite file itself asks for
+/// `Engine::Sqlite.database_url` (or [`Setup::sqlite`], `daemon::Instance::sqlite`) instead.
+pub fn database_url(sqlite_file: &Path) -> String {
+    Engine::from_env().database_url(sqlite_file)
+}
+
 /// A temp directory with a config for a simulator and a database in it, and the program
 /// built from them ([`App`], real mode) on a [`ManualClock`].
 pub struct Setup {
@@ -113,13 +162,24 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A config for `sim` with `extra_toml`, its database where [`database_url`] says.
     pub async fn new(sim: &Simulator, extra_toml: &str) -> Setup {
+        Setup::on(Engine::from_env(), sim, extra_toml).await
+    }
+
+    /// [`Setup::new`] on SQLite whatever [`ENGINE_VAR`] says, for a test that opens the
+    /// database file (`renewd.db` beside the config).
+    pub async fn sqlite(sim: &Simulator, extra_toml: &str) -> Setup {
+        Setup::on(Engine::Sqlite, sim, extra_toml).await
+    }
+
+    async fn on(engine: Engine, sim: &Simulator, extra_toml: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let toml = format!(
-            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"sqlite://{}\"\n{extra_toml}",
+            "[api]\nbase_url = \"{}\"\nkey = \"{KEY}\"\ntimeout = \"1s\"\nmax_attempts = 2\n[ledger]\nreconcile_after = \"3s\"\n[database]\nurl = \"{}\"\n{extra_toml}",
             sim.base_url(),
-            dir.path().join("renewd.db").display()
+            engine.database_url(&dir.path().join("renewd.db"))
         );
         std::fs::write(&path, toml).unwrap();
         let clock = ManualClock::new();

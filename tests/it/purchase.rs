@@ -225,7 +225,8 @@ async fn switch_network_and_change_credentials_faults_say_refused_or_unknown() {
 
 #[tokio::test]
 async fn a_new_password_appears_once_on_stdout_and_nowhere_else() {
-    let (sim, s) = spawn(&[10 * DAY], "").await;
+    // SQLite: the database file and its WAL are searched for the password.
+    let (sim, s) = crate::helpers::spawn_sqlite(&[10 * DAY], "").await;
     let r = cli_env(&s, &[("RUST_LOG", "trace")], &["change-credentials", "sub0", "--yes"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let new = sim.state().subscriptions[0].clone();
@@ -354,7 +355,8 @@ async fn two_concurrent_purchases_of_one_plan_record_one_and_block_the_other() {
 #[tokio::test]
 async fn a_purchase_that_cannot_be_recorded_is_not_sent() {
     use sqlx::Connection;
-    let (sim, s) = spawn(&[10 * DAY], "").await;
+    // SQLite: another connection to the file holds its write lock.
+    let (sim, s) = crate::helpers::spawn_sqlite(&[10 * DAY], "").await;
     // Another process holds the write lock past the busy timeout (5 s).
     let mut holder = sqlx::SqliteConnection::connect(&s.config().database_url).await.unwrap();
     sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder).await.unwrap();

@@ -5,20 +5,22 @@ use serde_json::Value;
 
 use crate::helpers::{Ran, bin, run};
 
+/// A test's database (where `helpers::database_url` says) and the temp dir it may live in.
 struct Db {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    url: String,
 }
 
 impl Db {
     fn new() -> Db {
-        Db { dir: tempfile::tempdir().unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::helpers::database_url(&dir.path().join("r.db"));
+        Db { _dir: dir, url }
     }
 
     async fn rules(&self, args: &[&str]) -> Ran {
         let mut cmd = bin();
-        cmd.arg("rules")
-            .args(args)
-            .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", self.dir.path().join("r.db").display()));
+        cmd.arg("rules").args(args).env("PROXY_RENEWD_DATABASE__URL", &self.url);
         run(cmd).await
     }
 
@@ -134,7 +136,7 @@ async fn set_with_api(db: &Db, base_url: &str, args: &[&str]) -> Ran {
     let mut cmd = bin();
     cmd.args(["rules", "set"])
         .args(args)
-        .env("PROXY_RENEWD_DATABASE__URL", format!("sqlite://{}", db.dir.path().join("r.db").display()))
+        .env("PROXY_RENEWD_DATABASE__URL", &db.url)
         .env("PROXY_RENEWD_API__BASE_URL", base_url)
         .env("PROXY_RENEWD_API__KEY", crate::helpers::KEY)
         .env("PROXY_RENEWD_API__MAX_ATTEMPTS", "1");
