@@ -42,8 +42,8 @@ pub enum Mode {
     Daemon,
 }
 
-/// What keeps a real app's cycles the only ones: the instance lock (SQLite) or the lease
-/// (PostgreSQL).
+/// What keeps a real app's work the only one: the instance lock (SQLite), or on PostgreSQL
+/// the lease of a person's `renew` for the app's life (a cycle takes the lease for itself).
 #[derive(Debug)]
 enum Guard {
     File(#[allow(dead_code, reason = "held for its Drop")] InstanceLock),
@@ -212,22 +212,19 @@ impl App {
     /// # Errors
     /// As [`Cycle::run`].
     pub async fn once(&self, cancel: CancellationToken) -> Result<CycleReport, CycleError> {
-        let cancel = self.stopped_by_lease_loss(cancel);
+        // On PostgreSQL the cycle takes the lease for itself, and gives it up after.
         self.cycle(cancel).run().await
     }
 
-    /// `cancel`, or on PostgreSQL a child of it that the loss of the lease cancels too.
-    fn stopped_by_lease_loss(&self, cancel: CancellationToken) -> CancellationToken {
-        let Some(Guard::Lease(lease)) = &self.guard else { return cancel };
-        let child = cancel.child_token();
-        let (lost, stop) = (lease.lost().clone(), child.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = lost.cancelled() => stop.cancel(),
-                () = stop.cancelled() => {}
-            }
-        });
-        child
+    /// Closes the database (checkpointing the WAL), giving the lease up first on PostgreSQL;
+    /// the lock goes when the app is dropped.
+    pub async fn close(&self) {
+        if let Some(Guard::Lease(lease)) = &self.guard {
+            lease.resign().await;
+        }
+        if let Some(s) = &self.store {
+            s.close().await;
+        }
     }
 
     /// The daemon until `cancel`: the metrics server when `[server] listen` is set, then
@@ -251,7 +248,7 @@ impl App {
             self.metrics = Some(metrics);
         }
         let result = match (&self.store, self.config.ha) {
-            (Some(store), Some(ha)) if store.is_postgres() && self.guard.is_none() => {
+            (Some(store), Some(ha)) if store.is_postgres() && self.mode == Mode::Daemon => {
                 self.lead_until_stopped(store, ha.lease_ms, &cancel, &tasks).await
             }
             _ => crate::daemon::run(&self.cycle(cancel.clone()), &cancel, &tasks).await,
@@ -278,14 +275,7 @@ impl App {
             m.set_leader(false, 0);
         }
         while let Some(lease) = Leadership::campaign(store, lease_ms, cancel, self.metrics.as_ref()).await {
-            let leading = cancel.child_token();
-            let (lost, stop) = (lease.lost().clone(), leading.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = lost.cancelled() => stop.cancel(),
-                    () = stop.cancelled() => {}
-                }
-            });
+            let leading = stopped_by_lease_loss(&lease, cancel.clone());
             let result = match recover(store, self.clock.now()).await {
                 Ok(()) => crate::daemon::run(&self.cycle(leading.clone()), &leading, tasks).await,
                 Err(e) => {
@@ -305,17 +295,6 @@ impl App {
         }
         Ok(())
     }
-
-    /// Closes the database (checkpointing the WAL), giving the lease up first on PostgreSQL;
-    /// the lock goes when the app is dropped.
-    pub async fn close(&self) {
-        if let Some(Guard::Lease(lease)) = &self.guard {
-            lease.resign().await;
-        }
-        if let Some(s) = &self.store {
-            s.close().await;
-        }
-    }
 }
 
 /// The database for a real cycle: the instance lock first, then the store, then start-up
@@ -327,9 +306,13 @@ async fn open_for_cycles(cfg: &Config, now: EpochMs, campaign: bool) -> anyhow::
         if campaign {
             return Ok((store, None));
         }
+        // Taken now, to refuse at once when another node leads, and for recovery; given up
+        // until a cycle takes it again, so that a built app that is not cycling blocks no one.
         let lease = Leadership::take(&store, ha.lease_ms).await?;
-        recover(&store, now).await?;
-        return Ok((store, Some(Guard::Lease(lease))));
+        let recovered = recover(&store, now).await;
+        lease.resign().await;
+        recovered?;
+        return Ok((store, None));
     }
     let lock = match store::database_file(&cfg.database_url)? {
         Some(file) => Some(Guard::File(InstanceLock::acquire(&file)?)),
@@ -342,13 +325,12 @@ async fn open_for_cycles(cfg: &Config, now: EpochMs, campaign: bool) -> anyhow::
 
 /// The database for an audit: read-only, and none at all when the file does not exist yet.
 async fn open_for_audit(cfg: &Config) -> anyhow::Result<Option<Store>> {
-    match store::database_file(&cfg.database_url)? {
-        Some(file) if !file.exists() => {
-            tracing::info!(database = %file.display(), "no database yet: auditing with [defaults] and an empty ledger");
-            Ok(None)
-        }
-        _ => Ok(Some(Store::open_read_only(&cfg.database_url).await?)),
+    if store::exists(&cfg.database_url).await? {
+        return Ok(Some(Store::open_read_only(&cfg.database_url).await?));
     }
+    let database = store::redact_url(&cfg.database_url);
+    tracing::info!(%database, "no database yet: auditing with [defaults] and an empty ledger");
+    Ok(None)
 }
 
 /// Start-up recovery: rows left `sending` by a process that stopped mid-request become
@@ -362,4 +344,17 @@ async fn recover(store: &Store, now: EpochMs) -> Result<(), crate::store::StoreE
         );
     }
     Ok(())
+}
+
+/// A child of `cancel` that the loss of `lease` cancels too.
+fn stopped_by_lease_loss(lease: &Leadership, cancel: CancellationToken) -> CancellationToken {
+    let child = cancel.child_token();
+    let (lost, stop) = (lease.lost().clone(), child.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = lost.cancelled() => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    });
+    child
 }

@@ -41,12 +41,12 @@
 //! - [`alerts`]: which alerts an outcome or a cycle calls for; the digest email; delivery
 //!   from the outbox.
 //! - [`metrics`]: Prometheus metrics and health, told by the cycle and the client.
+//! - [`leader`]: one leader among several nodes on PostgreSQL: the lease taken, renewed,
+//!   lost (renewals stop) and given up.
 //! - [`cycle`]: one cycle: read → reconcile → decide → renew → alert.
 //!
 //! **Running**:
 //! - [`lock`]: the single-node instance lock (`flock` on `DB.lock`).
-//! - [`leader`]: one leader among several nodes on PostgreSQL: the lease taken, renewed,
-//!   lost (renewals stop) and given up.
 //! - [`daemon`]: cycles on the cron schedule that never overlap, until cancelled.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`app`]: the composition root: config → client, store, mailer, clock → a cycle or the

@@ -59,7 +59,7 @@ async fn test(cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
         })))?;
     }
     // An address that takes the test message is alive again (revives a dead-lettered one).
-    if !accepted.is_empty() && store::database_file(&cfg.database_url)?.is_some_and(|f| f.exists()) {
+    if !accepted.is_empty() && store::exists(&cfg.database_url).await? {
         let store = Store::open(&cfg.database_url).await?;
         for (to, _) in &accepted {
             store.record_recipient(to, None, crate::values::EpochMs::now()).await?;
@@ -74,7 +74,7 @@ async fn test(cfg: &Config, format: OutputFormat) -> anyhow::Result<Exit> {
 }
 
 async fn list(cfg: &Config, pending: bool, limit: u32, format: OutputFormat) -> anyhow::Result<Exit> {
-    if store::database_file(&cfg.database_url)?.is_some_and(|f| !f.exists()) {
+    if !store::exists(&cfg.database_url).await? {
         emit(&match format {
             OutputFormat::Json => pretty(&json!({ "alerts": [] })),
             OutputFormat::Table => "no alerts yet: the database does not exist\n".into(),

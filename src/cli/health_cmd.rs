@@ -33,9 +33,10 @@ pub(super) async fn run(cfg: &Config, args: HealthArgs, format: OutputFormat) ->
         None => String::new(),
     };
     let (healthy, text) = match health.last {
-        None if !health.database => {
-            (false, format!("unhealthy: no database yet at {}: the daemon has not run", cfg.database_url))
-        }
+        None if !health.database => (
+            false,
+            format!("unhealthy: no database yet at {}: the daemon has not run", store::redact_url(&cfg.database_url)),
+        ),
         Some(t) if now.since(t) <= args.max_age => {
             (true, format!("healthy: last cycle finished {} ago ({t}){why}", format_duration_ms(now.since(t))))
         }
@@ -82,7 +83,7 @@ struct Health {
 
 async fn check(cfg: &Config) -> anyhow::Result<Health> {
     let now = EpochMs::now();
-    if store::database_file(&cfg.database_url)?.is_some_and(|f| !f.exists()) {
+    if !store::exists(&cfg.database_url).await? {
         return Ok(Health { database: false, last: None, failing: None, now });
     }
     let store = Store::open_read_only(&cfg.database_url).await?;

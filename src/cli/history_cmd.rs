@@ -23,10 +23,14 @@ pub struct HistoryArgs {
 
 pub(super) async fn run(cfg: &Config, args: HistoryArgs, format: OutputFormat) -> anyhow::Result<Exit> {
     let id = args.subscription.as_deref().map(SubscriptionId::parse).transpose()?;
-    if let Some(file) = store::database_file(&cfg.database_url)?.filter(|f| !f.exists()) {
+    if !store::exists(&cfg.database_url).await? {
+        let what = match store::database_file(&cfg.database_url)? {
+            Some(file) => format!("{} does not exist", file.display()),
+            None => format!("{} has no proxy-renewd schema yet", store::redact_url(&cfg.database_url)),
+        };
         emit(&match format {
             OutputFormat::Json => pretty(&json!({ "ledger": [] })),
-            OutputFormat::Table => format!("no ledger yet: {} does not exist\n", file.display()),
+            OutputFormat::Table => format!("no ledger yet: {what}\n"),
         })?;
         return Ok(Exit::Ok);
     }

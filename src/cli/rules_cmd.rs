@@ -137,9 +137,11 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
     // is still the error that opening it gives).
     let not_yet =
         |f: &std::path::Path| !f.exists() && f.parent().is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
-    if matches!(action, RulesAction::List)
-        && crate::store::database_file(&cfg.database_url)?.is_some_and(|f| not_yet(&f))
-    {
+    let none_yet = match crate::store::database_file(&cfg.database_url)? {
+        Some(f) => not_yet(&f),
+        None => !crate::store::exists(&cfg.database_url).await?,
+    };
+    if matches!(action, RulesAction::List) && none_yet {
         return list_rows(Vec::new(), cfg, format);
     }
     let store = Store::open(&cfg.database_url).await?;

@@ -209,7 +209,7 @@ impl Cycle<'_> {
     async fn snapshot_subscriptions(&self) -> Result<(Vec<Subscription>, EpochMs), CycleError> {
         let none = || {
             CycleError::Store(crate::store::StoreError::Other {
-                path: self.config.database_url.clone(),
+                path: crate::store::redact_url(&self.config.database_url),
                 detail: "no snapshot to forecast from offline yet (no cycle has read the subscriptions): run without --offline, or run a cycle first".into(),
             })
         };

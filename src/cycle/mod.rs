@@ -109,7 +109,16 @@ impl Cycle<'_> {
         if let Some(m) = self.observer {
             m.cycle_started();
         }
-        let result = self.run_inner().await;
+        let result = match self.lead_for_this_cycle().await {
+            Ok(lease) => {
+                let result = self.run_inner().await;
+                if let Some(lease) = lease {
+                    lease.resign().await;
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
         if let Some(m) = self.observer {
             match &result {
                 Ok(report) => m.cycle_done(report),
@@ -117,6 +126,22 @@ impl Cycle<'_> {
             }
         }
         result
+    }
+
+    /// On PostgreSQL, a real cycle of a process that does not lead already (`once`, a test's
+    /// cycle; not the daemon's leader) takes the lease for itself, and gives it up after.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] naming the holder when another node leads.
+    async fn lead_for_this_cycle(&self) -> Result<Option<crate::leader::Leadership>, CycleError> {
+        let (Some(store), Some(ha)) = (self.store, self.config.ha) else { return Ok(None) };
+        if self.dry_run || !store.is_postgres() || store.fence().is_some() {
+            return Ok(None);
+        }
+        crate::leader::Leadership::take(store, ha.lease_ms)
+            .await
+            .map(Some)
+            .map_err(|e| CycleError::Store(StoreError::LeaseLost { detail: e.to_string() }))
     }
 
     async fn run_inner(&self) -> Result<CycleReport, CycleError> {

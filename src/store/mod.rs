@@ -405,6 +405,32 @@ async fn refuse_foreign(opts: &SqliteConnectOptions) -> Result<(), StoreError> {
     Err(StoreError::Foreign { path, tables: shown.join(", ") })
 }
 
+/// Whether the database at `url` exists yet: the SQLite file, or on PostgreSQL the schema
+/// (a database no node has opened yet is as empty as a file not yet created). Nothing is
+/// created; read-only views answer "nothing yet" when false.
+///
+/// # Errors
+/// [`StoreError`]: not a database URL; PostgreSQL unreachable.
+pub async fn exists(url: &str) -> Result<bool, StoreError> {
+    if !is_postgres(url) {
+        return Ok(database_file(url)?.is_none_or(|f| f.exists()));
+    }
+    use sqlx::{ConnectOptions, Connection};
+    let path = redact_url(url);
+    let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
+        path: path.clone(),
+        detail: format!("not a PostgreSQL URL like postgres://user@host:5432/db ({e})"),
+    })?;
+    let mut conn =
+        opts.application_name("proxy-renewd").connect().await.map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+    let found: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+    let _ = conn.close().await;
+    Ok(found)
+}
+
 /// True for a `postgres://` or `postgresql://` URL.
 #[must_use]
 pub fn is_postgres(url: &str) -> bool {

@@ -112,6 +112,14 @@ async fn two_renewers_racing_on_one_period_send_one_post() {
     let Decision::Renew(r) = report.items[0].decision.clone() else { panic!("{report:?}") };
     let id = SubscriptionId::parse("sub0").unwrap();
     let other = Store::open(&s.config().database_url).await.unwrap();
+    if other.is_postgres() {
+        // Both under one lease (as two tasks of one leader): the period key alone keeps
+        // them apart, the ledger's second guard.
+        let epoch = other.take_lease("racer pid 1", 60_000).await.unwrap().unwrap();
+        let fence = proxy_renewd::store::Fence { holder: "racer pid 1".into(), epoch, lease_ms: 60_000 };
+        other.set_fence(Some(fence.clone()));
+        s.store.set_fence(Some(fence));
+    }
     let daemon = Renewer {
         client: &s.client,
         store: &s.store,

@@ -91,9 +91,10 @@ pub fn sigterm(pid: u32) {
 }
 
 #[tokio::test]
+/// On SQLite: on PostgreSQL a SIGKILLed process holds the lease until it expires (`ha.rs`).
 async fn killed_mid_renewal_and_restarted_it_renews_nothing_more() {
     let sim = sim_with(world(&[DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     sim.fault("renew", FaultKind::StallAfter { ms: 30_000 }, 1);
     let mut child = inst.cmd(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for("the renewal to be applied", || sim.calls_of("renew").iter().any(|c| c.applied)).await;
@@ -164,9 +165,10 @@ async fn a_stale_lock_from_a_dead_process_is_taken_over() {
 }
 
 #[tokio::test]
+/// On SQLite: on PostgreSQL a `renew` is refused while a daemon leads (`ha.rs`).
 async fn a_manual_renew_during_the_daemons_renewal_sends_nothing() {
     let sim = sim_with(world(&[DAY])).await;
-    let inst = Instance::new(&sim);
+    let inst = Instance::sqlite(&sim);
     // The daemon's renew is held at the gateway until the manual renew has been refused:
     // no sleep decides the order (and the daemon waits up to a minute for its answer).
     sim.fault("renew", FaultKind::Hold, 1);
