@@ -254,6 +254,7 @@ impl App {
             _ => crate::daemon::run(&self.cycle(cancel.clone()), &cancel, &tasks).await,
         };
         // Whatever ended the daemon, the tasks beside it stop with it.
+        crate::daemon::notify(&[sd_notify::NotifyState::Stopping]);
         cancel.cancel();
         tasks.close();
         tasks.wait().await;

@@ -70,8 +70,7 @@ pub async fn run(cycle: &Cycle<'_>, cancel: &CancellationToken, tasks: &TaskTrac
             }
         }
     }
-    tracing::info!("shutting down: no more cycles");
-    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("no more cycles on this node");
     scheduler.shutdown().await?;
     match fatal {
         Some(e) => Err(anyhow::Error::new(e).context("the daemon stopped")),
@@ -79,7 +78,8 @@ pub async fn run(cycle: &Cycle<'_>, cancel: &CancellationToken, tasks: &TaskTrac
     }
 }
 
-fn notify(state: &[sd_notify::NotifyState]) {
+/// Tells systemd (`Type=notify`); a no-op outside it.
+pub fn notify(state: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!(error = %e, "cannot notify systemd");
     }
@@ -95,7 +95,7 @@ async fn run_logged(cycle: &Cycle<'_>, busy: &AtomicBool) -> Option<CycleError> 
             None
         }
         Err(CycleError::Cancelled) => {
-            tracing::info!("cycle stopped by shutdown");
+            tracing::info!("cycle stopped (a shutdown, or this node lost the lease)");
             None
         }
         Err(e @ CycleError::Store(StoreError::Replaced { .. })) => {

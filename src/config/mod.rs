@@ -341,14 +341,23 @@ impl Config {
         let api_key = self.origin("api.key").starts_with(" in ");
         let smtp = self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url.as_ref()).is_some_and(smtp_password)
             && self.origin("alerts.email.smtp_url").starts_with(" in ");
-        let advice = match (api_key, smtp) {
-            (true, true) => {
-                format!("move the key to key_file / {ENV_PREFIX}API__KEY and the SMTP URL to smtp_url_file")
-            }
-            (true, false) => format!("move the key to key_file / {ENV_PREFIX}API__KEY"),
-            (false, true) => "move the SMTP URL (it holds a password) to smtp_url_file".to_owned(),
-            (false, false) => return,
-        };
+        let database = self.raw.database.url.as_deref().is_some_and(|u| {
+            crate::store::is_postgres(u) && Url::parse(u.trim()).map_or(true, |u| u.password().is_some())
+        }) && self.origin("database.url").starts_with(" in ");
+        let mut moves = Vec::new();
+        if api_key {
+            moves.push(format!("the key to key_file / {ENV_PREFIX}API__KEY"));
+        }
+        if smtp {
+            moves.push("the SMTP URL (it holds a password) to smtp_url_file".to_owned());
+        }
+        if database {
+            moves.push("the database URL (it holds a password) to [database] url_file".to_owned());
+        }
+        if moves.is_empty() {
+            return;
+        }
+        let advice = format!("move {}", moves.join(" and "));
         if readable_by(file, GROUP_OR_OTHERS) {
             tracing::warn!(file = %file.display(), "the config file holds a secret and other users can read it: chmod 600 it, or {advice}");
         }
@@ -356,12 +365,13 @@ impl Config {
 }
 
 impl Config {
-    /// Warns when `key_file` or `smtp_url_file` is readable by every user. Group-readable is
+    /// Warns when `key_file`, `smtp_url_file` or `[database] url_file` is readable by every user. Group-readable is
     /// fine: the README's `install -m 640 -g proxy-renewd` lets the service user read it by hand.
     fn warn_if_secret_file_world_readable(&self) {
         let files = [
             ("api.key_file", self.raw.api.key_file.as_deref()),
             ("alerts.email.smtp_url_file", self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url_file.as_deref())),
+            ("database.url_file", self.raw.database.url_file.as_deref()),
         ];
         for (key, path) in files {
             let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else { continue };

@@ -7,7 +7,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum StoreError {
     /// The file cannot be opened or created (missing directory, permissions).
-    #[error("cannot open database {path} ({detail}): check that its directory exists and is writable by this user")]
+    #[error("cannot open database {path} ({detail}): {}", open_remedy(.path))]
     CannotOpen {
         /// The database file.
         path: String,
@@ -15,9 +15,7 @@ pub enum StoreError {
         detail: String,
     },
     /// Writes are refused (read-only file, directory or mount).
-    #[error(
-        "database {path} is read-only ({detail}): check the permissions of the file and its directory; nothing was written"
-    )]
+    #[error("database {path} is read-only ({detail}): {}; nothing was written", read_only_remedy(.path))]
     ReadOnly {
         /// The database file.
         path: String,
@@ -178,4 +176,20 @@ impl StoreError {
 /// True for a PostgreSQL database's path (its URL without the password).
 fn is_url(path: &str) -> bool {
     path.starts_with("postgres://") || path.starts_with("postgresql://")
+}
+
+fn open_remedy(path: &str) -> &'static str {
+    if is_url(path) {
+        "check the URL's form and its parameters (sslmode, sslrootcert, ...)"
+    } else {
+        "check that its directory exists and is writable by this user"
+    }
+}
+
+fn read_only_remedy(path: &str) -> &'static str {
+    if is_url(path) {
+        "grant the URL's role the right to write (GRANT ALL ON ALL TABLES IN SCHEMA public, and CREATE on it for the migrations), or use a role that has it"
+    } else {
+        "check the permissions of the file and its directory"
+    }
 }

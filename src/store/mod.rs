@@ -227,7 +227,7 @@ impl Store {
         let path = redact_url(url);
         let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
             path: path.clone(),
-            detail: format!("not a PostgreSQL URL like postgres://user@host:5432/db ({e})"),
+            detail: format!("a PostgreSQL URL like postgres://user@host:5432/db?sslmode=verify-full was expected: {e}"),
         })?;
         // The name other nodes and pg_stat_activity see; lock waits end as SQLite's do.
         let mut opts = opts.application_name("proxy-renewd").options([
@@ -419,7 +419,7 @@ pub async fn exists(url: &str) -> Result<bool, StoreError> {
     let path = redact_url(url);
     let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
         path: path.clone(),
-        detail: format!("not a PostgreSQL URL like postgres://user@host:5432/db ({e})"),
+        detail: format!("a PostgreSQL URL like postgres://user@host:5432/db?sslmode=verify-full was expected: {e}"),
     })?;
     let mut conn =
         opts.application_name("proxy-renewd").connect().await.map_err(|e| StoreError::from_sqlx(&path, "", e))?;
