@@ -166,7 +166,8 @@ async fn summary(test: &str, nodes: &[&Node], url: &str) {
     }
     eprintln!("{test}: ledger {states:?}");
     for n in nodes {
-        let keys = ["became leader", "following:", "lost the lease", "not the leader", "cannot", "in flight", "gave up"];
+        let keys =
+            ["became leader", "following:", "lost the lease", "not the leader", "cannot", "in flight", "gave up"];
         let lines: Vec<String> = n
             .log
             .lock()
@@ -341,10 +342,8 @@ async fn a_paused_leader_is_replaced_and_woken_sends_nothing() {
     let lost = a.lines_since("lost the lease", woken);
     assert!(lost.iter().any(|l| l.contains("is stale") && l.contains("sends nothing more")), "{lost:?}");
     let b_leads = format!("pid {} leads", b.pid);
-    wait_logged("a to follow b", 15, &[&a, &b], || {
-        a.lines_since(FOLLOWS, woken).iter().any(|l| l.contains(&b_leads))
-    })
-    .await;
+    wait_logged("a to follow b", 15, &[&a, &b], || a.lines_since(FOLLOWS, woken).iter().any(|l| l.contains(&b_leads)))
+        .await;
     // Two more of a's cycles' worth of time: nothing sent by anyone.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(sim.calls_of("renew").len(), calls, "no renew after SIGCONT");
@@ -503,8 +502,80 @@ async fn a_follower_serves_metrics_health_and_readiness() {
     assert_eq!(gauge(&ma, "proxy_renewd_leader_epoch"), gauge(&mb, "proxy_renewd_leader_epoch"), "the same epoch");
     assert_eq!(get(&format!("{base_a}/healthz")).await.0, 200);
     assert_eq!(get(&format!("{base_a}/readyz")).await.0, 200);
-    assert!(sim.calls_of("subscriptions").len() >= 1 && sim.calls_of("renew").is_empty());
+    assert!(!sim.calls_of("subscriptions").is_empty() && sim.calls_of("renew").is_empty());
     for n in [a, b] {
+        let (code, log) = n.stop().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
+/// Takeover times, measured (not a CI test: about 5 minutes). Ten SIGKILLs of the leader with
+/// the default `[ha] lease = "30s"`, then ten with 4 s: from the kill to the follower's
+/// `became leader` line, and to its first `renew` (a subscription made due just after the
+/// kill). Run with
+/// `cargo test --release --test it ha::takeover_times -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement: about 5 minutes"]
+async fn takeover_times() {
+    for lease in [None, Some("4s")] {
+        measure_takeovers(lease, 10).await;
+    }
+}
+
+async fn measure_takeovers(lease: Option<&str>, rounds: usize) {
+    let sim = sim_with(world(&vec![10 * DAY; rounds])).await;
+    let url = crate::pg::database().await;
+    let (ha, extra) = match lease {
+        Some(l) => (Some(l), ""),
+        None => (None, "[ha]\n"),
+    };
+    let cluster = Cluster::new(&sim, &url, ha, 1, extra);
+    let name = lease.unwrap_or("30s (default)");
+    let mut leader = cluster.node("n0");
+    wait_logged("the first leader", 30, &[&leader], || leader.has(LEADS)).await;
+    let mut follower = cluster.node("n1");
+    wait_logged("the first follower", 30, &[&leader, &follower], || follower.has(FOLLOWS)).await;
+    let (mut to_lead, mut to_renew) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Vary where in the lease's renewal period the kill lands.
+        tokio::time::sleep(Duration::from_millis(300 + 700 * (round as u64 % 5))).await;
+        leader.kill().await;
+        let killed = Instant::now();
+        let killed_ms = proxy_renewd::values::EpochMs::now().0;
+        let sub = format!("sub{round}");
+        sim.update(|s, now| s.subscriptions[round].active_until_ms = now + DAY);
+        wait_logged("the follower to take over", 90, &[&leader, &follower], || follower.has(LEADS)).await;
+        let led = follower.first(LEADS).unwrap() - killed;
+        wait_logged("its first renew", 30, &[&follower], || {
+            sim.calls_of("renew").iter().any(|c| c.params["subscriptionId"] == sub.as_str())
+        })
+        .await;
+        let call = sim.calls_of("renew").into_iter().find(|c| c.params["subscriptionId"] == sub.as_str()).unwrap();
+        let renewed = Duration::from_millis((call.at_ms - killed_ms).max(0).unsigned_abs());
+        println!(
+            "lease {name}: round {}: kill → became leader {:.2} s, kill → first renew {:.2} s",
+            round + 1,
+            led.as_secs_f64(),
+            renewed.as_secs_f64()
+        );
+        to_lead.push(led);
+        to_renew.push(renewed);
+        let next = cluster.node(&format!("n{}", round + 2));
+        wait_logged("a new follower", 30, &[&follower, &next], || next.has(FOLLOWS)).await;
+        leader = std::mem::replace(&mut follower, next);
+    }
+    for (what, mut v) in [("became leader", to_lead), ("first renew", to_renew)] {
+        v.sort();
+        let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2;
+        println!(
+            "lease {name}: kill → {what}: median {:.2} s, worst {:.2} s, best {:.2} s ({} kills)",
+            median.as_secs_f64(),
+            v.last().unwrap().as_secs_f64(),
+            v[0].as_secs_f64(),
+            v.len()
+        );
+    }
+    for n in [leader, follower] {
         let (code, log) = n.stop().await;
         assert_eq!(code, Some(0), "{log}");
     }

@@ -244,7 +244,7 @@ async fn spend_and_history_count_the_right_rows(db: Db) {
             store.settle(row, &s, EpochMs(2000)).await.unwrap();
         }
     }
-    store.begin_attempt(&attempt("other", 1_762_592_000_000, 1), EpochMs(5)).await.unwrap().id;
+    store.begin_attempt(&attempt("other", 1_762_592_000_000, 1), EpochMs(5)).await.unwrap();
     assert_eq!(store.spend_since(EpochMs(1000)).await.unwrap(), Cents(3 * 1200), "succeeded + unknown + sending");
     assert_eq!(store.spend_since(EpochMs(0)).await.unwrap(), Cents(4 * 1200));
     let newest = store.history(None, 2).await.unwrap();
@@ -415,7 +415,7 @@ async fn renewals_written_at_once_commit_together_and_a_taken_period_fails_alone
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&url(&dir)).await.unwrap();
     let period = 1_762_592_000_000;
-    store.begin_attempt(&attempt("taken", period, 1), EpochMs(1)).await.unwrap().id;
+    store.begin_attempt(&attempt("taken", period, 1), EpochMs(1)).await.unwrap();
     // Another process holds the write lock for a moment: every write below queues meanwhile.
     let mut holder = sqlx::SqliteConnection::connect(&url(&dir)).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
@@ -464,7 +464,7 @@ async fn a_lock_held_past_the_busy_timeout_fails_every_queued_renewal_write() {
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger").fetch_one(&mut holder).await.unwrap();
     assert_eq!(rows, 0, "nothing was written, so nothing may be sent");
-    store.begin_attempt(&attempt("sub0", 1, 1), EpochMs(3)).await.unwrap().id;
+    store.begin_attempt(&attempt("sub0", 1, 1), EpochMs(3)).await.unwrap();
 }
 
 /// The statements each engine writes its own way: JSON arrays (the outbox's recipients, a
