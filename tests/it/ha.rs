@@ -513,7 +513,7 @@ async fn a_follower_serves_metrics_health_and_readiness() {
 /// the default `[ha] lease = "30s"`, then ten with 4 s: from the kill to the follower's
 /// `became leader` line, and to its first `renew` (a subscription made due just after the
 /// kill). Run with
-/// `cargo test --release --test it ha::takeover_times -- --ignored --nocapture`.
+/// `cargo test --test it -- --ignored --nocapture ha::takeover_times`.
 #[tokio::test]
 #[ignore = "a measurement: about 5 minutes"]
 async fn takeover_times() {
