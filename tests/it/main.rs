@@ -16,6 +16,7 @@ mod docs;
 mod first_run;
 mod fixtures;
 mod forecast;
+mod ha;
 mod helpers;
 mod hostile;
 mod lapse;
