@@ -352,9 +352,11 @@ impl Store {
     }
 }
 
-/// Records how attempt `id` ended, inside `tx`.
+/// Records how attempt `id` ended, inside `tx`: only while its outcome is open (`sending` or
+/// `unknown`), so that a late word from a leader that lost its lease meanwhile (it was paused)
+/// cannot undo what the new leader settled.
 pub(super) async fn settle_in(tx: &mut Tx, id: i64, s: &Settlement, now: EpochMs) -> Result<(), sqlx::Error> {
-    query("UPDATE ledger SET state = $1, actual_end_at_ms = coalesce($2, actual_end_at_ms), http_status = coalesce($3, http_status), error = coalesce($4, error), retry_at_ms = coalesce($5, retry_at_ms), updated_at_ms = $6 WHERE id = $7")
+    query("UPDATE ledger SET state = $1, actual_end_at_ms = coalesce($2, actual_end_at_ms), http_status = coalesce($3, http_status), error = coalesce($4, error), retry_at_ms = coalesce($5, retry_at_ms), updated_at_ms = $6 WHERE id = $7 AND state IN ('sending', 'unknown')")
         .bind(s.state.as_str())
         .bind(s.actual_end_at.map(|t| t.0))
         .bind(s.http_status.map(i64::from))

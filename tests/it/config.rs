@@ -70,6 +70,13 @@ fn each_bad_value_names_its_key_and_file() {
         ("[schedule]\ncron = \"*/10 * * * *\"\n", "schedule.cron"),
         ("[schedule]\njitter = \"soon\"\n", "schedule.jitter"),
         ("[database]\nurl = \"postgres://db\"\n", "database.url"),
+        ("[database]\nurl = \"\"\n", "database.url"),
+        ("[database]\nurl = \"sqlite://a.db\"\nurl_file = \"u\"\n", "database.url"),
+        ("[database]\nurl_file = \"/nonexistent/database-url\"\n", "database.url_file"),
+        ("[ha]\nlease = \"30s\"\n", "ha.lease"),
+        ("[database]\nurl = \"postgres://h/db\"\n[ha]\nlease = \"1s\"\n", "ha.lease"),
+        ("[database]\nurl = \"postgres://h/db\"\n[ha]\nlease = \"11m\"\n", "ha.lease"),
+        ("[database]\nurl = \"postgres://h/db\"\n[ha]\nleese = \"3s\"\n", "ha.leese"),
         ("[defaults]\nplan = \"Cheapest\"\n", "defaults.plan"),
         ("[defaults]\nrepeat_count = 0\n", "defaults.repeat_count"),
         ("[defaults]\nrepeat_count = -1\n", "defaults.repeat_count"),
@@ -202,4 +209,43 @@ async fn a_secret_in_a_file_others_can_read_draws_a_warning() {
         assert_eq!(out.stderr.contains("to smtp_url_file"), warned, "the advice fits the secret: {}", out.stderr);
         assert!(!out.stderr.contains("hunter2pass"));
     }
+}
+
+#[tokio::test]
+async fn a_postgres_url_file_is_read_beside_the_config_and_its_password_stays_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut url = url::Url::parse(&crate::pg::database().await).unwrap();
+    url.set_password(Some("pw_SECRET123")).unwrap();
+    std::fs::write(dir.path().join("database-url"), format!("{url}\n")).unwrap();
+    let path = dir.path().join("c.toml");
+    // An empty url beside url_file: the container's way to clear the image's default.
+    std::fs::write(&path, "[database]\nurl = \"\"\nurl_file = \"database-url\"\n").unwrap();
+    let cfg = Config::load(Some(&path)).unwrap();
+    assert_eq!(cfg.database_url, url.as_str());
+    assert_eq!(cfg.ha.map(|h| h.lease_ms), Some(30_000), "the defaults of [ha] on PostgreSQL");
+    assert!(!format!("{cfg:?}").contains("pw_SECRET123"), "{cfg:?}");
+    // A world-readable url_file, then the URL in a config file others can read: warned.
+    std::fs::set_permissions(dir.path().join("database-url"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "list", "--config"]).arg(&path);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("readable by every user") && out.stderr.contains("database.url_file"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&path, format!("[database]\nurl = \"{url}\"\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = bin();
+    cmd.args(["rules", "list", "--config"]).arg(&path);
+    let out = run(cmd).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("move the database URL (it holds a password) to [database] url_file"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("pw_SECRET123") && !out.stdout.contains("pw_SECRET123"), "{}", out.stderr);
 }
