@@ -179,12 +179,7 @@ async fn keep(store: Store, fence: Fence, lost: CancellationToken, metrics: Opti
             Err(_) => "it could not be renewed in time".to_owned(),
             Ok(Ok(true)) => continue,
             Ok(Err(e)) => format!("it could not be renewed: {e}"),
-            Ok(Ok(false)) => match store.lease().await {
-                Ok(Some(l)) if (l.holder.as_str(), l.epoch) != (fence.holder.as_str(), fence.epoch) => {
-                    format!("epoch {} is stale: {} leads at epoch {}", fence.epoch, l.holder, l.epoch)
-                }
-                _ => format!("epoch {} expired before it was renewed", fence.epoch),
-            },
+            Ok(Ok(false)) => store.why_lost(&fence).await,
         };
         store.set_fence(None);
         if let Some(m) = &metrics {

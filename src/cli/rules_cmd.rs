@@ -137,11 +137,12 @@ pub(super) async fn run(cfg: &Config, action: RulesAction, format: OutputFormat)
     // is still the error that opening it gives).
     let not_yet =
         |f: &std::path::Path| !f.exists() && f.parent().is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
-    let none_yet = match crate::store::database_file(&cfg.database_url)? {
-        Some(f) => not_yet(&f),
-        None => !crate::store::exists(&cfg.database_url).await?,
-    };
-    if matches!(action, RulesAction::List) && none_yet {
+    if matches!(action, RulesAction::List)
+        && match crate::store::database_file(&cfg.database_url)? {
+            Some(f) => not_yet(&f),
+            None => !crate::store::exists(&cfg.database_url).await?,
+        }
+    {
         return list_rows(Vec::new(), cfg, format);
     }
     let store = Store::open(&cfg.database_url).await?;

@@ -76,13 +76,12 @@ fn database_url(
     file: Option<&std::path::Path>,
     bad: &impl Fn(&str, String) -> ConfigError,
 ) -> Result<(String, &'static str), ConfigError> {
-    let file_dir = file;
     match (&raw.database.url, &raw.database.url_file) {
         // An empty url beside url_file is no url: a container's environment can clear the
         // image's default. Alone it is an error: silently falling back to a new SQLite file
         // would renew from an empty ledger.
-        (Some(url), file) if url.trim().is_empty() => match file {
-            Some(path) => read_url_file(path, file_dir, bad),
+        (Some(url), url_file) if url.trim().is_empty() => match url_file {
+            Some(path) => read_url_file(path, file, bad),
             None => Err(bad(
                 "database.url",
                 "is empty: give sqlite://PATH or postgres://user@host/db, or leave the key out for the default".into(),
@@ -90,7 +89,7 @@ fn database_url(
         },
         (Some(_), Some(_)) => Err(bad("database.url", "both url and url_file are set: keep one".into())),
         (Some(url), None) => Ok((url.trim().to_owned(), "database.url")),
-        (None, Some(path)) => read_url_file(path, file_dir, bad),
+        (None, Some(path)) => read_url_file(path, file, bad),
         (None, None) => Ok((super::raw::DEFAULT_DATABASE_URL.to_owned(), "database.url")),
     }
 }

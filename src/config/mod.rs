@@ -334,16 +334,21 @@ impl Config {
     pub fn warn_if_secret_readable(&self) {
         self.warn_if_secret_file_world_readable();
         let Some(file) = &self.file else { return };
-        // An SMTP URL is a secret only when it holds a password (`smtp://user:pass@host`);
-        // one that cannot be parsed is treated as one.
-        let smtp_password =
-            |u: &SecretString| Url::parse(u.expose_secret().trim()).map_or(true, |u| u.password().is_some());
+        // An SMTP or PostgreSQL URL is a secret only when it holds a password
+        // (`smtp://user:pass@host`); one that cannot be parsed is treated as one.
+        let holds_password = |u: &str| Url::parse(u.trim()).map_or(true, |u| u.password().is_some());
         let api_key = self.origin("api.key").starts_with(" in ");
-        let smtp = self.raw.alerts.email.as_ref().and_then(|e| e.smtp_url.as_ref()).is_some_and(smtp_password)
+        let smtp = self
+            .raw
+            .alerts
+            .email
+            .as_ref()
+            .and_then(|e| e.smtp_url.as_ref())
+            .is_some_and(|u| holds_password(u.expose_secret()))
             && self.origin("alerts.email.smtp_url").starts_with(" in ");
-        let database = self.raw.database.url.as_deref().is_some_and(|u| {
-            crate::store::is_postgres(u) && Url::parse(u.trim()).map_or(true, |u| u.password().is_some())
-        }) && self.origin("database.url").starts_with(" in ");
+        let database =
+            self.raw.database.url.as_deref().is_some_and(|u| crate::store::is_postgres(u) && holds_password(u))
+                && self.origin("database.url").starts_with(" in ");
         let mut moves = Vec::new();
         if api_key {
             moves.push(format!("the key to key_file / {ENV_PREFIX}API__KEY"));

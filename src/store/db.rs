@@ -11,15 +11,19 @@ use sqlx::postgres::{PgPool, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Arguments, Database, Encode, Transaction, Type};
 
-/// Runs `$make(sql, args).$fetch(executor)` on the engine `$on` is on.
+/// Runs `$make(sql, args).$fetch(executor)` on the engine `$on` is on, then `$map` on its
+/// answer (each engine's own type, e.g. its query result).
 macro_rules! dispatch {
-    ($q:ident, $on:ident, $make:path, $fetch:ident) => {{
+    ($q:ident, $on:ident, $make:path, $fetch:ident) => {
+        dispatch!($q, $on, $make, $fetch, |answer| answer)
+    };
+    ($q:ident, $on:ident, $make:path, $fetch:ident, $map:expr) => {{
         let Query { sqlite, postgres, args } = $q;
         match $on.into() {
-            On::Pool(Pool::Sqlite(p)) => $make(sqlite, to_args::<Sqlite>(args)?).$fetch(p).await,
-            On::Pool(Pool::Postgres(p)) => $make(postgres, to_args::<Postgres>(args)?).$fetch(p).await,
-            On::Tx(Tx::Sqlite(t)) => $make(sqlite, to_args::<Sqlite>(args)?).$fetch(&mut **t).await,
-            On::Tx(Tx::Postgres(t)) => $make(postgres, to_args::<Postgres>(args)?).$fetch(&mut **t).await,
+            On::Pool(Pool::Sqlite(p)) => $make(sqlite, to_args::<Sqlite>(args)?).$fetch(p).await.map($map),
+            On::Pool(Pool::Postgres(p)) => $make(postgres, to_args::<Postgres>(args)?).$fetch(p).await.map($map),
+            On::Tx(Tx::Sqlite(t)) => $make(sqlite, to_args::<Sqlite>(args)?).$fetch(&mut **t).await.map($map),
+            On::Tx(Tx::Postgres(t)) => $make(postgres, to_args::<Postgres>(args)?).$fetch(&mut **t).await.map($map),
         }
     }};
 }
@@ -123,55 +127,29 @@ pub(crate) trait Bind {
     fn arg(self) -> Arg;
 }
 
-impl Bind for i64 {
-    fn arg(self) -> Arg {
-        Arg::Int(Some(self))
-    }
+/// `impl Bind for TYPE` turning a value `v` into the argument given.
+macro_rules! bind_as {
+    ($($t:ty => |$v:ident| $arg:expr),* $(,)?) => {$(
+        impl Bind for $t {
+            fn arg(self) -> Arg {
+                let $v = self;
+                $arg
+            }
+        }
+    )*};
 }
-impl Bind for Option<i64> {
-    fn arg(self) -> Arg {
-        Arg::Int(self)
-    }
-}
-impl Bind for &i64 {
-    fn arg(self) -> Arg {
-        Arg::Int(Some(*self))
-    }
-}
-impl Bind for bool {
-    fn arg(self) -> Arg {
-        Arg::Bool(Some(self))
-    }
-}
-impl Bind for Option<bool> {
-    fn arg(self) -> Arg {
-        Arg::Bool(self)
-    }
-}
-impl Bind for &str {
-    fn arg(self) -> Arg {
-        Arg::Text(Some(self.to_owned()))
-    }
-}
-impl Bind for Option<&str> {
-    fn arg(self) -> Arg {
-        Arg::Text(self.map(str::to_owned))
-    }
-}
-impl Bind for String {
-    fn arg(self) -> Arg {
-        Arg::Text(Some(self))
-    }
-}
-impl Bind for &String {
-    fn arg(self) -> Arg {
-        Arg::Text(Some(self.clone()))
-    }
-}
-impl Bind for Option<String> {
-    fn arg(self) -> Arg {
-        Arg::Text(self)
-    }
+
+bind_as! {
+    i64 => |v| Arg::Int(Some(v)),
+    Option<i64> => |v| Arg::Int(v),
+    &i64 => |v| Arg::Int(Some(*v)),
+    bool => |v| Arg::Bool(Some(v)),
+    Option<bool> => |v| Arg::Bool(v),
+    &str => |v| Arg::Text(Some(v.to_owned())),
+    Option<&str> => |v| Arg::Text(v.map(str::to_owned)),
+    String => |v| Arg::Text(Some(v)),
+    &String => |v| Arg::Text(Some(v.clone())),
+    Option<String> => |v| Arg::Text(v),
 }
 
 /// A statement and its arguments, for either engine.
@@ -202,21 +180,7 @@ impl Query {
 
     /// Runs it; the number of rows changed.
     pub(crate) async fn execute<'a>(self, on: impl Into<On<'a>>) -> Result<u64, sqlx::Error> {
-        let Query { sqlite, postgres, args } = self;
-        Ok(match on.into() {
-            On::Pool(Pool::Sqlite(p)) => {
-                sqlx::query_with(sqlite, to_args::<Sqlite>(args)?).execute(p).await?.rows_affected()
-            }
-            On::Pool(Pool::Postgres(p)) => {
-                sqlx::query_with(postgres, to_args::<Postgres>(args)?).execute(p).await?.rows_affected()
-            }
-            On::Tx(Tx::Sqlite(t)) => {
-                sqlx::query_with(sqlite, to_args::<Sqlite>(args)?).execute(&mut **t).await?.rows_affected()
-            }
-            On::Tx(Tx::Postgres(t)) => {
-                sqlx::query_with(postgres, to_args::<Postgres>(args)?).execute(&mut **t).await?.rows_affected()
-            }
-        })
+        dispatch!(self, on, sqlx::query_with, execute, |done| done.rows_affected())
     }
 
     /// Every row, each as a `T` (a [`sqlx::FromRow`] struct or tuple).

@@ -143,16 +143,18 @@ impl StoreError {
                     _ => StoreError::Other { path, detail: format!("{detail} (SQLite code {code})") },
                 }
             }
-            sqlx::Error::PoolTimedOut if is_url(&path) => {
+            sqlx::Error::PoolTimedOut if super::is_postgres(&path) => {
                 StoreError::Unavailable { path, detail: "timed out waiting for a connection".into() }
             }
             sqlx::Error::PoolTimedOut => {
                 StoreError::Locked { path, detail: "timed out waiting for a connection".into() }
             }
-            sqlx::Error::Io(io) if is_url(&path) => StoreError::Unavailable { path, detail: io.to_string() },
+            sqlx::Error::Io(io) if super::is_postgres(&path) => {
+                StoreError::Unavailable { path, detail: io.to_string() }
+            }
             sqlx::Error::Tls(e) => StoreError::Unavailable { path, detail: format!("TLS: {e}") },
-            sqlx::Error::Protocol(e) if is_url(&path) => StoreError::Unavailable { path, detail: e },
-            sqlx::Error::PoolClosed if is_url(&path) => {
+            sqlx::Error::Protocol(e) if super::is_postgres(&path) => StoreError::Unavailable { path, detail: e },
+            sqlx::Error::PoolClosed if super::is_postgres(&path) => {
                 StoreError::Unavailable { path, detail: "the connection pool is closed".into() }
             }
             sqlx::Error::Io(io) => StoreError::CannotOpen { path, detail: io.to_string() },
@@ -173,13 +175,8 @@ impl StoreError {
     }
 }
 
-/// True for a PostgreSQL database's path (its URL without the password).
-fn is_url(path: &str) -> bool {
-    path.starts_with("postgres://") || path.starts_with("postgresql://")
-}
-
 fn open_remedy(path: &str) -> &'static str {
-    if is_url(path) {
+    if super::is_postgres(path) {
         "check the URL's form and its parameters (sslmode, sslrootcert, ...)"
     } else {
         "check that its directory exists and is writable by this user"
@@ -187,7 +184,7 @@ fn open_remedy(path: &str) -> &'static str {
 }
 
 fn read_only_remedy(path: &str) -> &'static str {
-    if is_url(path) {
+    if super::is_postgres(path) {
         "grant the URL's role the right to write (GRANT ALL ON ALL TABLES IN SCHEMA public, and CREATE on it for the migrations), or use a role that has it"
     } else {
         "check the permissions of the file and its directory"

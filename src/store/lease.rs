@@ -84,18 +84,7 @@ impl Store {
     /// [`StoreError`] from the database.
     pub async fn renew_lease(&self, holder: &str, epoch: i64, lease_ms: i64) -> Result<bool, StoreError> {
         self.postgres_only("the leader lease")?;
-        let n = query(
-            "UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => $4::bigint / 1000.0)
-             WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
-        )
-        .bind(LEADER)
-        .bind(holder)
-        .bind(epoch)
-        .bind(lease_ms)
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(n == 1)
+        extend(holder, epoch, lease_ms).execute(self.pool()).await.map(|n| n == 1).map_err(|e| self.err(e))
     }
 
     /// Gives the lease up (a clean stop), so that another node takes over at once. The row
@@ -173,17 +162,8 @@ impl Store {
         let Some(fence) = self.fence() else {
             return Err(StoreError::LeaseLost { detail: "this process holds no lease".into() });
         };
-        let held = query(
-            "UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => $4::bigint / 1000.0)
-             WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
-        )
-        .bind(LEADER)
-        .bind(fence.holder.as_str())
-        .bind(fence.epoch)
-        .bind(fence.lease_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
+        let held =
+            extend(&fence.holder, fence.epoch, fence.lease_ms).execute(&mut *tx).await.map_err(|e| self.err(e))?;
         if held == 1 {
             return Ok(());
         }
@@ -194,19 +174,22 @@ impl Store {
                 *slot = None;
             }
         }
-        let now = match self.lease().await {
-            Ok(Some(l)) if l.holder != fence.holder || l.epoch != fence.epoch => {
-                format!("{} leads at epoch {}", l.holder, l.epoch)
+        let why = self.why_lost(&fence).await;
+        tracing::warn!(epoch = fence.epoch, "lost the lease ({why}); this node sends nothing more and follows");
+        Err(StoreError::LeaseLost { detail: why })
+    }
+
+    /// Why `fence`'s lease no longer holds, from the lease row as it is now: `epoch N is
+    /// stale: HOLDER leads at epoch M`, or that it expired (or is gone).
+    pub async fn why_lost(&self, fence: &Fence) -> String {
+        let epoch = fence.epoch;
+        match self.lease().await {
+            Ok(Some(l)) if (l.holder.as_str(), l.epoch) != (fence.holder.as_str(), epoch) => {
+                format!("epoch {epoch} is stale: {} leads at epoch {}", l.holder, l.epoch)
             }
-            Ok(Some(_)) => "it expired".into(),
-            _ => "it is gone".into(),
-        };
-        tracing::warn!(
-            epoch = fence.epoch,
-            "lost the lease (epoch {} is stale: {now}); this node sends nothing more and follows",
-            fence.epoch
-        );
-        Err(StoreError::LeaseLost { detail: format!("epoch {} is stale: {now}", fence.epoch) })
+            Ok(Some(_)) => format!("epoch {epoch} is stale: it expired before it was renewed"),
+            _ => format!("epoch {epoch} is stale: the lease row is gone"),
+        }
     }
 
     fn postgres_only(&self, what: &str) -> Result<(), StoreError> {
@@ -216,4 +199,17 @@ impl Store {
             Err(StoreError::Other { path: self.path.clone(), detail: format!("{what} needs a PostgreSQL database") })
         }
     }
+}
+
+/// The statement that extends the lease `holder` took at `epoch` by `lease_ms` from now, if it
+/// is still theirs and unexpired: one row changed, or none.
+fn extend(holder: &str, epoch: i64, lease_ms: i64) -> super::db::Query {
+    query(
+        "UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => $4::bigint / 1000.0)
+         WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
+    )
+    .bind(LEADER)
+    .bind(holder)
+    .bind(epoch)
+    .bind(lease_ms)
 }

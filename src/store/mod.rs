@@ -224,13 +224,9 @@ impl Store {
     /// Connects to the PostgreSQL database at `url`; `read_only` makes every transaction of
     /// the pool read-only (`--dry-run`, views).
     async fn connect_postgres(url: &str, read_only: bool, busy_timeout: Duration) -> Result<Store, StoreError> {
-        let path = redact_url(url);
-        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
-            path: path.clone(),
-            detail: format!("a PostgreSQL URL like postgres://user@host:5432/db?sslmode=verify-full was expected: {e}"),
-        })?;
-        // The name other nodes and pg_stat_activity see; lock waits end as SQLite's do.
-        let mut opts = opts.application_name("proxy-renewd").options([
+        let (opts, path) = postgres_options(url)?;
+        // Lock waits end as SQLite's do.
+        let mut opts = opts.options([
             ("lock_timeout", format!("{}ms", busy_timeout.as_millis())),
             ("idle_in_transaction_session_timeout", "60s".to_owned()),
         ]);
@@ -416,19 +412,27 @@ pub async fn exists(url: &str) -> Result<bool, StoreError> {
         return Ok(database_file(url)?.is_none_or(|f| f.exists()));
     }
     use sqlx::{ConnectOptions, Connection};
-    let path = redact_url(url);
-    let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::CannotOpen {
-        path: path.clone(),
-        detail: format!("a PostgreSQL URL like postgres://user@host:5432/db?sslmode=verify-full was expected: {e}"),
-    })?;
-    let mut conn =
-        opts.application_name("proxy-renewd").connect().await.map_err(|e| StoreError::from_sqlx(&path, "", e))?;
+    let (opts, path) = postgres_options(url)?;
+    let mut conn = opts.connect().await.map_err(|e| StoreError::from_sqlx(&path, "", e))?;
     let found: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut conn)
         .await
         .map_err(|e| StoreError::from_sqlx(&path, "", e))?;
     let _ = conn.close().await;
     Ok(found)
+}
+
+/// The connect options of a PostgreSQL URL, with the name other nodes and `pg_stat_activity`
+/// see (`proxy-renewd`), and the URL as messages show it.
+fn postgres_options(url: &str) -> Result<(PgConnectOptions, String), StoreError> {
+    let path = redact_url(url);
+    match PgConnectOptions::from_str(url) {
+        Ok(opts) => Ok((opts.application_name("proxy-renewd"), path)),
+        Err(e) => Err(StoreError::CannotOpen {
+            path,
+            detail: format!("a PostgreSQL URL like postgres://user@host:5432/db?sslmode=verify-full was expected: {e}"),
+        }),
+    }
 }
 
 /// True for a `postgres://` or `postgresql://` URL.
